@@ -1,0 +1,3 @@
+from nightwheels.cli.main import main
+
+main()

@@ -1,0 +1,226 @@
+"""SQLAlchemy models: the whole index state except file bytes.
+
+Invariants:
+- every change to a project bumps ``Project.serial`` (to the new global serial) in the
+  same transaction, so caches and ETags key on it;
+- a live file (``removed_at IS NULL``) is unique per (project, label, filename); replaced
+  and pruned files stay as rows with ``removed_at`` set, for history;
+- ``audit_events`` is append-only.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every engine (SQLite stores naive values)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: JSON, list[str]: JSON}
+
+
+class IndexState(Base):
+    """One row: the global serial, bumped by every change to any project."""
+
+    __tablename__ = "index_state"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    serial: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class Project(Base):
+    __tablename__ = "projects"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)  # PEP 503 normalised
+    display_name: Mapped[str] = mapped_column(String(200))
+    serial: Mapped[int] = mapped_column(BigInteger, default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    repository_url: Mapped[str | None] = mapped_column(String(500))
+    # Per-project overrides; NULL means "use the server setting".
+    allow_replace: Mapped[bool | None] = mapped_column(Boolean)
+    retention_keep: Mapped[int | None] = mapped_column(Integer)
+    retention_days: Mapped[int | None] = mapped_column(Integer)
+    retention_exempt: Mapped[bool] = mapped_column(Boolean, default=False)
+    quota_bytes: Mapped[int | None] = mapped_column(BigInteger)
+
+    files: Mapped[list[File]] = relationship(back_populates="project")
+    roles: Mapped[list[ProjectRole]] = relationship(back_populates="project")
+
+
+class File(Base):
+    __tablename__ = "files"
+    __table_args__ = (
+        Index(
+            "uq_files_live",
+            "project_id",
+            "label",
+            "filename",
+            unique=True,
+            sqlite_where=text("removed_at IS NULL"),
+            postgresql_where=text("removed_at IS NULL"),
+        ),
+        Index("ix_files_project_label", "project_id", "label", "removed_at"),
+        Index("ix_files_sha256", "sha256"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    label: Mapped[str] = mapped_column(String(64), default="main")
+    filename: Mapped[str] = mapped_column(String(255))
+    version: Mapped[str] = mapped_column(String(100))  # normalised PEP 440 string
+    packagetype: Mapped[str] = mapped_column(String(20))
+    sha256: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(BigInteger)
+    requires_python: Mapped[str | None] = mapped_column(String(200))
+    metadata_sha256: Mapped[str | None] = mapped_column(String(64))
+    uploaded_at: Mapped[datetime] = mapped_column(default=utcnow)
+    uploader_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    yanked: Mapped[bool] = mapped_column(Boolean, default=False)
+    yanked_reason: Mapped[str | None] = mapped_column(Text)
+    pinned: Mapped[bool] = mapped_column(Boolean, default=False)
+    removed_at: Mapped[datetime | None] = mapped_column()
+    removed_reason: Mapped[str | None] = mapped_column(String(50))  # replaced | pruned | deleted
+
+    project: Mapped[Project] = relationship(back_populates="files")
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    email: Mapped[str | None] = mapped_column(String(300))
+    organisation: Mapped[str | None] = mapped_column(String(200))
+    is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    password_hash: Mapped[str | None] = mapped_column(String(300))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class ProjectRole(Base):
+    __tablename__ = "roles"
+    __table_args__ = (UniqueConstraint("user_id", "project_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    role: Mapped[str] = mapped_column(String(20))  # admin | uploader
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    user: Mapped[User] = relationship()
+    project: Mapped[Project] = relationship(back_populates="roles")
+
+
+class Token(Base):
+    __tablename__ = "tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(100))
+    prefix: Mapped[str] = mapped_column(String(20), unique=True)
+    digest: Mapped[str] = mapped_column(String(64))  # sha256 of the whole token
+    permissions: Mapped[list[str]] = mapped_column()  # e.g. ["upload"]
+    projects: Mapped[list[str] | None] = mapped_column(JSON)  # normalised names; None = any
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime | None] = mapped_column()
+    last_used_at: Mapped[datetime | None] = mapped_column()
+    revoked_at: Mapped[datetime | None] = mapped_column()
+    # Short-lived tokens minted by trusted publishing have no user row of their own.
+    publisher_id: Mapped[int | None] = mapped_column(
+        ForeignKey("trusted_publishers.id", ondelete="CASCADE")
+    )
+
+    user: Mapped[User] = relationship()
+
+
+class AccessRequest(Base):
+    __tablename__ = "access_requests"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    project_name: Mapped[str] = mapped_column(String(200))  # normalised
+    reason: Mapped[str] = mapped_column(Text)
+    repository_url: Mapped[str | None] = mapped_column(String(500))
+    status: Mapped[str] = mapped_column(String(20), default="pending")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    decided_at: Mapped[datetime | None] = mapped_column()
+    decided_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    decision_reason: Mapped[str | None] = mapped_column(Text)
+
+    user: Mapped[User] = relationship(foreign_keys=[user_id])
+
+
+class AccessRequestComment(Base):
+    __tablename__ = "access_request_comments"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    request_id: Mapped[int] = mapped_column(ForeignKey("access_requests.id", ondelete="CASCADE"))
+    author_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class TrustedPublisher(Base):
+    __tablename__ = "trusted_publishers"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    provider: Mapped[str] = mapped_column(String(20), default="github")
+    repository: Mapped[str] = mapped_column(String(200))  # owner/name
+    workflow: Mapped[str] = mapped_column(String(200))  # e.g. nightly.yml
+    environment: Mapped[str | None] = mapped_column(String(200))
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AuditEvent(Base):
+    __tablename__ = "audit_events"
+    __table_args__ = (Index("ix_audit_at", "at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    actor: Mapped[str | None] = mapped_column(String(200))  # user name or publisher
+    action: Mapped[str] = mapped_column(String(50))
+    project: Mapped[str | None] = mapped_column(String(200))
+    target: Mapped[str | None] = mapped_column(String(500))
+    source: Mapped[str | None] = mapped_column(String(100))  # client address
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)

@@ -1,0 +1,106 @@
+"""Errors a user can act on.
+
+Every failure that a person can fix is one of these types. The edges map them:
+the HTTP server to ``status`` and a ``{"error": code, "message": ...}`` body (plain
+text on the upload endpoint, which twine prints), the CLI to one line and an exit code.
+"""
+
+from __future__ import annotations
+
+
+class NightwheelsError(Exception):
+    """Base class: ``code`` is stable and machine-readable, the message is for people."""
+
+    code = "error"
+    status = 400
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidRequest(NightwheelsError):
+    code = "invalid-request"
+    status = 400
+
+
+class InvalidName(NightwheelsError):
+    code = "invalid-name"
+    status = 400
+
+
+class InvalidFilename(NightwheelsError):
+    code = "invalid-filename"
+    status = 400
+
+
+class InvalidVersion(NightwheelsError):
+    code = "invalid-version"
+    status = 400
+
+
+class InvalidDistribution(NightwheelsError):
+    code = "invalid-distribution"
+    status = 400
+
+
+class InvalidMetadata(NightwheelsError):
+    code = "invalid-metadata"
+    status = 400
+
+
+class DigestMismatch(NightwheelsError):
+    code = "digest-mismatch"
+    status = 400
+
+
+class DistributionNotAllowed(NightwheelsError):
+    code = "distribution-not-allowed"
+    status = 400
+
+
+class FileExists(NightwheelsError):
+    code = "file-exists"
+    status = 409
+
+
+class TooLarge(NightwheelsError):
+    code = "too-large"
+    status = 413
+
+
+class QuotaExceeded(NightwheelsError):
+    code = "quota-exceeded"
+    status = 413
+
+
+class Unauthenticated(NightwheelsError):
+    """No credentials, or credentials that are not valid (unknown, expired, revoked)."""
+
+    code = "unauthenticated"
+    status = 401
+
+
+class Forbidden(NightwheelsError):
+    code = "forbidden"
+    status = 403
+
+
+class NotFound(NightwheelsError):
+    code = "not-found"
+    status = 404
+
+
+class Conflict(NightwheelsError):
+    code = "conflict"
+    status = 409
+
+
+class RateLimited(NightwheelsError):
+    code = "rate-limited"
+    status = 429
+
+
+class StorageFull(NightwheelsError):
+    code = "storage-full"
+    status = 507

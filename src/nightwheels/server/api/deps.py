@@ -1,0 +1,56 @@
+"""Dependencies shared by API routers: services, the calling principal."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.orm import Session
+
+from nightwheels.errors import Unauthenticated
+from nightwheels.server.auth import client_address, token_from_request
+from nightwheels.services.auth import Principal, authenticate
+from nightwheels.services.context import Services
+
+
+def get_services(request: Request) -> Services:
+    return request.app.state.services  # type: ignore[no-any-return]
+
+
+def read_session(services: Annotated[Services, Depends(get_services)]) -> Iterator[Session]:
+    with services.db.read() as session:
+        yield session
+
+
+def optional_principal(
+    request: Request, services: Annotated[Services, Depends(get_services)]
+) -> Principal | None:
+    throttle = getattr(request.app.state, "throttle", None)
+    source = client_address(request)
+    if throttle is not None:
+        throttle.check(source)
+    try:
+        token = token_from_request(request)
+        if token is None:
+            return None
+        with services.db.write() as session:
+            return authenticate(session, token, source)
+    except Unauthenticated:
+        if throttle is not None:
+            throttle.failed(source)
+        raise
+
+
+def require_principal(
+    principal: Annotated[Principal | None, Depends(optional_principal)],
+) -> Principal:
+    if principal is None:
+        raise Unauthenticated("authentication required: send Authorization: Bearer <token>")
+    return principal
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+ReadSession = Annotated[Session, Depends(read_session)]
+PrincipalDep = Annotated[Principal, Depends(require_principal)]
+OptionalPrincipalDep = Annotated[Principal | None, Depends(optional_principal)]

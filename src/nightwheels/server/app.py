@@ -1,0 +1,85 @@
+"""The ASGI application: routes, shared state, error mapping."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
+
+from nightwheels.config import Settings
+from nightwheels.errors import NightwheelsError
+from nightwheels.server import files, health, simple, upload
+from nightwheels.server.api import create_api
+from nightwheels.server.auth import FailureThrottle
+from nightwheels.server.errors import handle_nightwheels_error, handle_unexpected
+from nightwheels.server.middleware import SecurityHeaders
+from nightwheels.server.pages import PageCache
+from nightwheels.services.context import Services
+
+
+def create_app(settings: Settings | None = None, services: Services | None = None) -> Starlette:
+    settings = settings or Settings()
+    services = services or Services.from_settings(settings)
+    pages = PageCache(services)
+    throttle = FailureThrottle(settings.auth_failures_per_minute)
+    background: list = []  # objects with start()/stop(), e.g. the prune scheduler
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        pages.start()
+        for task in background:
+            task.start()
+        try:
+            yield
+        finally:
+            for task in background:
+                task.stop()
+            pages.stop()
+            services.close()
+
+    api = create_api(services)
+    api.state.throttle = throttle
+    routes: list[BaseRoute] = [
+        *simple.routes,
+        *files.routes,
+        *upload.routes,
+        *health.routes,
+        Mount("/api/v1", app=api),
+        *_web_routes(),
+    ]
+    app = Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        middleware=[Middleware(SecurityHeaders)],
+        exception_handlers={
+            NightwheelsError: handle_nightwheels_error,
+            Exception: handle_unexpected,
+        },
+    )
+    app.state.services = services
+    app.state.pages = pages
+    app.state.file_lookup = files.FileLookup(services)
+    app.state.throttle = throttle
+    app.state.background = background
+    return app
+
+
+def _web_routes() -> list[BaseRoute]:
+    """The web UI, when present; otherwise a plain home page."""
+    try:
+        from nightwheels.web.routes import routes
+    except ImportError:
+        return [Route("/", _home)]
+    return list(routes)
+
+
+async def _home(request: Request) -> Response:
+    return PlainTextResponse(
+        "nightwheels nightly wheel index\n\n"
+        f"pip install --pre --extra-index-url {request.base_url}simple/ PACKAGE\n"
+    )

@@ -1,0 +1,90 @@
+"""File bytes and PEP 658 metadata: immutable, content-addressed URLs."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import (
+    FileResponse,
+    PlainTextResponse,
+    RedirectResponse,
+    Response,
+    StreamingResponse,
+)
+from starlette.routing import Route
+
+from nightwheels.services import listing
+from nightwheels.services.context import Services
+from nightwheels.storage.base import blob_key
+
+IMMUTABLE = "public, max-age=31536000, immutable"
+METADATA_SUFFIX = ".metadata"
+
+
+FileInfo = tuple[str, int, str | None]  # sha256, size, metadata sha256
+
+
+class FileLookup:
+    """URL to blob. The mapping is immutable (content-addressed), so hits are cached."""
+
+    MAX_ENTRIES = 65536
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self._cache: dict[tuple[str, str], FileInfo] = {}
+
+    def __call__(self, digest: str, filename: str) -> FileInfo | None:
+        key = (digest, filename)
+        hit = self._cache.get(key)
+        if hit is not None:
+            return hit
+        with self.services.db.read() as session:
+            row = listing.find_file(session, digest, filename)
+            if row is None:
+                return None
+            info = (row.sha256, row.size, row.metadata_sha256)
+        if len(self._cache) >= self.MAX_ENTRIES:
+            self._cache.clear()
+        self._cache[key] = info
+        return info
+
+
+async def serve_file(request: Request) -> Response:
+    services: Services = request.app.state.services
+    digest: str = request.path_params["digest"]
+    filename: str = request.path_params["filename"]
+    want_metadata = filename.endswith(METADATA_SUFFIX)
+    if want_metadata:
+        filename = filename[: -len(METADATA_SUFFIX)]
+    if len(digest) < 16 or any(c not in "0123456789abcdef" for c in digest):
+        return PlainTextResponse("not found\n", status_code=404)
+    found = request.app.state.file_lookup(digest, filename)
+    if found is None:
+        return PlainTextResponse("not found\n", status_code=404)
+    sha256, size, metadata_sha256 = found
+    if want_metadata:
+        if metadata_sha256 is None:
+            return PlainTextResponse("this file has no separate metadata\n", status_code=404)
+        sha256 = metadata_sha256
+        media_type = "text/plain; charset=utf-8"
+        size = -1
+    else:
+        media_type = "application/octet-stream"
+    key = blob_key(sha256)
+    headers = {"ETag": f'"{sha256}"', "Cache-Control": IMMUTABLE}
+    if request.headers.get("if-none-match") == headers["ETag"]:
+        return Response(status_code=304, headers=headers)
+    store = services.store
+    redirect = store.url(key, filename) if services.settings.redirect_files else None
+    if redirect:
+        return RedirectResponse(redirect, status_code=302)
+    path = store.local_path(key)
+    if path is not None:
+        if not path.is_file():
+            return PlainTextResponse("the file's bytes are no longer stored\n", status_code=410)
+        return FileResponse(path, media_type=media_type, headers=headers, stat_result=None)
+    if size >= 0:
+        headers["Content-Length"] = str(size)
+    return StreamingResponse(store.iter_chunks(key), media_type=media_type, headers=headers)
+
+
+routes = [Route("/files/{digest}/{filename}", serve_file)]

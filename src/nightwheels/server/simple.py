@@ -1,0 +1,83 @@
+"""The Simple Repository API read path: /simple/ and /label/<label>/simple/."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from nightwheels.core.names import DEFAULT_LABEL, is_valid_name, normalize_name
+from nightwheels.core.negotiation import FORMAT_PARAMS, choose_media_type
+from nightwheels.server.pages import Page, PageCache
+
+# Nightly filenames are reused, so pages must be revalidated, not kept for hours.
+PAGE_CACHE_CONTROL = "max-age=60, must-revalidate"
+NOT_ACCEPTABLE = (
+    "cannot serve any of the requested media types; this index serves "
+    "application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html and text/html\n"
+)
+
+
+def _media_type(request: Request) -> str | None:
+    fmt = request.query_params.get("format")
+    if fmt is not None:
+        return FORMAT_PARAMS.get(fmt)
+    return choose_media_type(request.headers.get("accept"))
+
+
+def _serve(request: Request, pages: dict[str, Page]) -> Response:
+    media_type = _media_type(request)
+    if media_type is None:
+        return PlainTextResponse(NOT_ACCEPTABLE, status_code=406)
+    page = pages[media_type]
+    headers = {
+        "ETag": page.etag,
+        "Cache-Control": PAGE_CACHE_CONTROL,
+        "Vary": "Accept, Accept-Encoding",
+    }
+    if_none_match = request.headers.get("if-none-match")
+    if if_none_match and (page.etag in if_none_match or if_none_match.strip() == "*"):
+        return Response(status_code=304, headers=headers)
+    body = page.body
+    if "gzip" in request.headers.get("accept-encoding", "") and len(body) > 512:
+        body = page.gzipped
+        headers["Content-Encoding"] = "gzip"
+    content_type = media_type + ("; charset=utf-8" if media_type == "text/html" else "")
+    return Response(body, headers=headers, media_type=content_type)
+
+
+def _cache(request: Request) -> PageCache:
+    return request.app.state.pages  # type: ignore[no-any-return]
+
+
+async def index(request: Request) -> Response:
+    label = request.path_params.get("label", DEFAULT_LABEL)
+    return _serve(request, _cache(request).index(label))
+
+
+async def project(request: Request) -> Response:
+    name: str = request.path_params["name"]
+    label = request.path_params.get("label", DEFAULT_LABEL)
+    if not is_valid_name(name):
+        return PlainTextResponse(f"{name!r} is not a valid project name\n", status_code=404)
+    normalized = normalize_name(name)
+    if normalized != name or not request.url.path.endswith("/"):
+        target = request.url.path.rsplit(name, 1)[0] + normalized + "/"
+        if request.url.query:
+            target += "?" + request.url.query
+        return RedirectResponse(target, status_code=301)
+    root = "../../" if "label" not in request.path_params else "../../../../"
+    pages = _cache(request).project(label, normalized, root)
+    if pages is None:
+        return PlainTextResponse(f"no project named {name!r} on this index\n", status_code=404)
+    return _serve(request, pages)
+
+
+routes = [
+    Route("/simple/", index),
+    Route("/simple/{name}/", project),
+    Route("/simple/{name}", project),
+    Route("/label/{label}/simple/", index),
+    Route("/label/{label}/simple/{name}/", project),
+    Route("/label/{label}/simple/{name}", project),
+]

@@ -1,0 +1,38 @@
+"""The objects every service needs, built once per process."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from nightwheels.config import Settings
+from nightwheels.db.engine import Database
+from nightwheels.storage import BlobStore, open_store
+
+ChangeListener = Callable[[str, int], None]  # (project name, new serial)
+
+
+@dataclass
+class Services:
+    settings: Settings
+    db: Database
+    store: BlobStore
+    listeners: list[ChangeListener] = field(default_factory=list)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Services:
+        settings.data.mkdir(parents=True, exist_ok=True)
+        settings.tmp_dir.mkdir(parents=True, exist_ok=True)
+        return cls(
+            settings=settings,
+            db=Database(settings.database),
+            store=open_store(settings.storage_url),
+        )
+
+    def changed(self, project: str, serial: int) -> None:
+        """Tell in-process caches that a project changed (after the commit)."""
+        for listener in self.listeners:
+            listener(project, serial)
+
+    def close(self) -> None:
+        self.db.dispose()

@@ -1,0 +1,84 @@
+"""Read-path queries: what a simple page lists, for a label, now or as of a past moment."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import and_, or_, select
+from sqlalchemy.orm import Session
+
+from nightwheels.core.simple_pages import FileEntry, ProjectListing
+from nightwheels.db.models import File, Project
+
+
+def file_path(sha256: str, filename: str) -> str:
+    """The path of a file under the server root (no leading slash)."""
+    return f"files/{sha256[:32]}/{filename}"
+
+
+def _visible(label: str, as_of: datetime | None):  # type: ignore[no-untyped-def]
+    if as_of is None:
+        return and_(File.label == label, File.removed_at.is_(None))
+    return and_(
+        File.label == label,
+        File.uploaded_at <= as_of,
+        or_(File.removed_at.is_(None), File.removed_at > as_of),
+    )
+
+
+def load_listing(
+    session: Session,
+    name: str,
+    label: str,
+    *,
+    root: str,
+    tracks: tuple[str, ...] = (),
+    as_of: datetime | None = None,
+) -> ProjectListing | None:
+    """The files of one project; ``root`` is the relative URL from the page to the server root."""
+    project = session.execute(
+        select(Project.id, Project.serial).where(Project.name == name)
+    ).first()
+    if project is None:
+        return None
+    rows = session.execute(
+        select(File)
+        .where(File.project_id == project.id, _visible(label, as_of))
+        .order_by(File.filename)
+    ).scalars()
+    files = tuple(
+        FileEntry(
+            filename=f.filename,
+            url=root + file_path(f.sha256, f.filename),
+            sha256=f.sha256,
+            size=f.size,
+            upload_time=f.uploaded_at,
+            version=f.version,
+            requires_python=f.requires_python,
+            metadata_sha256=f.metadata_sha256,
+            yanked=f.yanked,
+            yanked_reason=f.yanked_reason,
+        )
+        for f in rows
+    )
+    if not files:
+        return None
+    return ProjectListing(name=name, serial=project.serial, files=files, tracks=tracks)
+
+
+def list_project_names(session: Session, label: str, as_of: datetime | None = None) -> list[str]:
+    rows = session.execute(
+        select(Project.name)
+        .where(Project.id.in_(select(File.project_id).where(_visible(label, as_of))))
+        .order_by(Project.name)
+    )
+    return [name for (name,) in rows]
+
+
+def find_file(session: Session, digest_prefix: str, filename: str) -> File | None:
+    """A file by URL, including replaced and pruned files still within history."""
+    return session.execute(
+        select(File)
+        .where(File.filename == filename, File.sha256.startswith(digest_prefix, autoescape=True))
+        .limit(1)
+    ).scalar_one_or_none()

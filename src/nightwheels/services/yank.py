@@ -1,0 +1,79 @@
+"""Yanking (PEP 592): a yanked file stays installable by exact pin, hidden from ranges."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from nightwheels.core.names import normalize_name
+from nightwheels.core.permissions import Permission, role_allows
+from nightwheels.core.versions import normalize_version
+from nightwheels.db.models import File, Project
+from nightwheels.errors import Forbidden, NotFound
+from nightwheels.services import audit, serials
+from nightwheels.services.audit import Actor
+from nightwheels.services.auth import Principal, user_role
+from nightwheels.services.context import Services
+
+
+def _authorise(session: Session, principal: Principal | None, project: Project) -> None:
+    if principal is None:  # the local admin CLI
+        return
+    if principal.projects is not None and project.name not in principal.projects:
+        raise Forbidden(f"token {principal.token_name!r} is not scoped to {project.name!r}")
+    if "upload" not in principal.permissions and "manage" not in principal.permissions:
+        raise Forbidden(f"token {principal.token_name!r} may not yank files")
+    if not (
+        principal.is_admin
+        or role_allows(user_role(session, principal.user_id, project.id), Permission.UPLOAD)
+    ):
+        raise Forbidden(f"user {principal.user_name!r} is not a member of {project.name!r}")
+
+
+def set_yanked(
+    services: Services,
+    actor: Actor,
+    project_name: str,
+    *,
+    version: str | None = None,
+    filename: str | None = None,
+    yanked: bool = True,
+    reason: str | None = None,
+    principal: Principal | None = None,
+) -> list[str]:
+    """Yank (or un-yank) every live file of a version, or one file; return their names."""
+    name = normalize_name(project_name)
+
+    def run(session: Session) -> tuple[list[str], int | None]:
+        project = session.execute(select(Project).where(Project.name == name)).scalar_one_or_none()
+        if project is None:
+            raise NotFound(f"no project named {name!r}")
+        _authorise(session, principal, project)
+        query = select(File).where(File.project_id == project.id, File.removed_at.is_(None))
+        if filename:
+            query = query.where(File.filename == filename)
+        if version:
+            query = query.where(File.version == normalize_version(version))
+        files = list(session.execute(query).scalars())
+        if not files:
+            what = filename or f"version {version}"
+            raise NotFound(f"project {name!r} has no file matching {what}")
+        changed = [f for f in files if f.yanked != yanked or (yanked and f.yanked_reason != reason)]
+        for f in changed:
+            f.yanked = yanked
+            f.yanked_reason = reason if yanked else None
+            audit.record(
+                session,
+                actor,
+                "file.yank" if yanked else "file.unyank",
+                project=name,
+                target=f.filename,
+                reason=reason,
+            )
+        serial = serials.bump(session, project) if changed else None
+        return sorted({f.filename for f in files}), serial
+
+    names, serial = services.db.run_write(run)
+    if serial is not None:
+        services.changed(name, serial)
+    return names

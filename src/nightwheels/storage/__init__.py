@@ -1,0 +1,20 @@
+"""Blob stores: a local folder (default) or an S3-compatible bucket."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from nightwheels.storage.base import BlobStore, blob_key
+from nightwheels.storage.local import LocalBlobStore
+
+__all__ = ["BlobStore", "LocalBlobStore", "blob_key", "open_store"]
+
+
+def open_store(url: str) -> BlobStore:
+    if url.startswith("s3://"):
+        from nightwheels.storage.s3 import S3BlobStore
+
+        return S3BlobStore.from_url(url)
+    if url.startswith("file://"):
+        url = url[len("file://") :]
+    return LocalBlobStore(Path(url))

@@ -1,0 +1,81 @@
+"""A folder of content-addressed files: the embedded default."""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+from nightwheels.errors import StorageFull
+from nightwheels.storage.base import digest_from_key
+
+
+class LocalBlobStore:
+    def __init__(self, root: Path) -> None:
+        self.root = root.resolve()
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def _path(self, key: str) -> Path:
+        if digest_from_key(key) is None:
+            raise ValueError(f"not a blob key: {key!r}")
+        return self.root / key
+
+    def put_file(self, key: str, path: Path) -> None:
+        target = self._path(key)
+        if target.exists():
+            path.unlink(missing_ok=True)
+            return
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            with open(path, "rb") as fh:
+                os.fsync(fh.fileno())
+            try:
+                os.replace(path, target)  # atomic when the staging dir is on this filesystem
+            except OSError as exc:
+                if exc.errno != errno.EXDEV:
+                    raise
+                part = target.with_name(f".{target.name}.{os.getpid()}.part")
+                shutil.copyfile(path, part)
+                os.replace(part, target)
+                path.unlink()
+        except OSError as exc:
+            path.unlink(missing_ok=True)
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise StorageFull("the server's storage is full; try again later") from None
+            raise
+
+    def exists(self, key: str) -> bool:
+        return self._path(key).is_file()
+
+    def size(self, key: str) -> int | None:
+        try:
+            return self._path(key).stat().st_size
+        except FileNotFoundError:
+            return None
+
+    def local_path(self, key: str) -> Path | None:
+        return self._path(key)
+
+    def iter_chunks(self, key: str, chunk_size: int = 1024 * 1024) -> Iterator[bytes]:
+        with open(self._path(key), "rb") as fh:
+            while chunk := fh.read(chunk_size):
+                yield chunk
+
+    def read_bytes(self, key: str) -> bytes:
+        return self._path(key).read_bytes()
+
+    def delete(self, key: str) -> None:
+        self._path(key).unlink(missing_ok=True)
+
+    def iter_keys(self) -> Iterator[str]:
+        base = self.root / "sha256"
+        if not base.is_dir():
+            return
+        for path in base.glob("*/*/*"):
+            if path.is_file():
+                yield path.relative_to(self.root).as_posix()
+
+    def url(self, key: str, filename: str) -> str | None:
+        return None

@@ -1,0 +1,128 @@
+"""A live ``nightwheels serve`` on 127.0.0.1, and the local admin CLI against its data."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from tests.support.clients import clean_env
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class LiveServer:
+    data: Path
+    env: dict[str, str] = field(default_factory=dict)
+    port: int = 0
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def upload_url(self) -> str:
+        return f"{self.url}/legacy/"
+
+    @property
+    def simple_url(self) -> str:
+        return f"{self.url}/simple/"
+
+    def _env(self) -> dict[str, str]:
+        return clean_env(NIGHTWHEELS_DATA=str(self.data), **self.env)
+
+    def start(self, *extra: str) -> LiveServer:
+        self.port = self.port or free_port()
+        log = open(self.data.parent / f"server-{self.port}.log", "ab")  # noqa: SIM115
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "nightwheels",
+                "serve",
+                "--port",
+                str(self.port),
+                "--log-level",
+                "warning",
+                *extra,
+            ],
+            env=self._env(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited with {self.process.returncode}; see {log.name}")
+            try:
+                if httpx.get(f"{self.url}/-/health", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError("server did not become healthy in 30 s")
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def cli(
+        self, *args: str, check: bool = True, input: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """Run ``nightwheels ARGS`` on the server machine (same data directory)."""
+        result = subprocess.run(
+            [sys.executable, "-m", "nightwheels", *args],
+            env=self._env(),
+            capture_output=True,
+            text=True,
+            input=input,
+            timeout=120,
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(f"nightwheels {' '.join(args)} failed:\n{result.stderr}")
+        return result
+
+    def create_user(self, name: str, *, admin: bool = False) -> None:
+        self.cli("user", "create", name, *(["--admin"] if admin else []))
+
+    def token(self, user: str, *projects: str, expires: str | None = None) -> str:
+        args = ["token", "create", "--user", user]
+        for p in projects:
+            args += ["--project", p]
+        if expires:
+            args += ["--expires", expires]
+        return self.cli(*args).stdout.strip()
+
+    def tmp_files(self) -> list[Path]:
+        tmp = self.data / "tmp"
+        return sorted(tmp.iterdir()) if tmp.exists() else []
+
+    def blobs(self) -> list[Path]:
+        root = self.data / "files"
+        return sorted(p for p in root.rglob("*") if p.is_file()) if root.exists() else []
+
+
+def wait_for(predicate, timeout: float = 5.0, interval: float = 0.05) -> bool:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return bool(predicate())
