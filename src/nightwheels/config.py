@@ -7,6 +7,8 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from nightwheels.core.trusted_publishing import GITHUB_ISSUER, GITHUB_JWKS_URL
+
 GIB = 1024**3
 
 
@@ -31,6 +33,13 @@ class Settings(BaseSettings):
 
     # Failed authentications allowed per source address per minute.
     auth_failures_per_minute: int = 30
+
+    # Trusted publishing (GitHub Actions OIDC): whose tokens are accepted, for which audience.
+    oidc_issuer: str = GITHUB_ISSUER
+    oidc_audience: str = "nightwheels"
+    oidc_jwks_url: str = GITHUB_JWKS_URL
+    # Lifetime of the upload token a CI job gets in exchange for its OIDC token.
+    trusted_publishing_token_minutes: int = Field(default=15, ge=1, le=120)
 
     @property
     def database(self) -> str:

@@ -104,3 +104,10 @@ class RateLimited(NightwheelsError):
 class StorageFull(NightwheelsError):
     code = "storage-full"
     status = 507
+
+
+class Unavailable(NightwheelsError):
+    """A service this one depends on (e.g. an OIDC key set) cannot be reached; retry later."""
+
+    code = "unavailable"
+    status = 503

@@ -45,3 +45,15 @@ def token_allows(
     if permission.value not in token_permissions:
         return False
     return token_projects is None or project in token_projects
+
+
+def scope_within(
+    parent_projects: frozenset[str] | set[str] | None, child_projects: set[str] | None
+) -> bool:
+    """A token created by another token may not reach further than its creator.
+
+    ``None`` means "any project"; only an unscoped parent may create an unscoped child.
+    """
+    if parent_projects is None:
+        return True
+    return child_projects is not None and child_projects <= parent_projects

@@ -24,6 +24,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    event,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -152,9 +153,14 @@ class ProjectRole(Base):
 
 class Token(Base):
     __tablename__ = "tokens"
+    __table_args__ = (
+        Index("ix_tokens_user", "user_id"),
+        UniqueConstraint("jti", name="uq_tokens_jti"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    # NULL for the short-lived tokens minted by trusted publishing (``publisher_id`` set).
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     name: Mapped[str] = mapped_column(String(100))
     prefix: Mapped[str] = mapped_column(String(20), unique=True)
     digest: Mapped[str] = mapped_column(String(64))  # sha256 of the whole token
@@ -168,12 +174,15 @@ class Token(Base):
     publisher_id: Mapped[int | None] = mapped_column(
         ForeignKey("trusted_publishers.id", ondelete="CASCADE")
     )
+    # The ``jti`` of the OIDC token exchanged for this one: unique, so each is used once.
+    jti: Mapped[str | None] = mapped_column(String(200))
 
-    user: Mapped[User] = relationship()
+    user: Mapped[User | None] = relationship()
 
 
 class AccessRequest(Base):
     __tablename__ = "access_requests"
+    __table_args__ = (Index("ix_access_requests_status", "status"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
@@ -214,7 +223,7 @@ class TrustedPublisher(Base):
 
 class AuditEvent(Base):
     __tablename__ = "audit_events"
-    __table_args__ = (Index("ix_audit_at", "at"),)
+    __table_args__ = (Index("ix_audit_at", "at"), Index("ix_audit_project", "project", "id"))
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -224,3 +233,9 @@ class AuditEvent(Base):
     target: Mapped[str | None] = mapped_column(String(500))
     source: Mapped[str | None] = mapped_column(String(100))  # client address
     details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+@event.listens_for(AuditEvent, "before_update")
+@event.listens_for(AuditEvent, "before_delete")
+def _audit_is_append_only(_mapper: Any, _connection: Any, target: AuditEvent) -> None:
+    raise ValueError(f"audit event {target.id} is append-only: it cannot be changed or deleted")
