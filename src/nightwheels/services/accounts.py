@@ -1,32 +1,76 @@
-"""Users and tokens."""
+"""Users, their passwords, and projects' existence; tokens live in :mod:`services.tokens`."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from nightwheels.core.names import normalize_name
-from nightwheels.core.permissions import TOKEN_PERMISSIONS, Role
-from nightwheels.core.tokens import generate_token
-from nightwheels.db.models import Project, ProjectRole, Token, User, utcnow
-from nightwheels.errors import Conflict, InvalidRequest, NotFound
+from nightwheels.core.permissions import Role
+from nightwheels.db.models import Project, ProjectRole, User
+from nightwheels.errors import Conflict, InvalidRequest, NotFound, Unauthenticated
 from nightwheels.services import audit, serials
 from nightwheels.services.audit import Actor
 
+# Tokens used to live here; these names stay importable from this module.
+from nightwheels.services.tokens import CreatedToken, create_token, revoke_token
+
+__all__ = [
+    "CreatedToken",
+    "UserInfo",
+    "authenticate_password",
+    "create_token",
+    "create_user",
+    "get_or_create_project",
+    "get_project",
+    "get_user",
+    "list_users",
+    "revoke_token",
+    "set_password",
+    "set_role",
+    "update_user",
+    "verify_password",
+]
+
+MIN_PASSWORD_LENGTH = 10
+MAX_PASSWORD_LENGTH = 1024
+
+# argon2id with the library's defaults (RFC 9106 "low memory" profile).
+_hasher = PasswordHasher()
+# Verified against when there is no user, so a wrong name costs as long as a wrong password.
+_DUMMY_HASH = _hasher.hash("nightwheels-dummy-password")
+
+_UNSET: Any = object()
+
 
 @dataclass(frozen=True)
-class CreatedToken:
-    id: int
+class UserInfo:
     name: str
-    prefix: str
-    secret: str  # shown once, never stored
-    projects: list[str] | None
-    permissions: list[str]
-    expires_at: datetime | None
+    email: str | None
+    organisation: str | None
+    is_admin: bool
+    disabled: bool
+    created_at: datetime
+    has_password: bool
+
+
+def user_info(user: User) -> UserInfo:
+    return UserInfo(
+        name=user.name,
+        email=user.email,
+        organisation=user.organisation,
+        is_admin=user.is_admin,
+        disabled=user.disabled,
+        created_at=user.created_at,
+        has_password=user.password_hash is not None,
+    )
 
 
 def get_user(session: Session, name: str) -> User:
@@ -34,6 +78,26 @@ def get_user(session: Session, name: str) -> User:
     if user is None:
         raise NotFound(f"no user named {name!r}")
     return user
+
+
+def list_users(session: Session) -> list[User]:
+    return list(session.execute(select(User).order_by(User.name)).scalars())
+
+
+def _check_user_name(name: str) -> None:
+    if not name or len(name) > 100 or not name.replace("-", "").replace("_", "").isalnum():
+        raise InvalidRequest(f"{name!r} is not a valid user name: use letters, digits, - and _")
+    if not name.isascii():
+        raise InvalidRequest(f"{name!r} is not a valid user name: use ASCII letters")
+
+
+def _clean(value: str | None, field: str, limit: int) -> str | None:
+    if value is None:
+        return None
+    value = " ".join(value.split())
+    if len(value) > limit or not value.isprintable():
+        raise InvalidRequest(f"the {field} must be at most {limit} printable characters")
+    return value or None
 
 
 def create_user(
@@ -45,8 +109,9 @@ def create_user(
     organisation: str | None = None,
     is_admin: bool = False,
 ) -> User:
-    if not name or len(name) > 100 or not name.replace("-", "").replace("_", "").isalnum():
-        raise InvalidRequest(f"{name!r} is not a valid user name: use letters, digits, - and _")
+    _check_user_name(name)
+    email = _clean(email, "email", 300)
+    organisation = _clean(organisation, "organisation", 200)
     if session.execute(select(User.id).where(User.name == name)).first():
         raise Conflict(f"a user named {name!r} already exists")
     user = User(name=name, email=email, organisation=organisation, is_admin=is_admin)
@@ -55,8 +120,78 @@ def create_user(
         session.flush()
     except IntegrityError:
         raise Conflict(f"a user named {name!r} already exists") from None
-    audit.record(session, actor, "user.create", target=name, admin=is_admin)
+    audit.record(
+        session, actor, "user.create", target=name, admin=is_admin, organisation=organisation
+    )
     return user
+
+
+def update_user(
+    session: Session,
+    actor: Actor,
+    user: User,
+    *,
+    email: str | None = _UNSET,
+    organisation: str | None = _UNSET,
+    is_admin: bool | None = None,
+    disabled: bool | None = None,
+) -> User:
+    """Change a user's details; only the fields given. Recorded in the audit log."""
+    changes: dict[str, Any] = {}
+    if email is not _UNSET:
+        changes["email"] = _clean(email, "email", 300)
+    if organisation is not _UNSET:
+        changes["organisation"] = _clean(organisation, "organisation", 200)
+    if is_admin is not None:
+        changes["is_admin"] = is_admin
+    if disabled is not None:
+        changes["disabled"] = disabled
+    changes = {k: v for k, v in changes.items() if getattr(user, k) != v}
+    for key, value in changes.items():
+        setattr(user, key, value)
+    if changes:
+        audit.record(session, actor, "user.update", target=user.name, **changes)
+    return user
+
+
+def set_password(session: Session, actor: Actor, user: User, password: str) -> None:
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise InvalidRequest(f"a password needs at least {MIN_PASSWORD_LENGTH} characters")
+    if len(password) > MAX_PASSWORD_LENGTH:
+        raise InvalidRequest(f"a password has at most {MAX_PASSWORD_LENGTH} characters")
+    user.password_hash = _hasher.hash(password)
+    audit.record(session, actor, "user.set-password", target=user.name)
+
+
+def verify_password(user: User | None, password: str) -> bool:
+    """Constant work whether or not the user exists or has a password."""
+    stored = user.password_hash if user is not None else None
+    try:
+        _hasher.verify(stored or _DUMMY_HASH, password[:MAX_PASSWORD_LENGTH])
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        return False
+    return stored is not None and user is not None and not user.disabled
+
+
+def authenticate_password(session: Session, name: str, password: str) -> User:
+    """The user with this name and password (write session: may upgrade the hash)."""
+    user = session.execute(select(User).where(User.name == name)).scalar_one_or_none()
+    if not verify_password(user, password):
+        raise Unauthenticated("wrong user name or password")
+    assert user is not None and user.password_hash is not None
+    if _hasher.check_needs_rehash(user.password_hash):
+        user.password_hash = _hasher.hash(password)
+    return user
+
+
+def get_project(session: Session, name: str) -> Project:
+    normalized = normalize_name(name)
+    project = session.execute(
+        select(Project).where(Project.name == normalized)
+    ).scalar_one_or_none()
+    if project is None:
+        raise NotFound(f"no project named {normalized!r}")
+    return project
 
 
 def get_or_create_project(session: Session, actor: Actor, name: str) -> Project:
@@ -74,6 +209,7 @@ def get_or_create_project(session: Session, actor: Actor, name: str) -> Project:
 
 
 def set_role(session: Session, actor: Actor, user: User, project: Project, role: Role) -> None:
+    """Give ``user`` a role on ``project`` (no permission check: see ``services.members``)."""
     existing = session.execute(
         select(ProjectRole).where(
             ProjectRole.user_id == user.id, ProjectRole.project_id == project.id
@@ -85,59 +221,7 @@ def set_role(session: Session, actor: Actor, user: User, project: Project, role:
         return
     else:
         existing.role = role.value
+    session.flush()
     audit.record(
         session, actor, "role.set", project=project.name, target=user.name, role=role.value
     )
-
-
-def create_token(
-    session: Session,
-    actor: Actor,
-    user: User,
-    *,
-    name: str,
-    projects: list[str] | None,
-    permissions: list[str] | None = None,
-    expires_at: datetime | None = None,
-) -> CreatedToken:
-    permissions = sorted(set(permissions or ["upload"]))
-    unknown = set(permissions) - TOKEN_PERMISSIONS
-    if unknown:
-        raise InvalidRequest(f"unknown token permission(s): {', '.join(sorted(unknown))}")
-    if "upload" in permissions and not projects:
-        raise InvalidRequest("an upload token must be scoped to at least one project")
-    normalized = sorted({normalize_name(p) for p in projects}) if projects else None
-    if expires_at is not None and expires_at <= utcnow():
-        raise InvalidRequest("the expiry date must be in the future")
-    new = generate_token()
-    row = Token(
-        user_id=user.id,
-        name=name,
-        prefix=new.prefix,
-        digest=new.digest,
-        permissions=permissions,
-        projects=normalized,
-        expires_at=expires_at,
-    )
-    session.add(row)
-    session.flush()
-    audit.record(
-        session,
-        actor,
-        "token.create",
-        target=f"{user.name}/{name}",
-        prefix=new.prefix,
-        projects=normalized,
-        permissions=permissions,
-    )
-    return CreatedToken(row.id, name, new.prefix, new.secret, normalized, permissions, expires_at)
-
-
-def revoke_token(session: Session, actor: Actor, prefix: str) -> Token:
-    row = session.execute(select(Token).where(Token.prefix == prefix)).scalar_one_or_none()
-    if row is None:
-        raise NotFound(f"no token with prefix {prefix!r}")
-    if row.revoked_at is None:
-        row.revoked_at = utcnow()
-        audit.record(session, actor, "token.revoke", target=row.name, prefix=prefix)
-    return row

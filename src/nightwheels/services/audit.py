@@ -1,13 +1,22 @@
-"""The append-only audit log: every privileged action is recorded here."""
+"""The append-only audit log: every privileged action is recorded here.
+
+Events are written in the transaction of the change they describe (so an event exists iff
+the change happened) and are never updated or deleted (``db.models`` refuses it). Reading
+pages backwards by id: ``before`` is the smallest id of the previous page.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from nightwheels.db.models import AuditEvent
+
+MAX_PAGE = 500
 
 
 @dataclass(frozen=True)
@@ -40,3 +49,49 @@ def record(
             details=details,
         )
     )
+
+
+@dataclass(frozen=True)
+class EventQuery:
+    project: str | None = None
+    projects: frozenset[str] | None = None  # restrict to these (a project admin's view)
+    action: str | None = None  # exact, or a prefix ending in "." (e.g. "token.")
+    actor: str | None = None
+    since: datetime | None = None
+    before: int | None = None  # id cursor: events with a smaller id
+    limit: int = 100
+
+
+def list_events(session: Session, query: EventQuery) -> list[AuditEvent]:
+    """Newest first, at most ``query.limit`` (capped at :data:`MAX_PAGE`)."""
+    stmt = select(AuditEvent).order_by(AuditEvent.id.desc())
+    if query.project is not None:
+        stmt = stmt.where(AuditEvent.project == query.project)
+    if query.projects is not None:
+        stmt = stmt.where(AuditEvent.project.in_(sorted(query.projects)))
+    if query.action:
+        if query.action.endswith("."):
+            stmt = stmt.where(AuditEvent.action.startswith(query.action, autoescape=True))
+        else:
+            stmt = stmt.where(AuditEvent.action == query.action)
+    if query.actor is not None:
+        stmt = stmt.where(AuditEvent.actor == query.actor)
+    if query.since is not None:
+        stmt = stmt.where(AuditEvent.at >= query.since)
+    if query.before is not None:
+        stmt = stmt.where(AuditEvent.id < query.before)
+    limit = max(1, min(query.limit, MAX_PAGE))
+    return list(session.execute(stmt.limit(limit)).scalars())
+
+
+def event_dict(event: AuditEvent) -> dict[str, Any]:
+    return {
+        "id": event.id,
+        "at": event.at.isoformat(),
+        "actor": event.actor,
+        "action": event.action,
+        "project": event.project,
+        "target": event.target,
+        "source": event.source,
+        "details": event.details or {},
+    }

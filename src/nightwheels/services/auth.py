@@ -1,4 +1,9 @@
-"""Who is calling: from a token string to a :class:`Principal`, and what it may do."""
+"""Who is calling: from a token string to a :class:`Principal`, and what it may do.
+
+Every permission rule of the API is checked here (or by a service calling these), once:
+token scope (``upload`` or ``manage``, project list), the user's role, site admin status.
+Refusals are :class:`Forbidden` errors whose message says why.
+"""
 
 from __future__ import annotations
 
@@ -9,12 +14,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from nightwheels.core.permissions import Permission, role_allows, token_allows
-from nightwheels.core.tokens import split_token, token_matches
-from nightwheels.db.models import Project, ProjectRole, Token, User, utcnow
+from nightwheels.core.tokens import expiry_warning, split_token, token_matches
+from nightwheels.db.models import Project, ProjectRole, Token, TrustedPublisher, User, utcnow
 from nightwheels.errors import Forbidden, Unauthenticated
 from nightwheels.services.audit import Actor
 
-# Warn in upload responses when the token expires within this window.
+# Warn (upload responses, token lists, the notifier) when a token expires within this window.
 EXPIRY_WARNING = timedelta(days=14)
 # ``last_used_at`` is written at most this often per token (it costs a write).
 LAST_USED_RESOLUTION = timedelta(minutes=1)
@@ -22,7 +27,9 @@ LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 @dataclass(frozen=True)
 class Principal:
-    user_id: int
+    """The caller: a user acting through one of their tokens, or a trusted publisher."""
+
+    user_id: int | None  # None for a trusted publisher's short-lived token
     user_name: str
     is_admin: bool
     token_id: int
@@ -31,22 +38,21 @@ class Principal:
     projects: frozenset[str] | None
     expires_at: datetime | None
     source: str | None = None
+    publisher_id: int | None = None
+    organisation: str | None = None
 
     @property
     def actor(self) -> Actor:
         return Actor(name=self.user_name, source=self.source)
 
+    @property
+    def can_manage(self) -> bool:
+        return Permission.MANAGE.value in self.permissions and self.user_id is not None
+
     def expiry_warning(self, now: datetime | None = None) -> str | None:
-        if self.expires_at is None:
+        if self.publisher_id is not None:  # minted for one CI job; expiry is the point
             return None
-        left = self.expires_at - (now or utcnow())
-        if left > EXPIRY_WARNING:
-            return None
-        days = max(0, left.days)
-        return (
-            f"token {self.token_name!r} expires in {days} day{'s' if days != 1 else ''} "
-            f"({self.expires_at:%Y-%m-%d}): create a new one and update your CI secret"
-        )
+        return expiry_warning(self.token_name, self.expires_at, now or utcnow(), EXPIRY_WARNING)
 
 
 def authenticate(session: Session, token: str, source: str | None = None) -> Principal:
@@ -61,12 +67,30 @@ def authenticate(session: Session, token: str, source: str | None = None) -> Pri
         raise Unauthenticated(f"token {row.name!r} was revoked on {row.revoked_at:%Y-%m-%d}")
     now = utcnow()
     if row.expires_at is not None and row.expires_at <= now:
-        raise Unauthenticated(f"token {row.name!r} expired on {row.expires_at:%Y-%m-%d}")
+        raise Unauthenticated(
+            f"token {row.name!r} expired on {row.expires_at:%Y-%m-%d %H:%M} UTC: create a new one"
+        )
+    if row.last_used_at is None or now - row.last_used_at > LAST_USED_RESOLUTION:
+        row.last_used_at = now
+    if row.user_id is None:
+        publisher = session.get(TrustedPublisher, row.publisher_id) if row.publisher_id else None
+        if publisher is None:
+            raise Unauthenticated("the trusted publisher of this token was removed")
+        return Principal(
+            user_id=None,
+            user_name=publisher_name(publisher),
+            is_admin=False,
+            token_id=row.id,
+            token_name=row.name,
+            permissions=frozenset(row.permissions) & {Permission.UPLOAD.value},
+            projects=frozenset(row.projects or []),
+            expires_at=row.expires_at,
+            source=source,
+            publisher_id=publisher.id,
+        )
     user = session.get(User, row.user_id)
     if user is None or user.disabled:
         raise Unauthenticated("the account that owns this token is disabled")
-    if row.last_used_at is None or now - row.last_used_at > LAST_USED_RESOLUTION:
-        row.last_used_at = now
     return Principal(
         user_id=user.id,
         user_name=user.name,
@@ -77,10 +101,18 @@ def authenticate(session: Session, token: str, source: str | None = None) -> Pri
         projects=None if row.projects is None else frozenset(row.projects),
         expires_at=row.expires_at,
         source=source,
+        organisation=user.organisation,
     )
 
 
-def user_role(session: Session, user_id: int, project_id: int) -> str | None:
+def publisher_name(publisher: TrustedPublisher) -> str:
+    """How a trusted publisher appears as an actor (audit log, uploader)."""
+    return f"{publisher.provider}:{publisher.repository}"
+
+
+def user_role(session: Session, user_id: int | None, project_id: int) -> str | None:
+    if user_id is None:
+        return None
     return session.execute(
         select(ProjectRole.role).where(
             ProjectRole.user_id == user_id, ProjectRole.project_id == project_id
@@ -88,13 +120,66 @@ def user_role(session: Session, user_id: int, project_id: int) -> str | None:
     ).scalar_one_or_none()
 
 
+def require_manage(principal: Principal) -> None:
+    """Management (members, tokens, requests, publishers) needs a ``manage`` token."""
+    if principal.publisher_id is not None:
+        raise Forbidden("a trusted publisher's token can only upload")
+    if not principal.can_manage:
+        raise Forbidden(
+            f"token {principal.token_name!r} is an upload token: managing needs a token "
+            "with the manage permission"
+        )
+
+
+def require_site_admin(principal: Principal, action: str) -> None:
+    require_manage(principal)
+    if not principal.is_admin:
+        raise Forbidden(f"only site admins may {action}; {principal.user_name!r} is not one")
+    if principal.projects is not None:
+        raise Forbidden(
+            f"token {principal.token_name!r} is scoped to projects; {action} needs an "
+            "unscoped manage token"
+        )
+
+
+def require_token_scope(principal: Principal, project: str) -> None:
+    if principal.projects is not None and project not in principal.projects:
+        scope = ", ".join(sorted(principal.projects)) or "no project"
+        raise Forbidden(
+            f"token {principal.token_name!r} is not scoped to {project!r} (it is scoped to: "
+            f"{scope})"
+        )
+
+
+def require_project_admin(
+    session: Session, principal: Principal, project: Project, action: str
+) -> None:
+    """Project admins (and site admins) manage a project, through a ``manage`` token."""
+    require_manage(principal)
+    require_token_scope(principal, project.name)
+    if principal.is_admin:
+        return
+    role = user_role(session, principal.user_id, project.id)
+    if not role_allows(role, Permission.MANAGE):
+        held = f"is {role} of" if role else "is not a member of"
+        raise Forbidden(
+            f"only admins of project {project.name!r} may {action}; "
+            f"{principal.user_name!r} {held} it"
+        )
+
+
 def require_upload(session: Session, principal: Principal, project_name: str) -> Project | None:
     """Check that ``principal`` may upload to ``project_name``; return the project if it exists.
 
     A project that does not exist yet may be created by a site admin whose token names it
-    (the SPEC's "first upload creates the listing"); others need a role on an existing one.
+    (the SPEC's "first upload creates the listing"); others need a role on an existing one,
+    checked on every request so that removing a member takes effect at once.
     """
     if not token_allows(principal.permissions, principal.projects, project_name, Permission.UPLOAD):
+        if Permission.UPLOAD.value not in principal.permissions:
+            raise Forbidden(
+                f"token {principal.token_name!r} has no upload permission: use an upload token"
+            )
         scope = ", ".join(sorted(principal.projects or [])) or "no project"
         raise Forbidden(
             f"token {principal.token_name!r} may not upload to {project_name!r} "
@@ -103,6 +188,13 @@ def require_upload(session: Session, principal: Principal, project_name: str) ->
     project = session.execute(
         select(Project).where(Project.name == project_name)
     ).scalar_one_or_none()
+    if principal.publisher_id is not None:
+        publisher = session.get(TrustedPublisher, principal.publisher_id)
+        if project is None or publisher is None or publisher.project_id != project.id:
+            raise Forbidden(
+                f"{principal.user_name} is not a trusted publisher of project {project_name!r}"
+            )
+        return project
     if project is None:
         if principal.is_admin:
             return None

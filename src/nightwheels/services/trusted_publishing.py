@@ -1,0 +1,353 @@
+"""Trusted publishing: a CI job trades its OIDC token for a short-lived upload token.
+
+A project admin registers a GitHub Actions publisher (repository, workflow file, optional
+environment). The job's OIDC token (a JWT) is verified here against the configured key set
+(JWKS), issuer, audience and lifetime; its claims are matched by ``core.trusted_publishing``.
+Each OIDC token is exchanged at most once (its ``jti`` is stored, unique).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import httpx
+import jwt
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from nightwheels.config import Settings
+from nightwheels.core.names import normalize_name
+from nightwheels.core.permissions import Permission
+from nightwheels.core.tokens import generate_token
+from nightwheels.core.trusted_publishing import (
+    REQUIRED_CLAIMS,
+    PublisherSpec,
+    claims_mismatch,
+    validate_publisher,
+)
+from nightwheels.db.models import Project, Token, TrustedPublisher, utcnow
+from nightwheels.errors import Conflict, Forbidden, NotFound, Unauthenticated, Unavailable
+from nightwheels.services import audit
+from nightwheels.services.accounts import get_project
+from nightwheels.services.audit import Actor
+from nightwheels.services.auth import Principal, require_project_admin
+
+ALGORITHMS = ["RS256"]
+LEEWAY = 30  # seconds of clock skew tolerated on exp / nbf / iat
+MAX_OIDC_TOKEN = 16 * 1024
+
+
+@dataclass(frozen=True)
+class PublisherInfo:
+    id: int
+    project: str
+    provider: str
+    repository: str
+    workflow: str
+    environment: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class ExchangedToken:
+    token: str
+    project: str
+    expires_at: datetime
+    publisher: str
+
+
+class JwksCache:
+    """The issuer's signing keys, fetched with httpx and kept for ``lifespan`` seconds.
+
+    An unknown key id triggers one refetch (keys rotate), at most every ``cooldown`` seconds
+    so that tokens with made-up key ids cannot make the server hammer the issuer.
+    """
+
+    def __init__(self, url: str, lifespan: float = 300, cooldown: float = 30) -> None:
+        self.url = url
+        self.lifespan = lifespan
+        self.cooldown = cooldown
+        self._keys: dict[str, jwt.PyJWK] = {}
+        self._fetched = -float("inf")
+        self._lock = threading.Lock()
+
+    def _fetch(self) -> None:
+        try:
+            response = httpx.get(self.url, timeout=10, follow_redirects=True)
+            response.raise_for_status()
+            keyset = jwt.PyJWKSet.from_dict(response.json())
+        except (httpx.HTTPError, ValueError, jwt.PyJWTError) as exc:
+            raise Unavailable(
+                f"could not fetch the OIDC signing keys from {self.url}: {exc}; retry later"
+            ) from None
+        self._keys = {k.key_id: k for k in keyset.keys if k.key_id}
+        self._fetched = time.monotonic()
+
+    def key(self, kid: str) -> jwt.PyJWK:
+        with self._lock:
+            age = time.monotonic() - self._fetched
+            if age > self.lifespan or (kid not in self._keys and age > self.cooldown):
+                self._fetch()
+            found = self._keys.get(kid)
+        if found is None:
+            raise Unauthenticated(f"the OIDC token is signed with an unknown key {kid!r}")
+        return found
+
+
+class OidcVerifier:
+    """Verifies OIDC tokens from one issuer for one audience."""
+
+    def __init__(self, issuer: str, audience: str, jwks_url: str) -> None:
+        self.issuer = issuer
+        self.audience = audience
+        self.jwks = JwksCache(jwks_url)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> OidcVerifier:
+        return cls(settings.oidc_issuer, settings.oidc_audience, settings.oidc_jwks_url)
+
+    def verify(self, token: str) -> dict[str, Any]:
+        if not token or len(token) > MAX_OIDC_TOKEN:
+            raise Unauthenticated("the OIDC token is empty or too long")
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError:
+            raise Unauthenticated("the OIDC token is not a JWT") from None
+        if header.get("alg") not in ALGORITHMS:
+            raise Unauthenticated(
+                f"the OIDC token is signed with {header.get('alg')!r}; only RS256 is accepted"
+            )
+        kid = header.get("kid")
+        if not isinstance(kid, str) or not kid:
+            raise Unauthenticated("the OIDC token names no signing key (kid)")
+        key = self.jwks.key(kid)
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                token,
+                key,
+                algorithms=ALGORITHMS,
+                audience=self.audience,
+                issuer=self.issuer,
+                leeway=LEEWAY,
+                options={"require": list(REQUIRED_CLAIMS), "verify_nbf": True},
+            )
+        except jwt.ExpiredSignatureError:
+            raise Unauthenticated("the OIDC token has expired: request a fresh one") from None
+        except jwt.ImmatureSignatureError:
+            raise Unauthenticated(
+                "the OIDC token is not valid yet (nbf/iat in the future)"
+            ) from None
+        except jwt.InvalidAudienceError:
+            raise Unauthenticated(
+                f"the OIDC token is not for this index: request it with audience {self.audience!r}"
+            ) from None
+        except jwt.InvalidIssuerError:
+            raise Unauthenticated(f"the OIDC token was not issued by {self.issuer!r}") from None
+        except jwt.MissingRequiredClaimError as exc:
+            raise Unauthenticated(f"the OIDC token has no {exc.claim!r} claim") from None
+        except jwt.InvalidSignatureError:
+            raise Unauthenticated("the OIDC token's signature does not verify") from None
+        except jwt.PyJWTError as exc:
+            raise Unauthenticated(f"the OIDC token is not valid: {exc}") from None
+        return claims
+
+
+def _info(publisher: TrustedPublisher, project: Project) -> PublisherInfo:
+    return PublisherInfo(
+        id=publisher.id,
+        project=project.name,
+        provider=publisher.provider,
+        repository=publisher.repository,
+        workflow=publisher.workflow,
+        environment=publisher.environment,
+        created_at=publisher.created_at,
+    )
+
+
+def _spec(publisher: TrustedPublisher) -> PublisherSpec:
+    return PublisherSpec(publisher.repository, publisher.workflow, publisher.environment)
+
+
+def add_publisher(
+    session: Session,
+    actor: Actor,
+    project_name: str,
+    *,
+    repository: str,
+    workflow: str,
+    environment: str | None = None,
+    principal: Principal | None = None,
+) -> PublisherInfo:
+    project = get_project(session, project_name)
+    if principal is not None:
+        require_project_admin(session, principal, project, "register trusted publishers")
+    spec = validate_publisher(repository, workflow, environment)
+    for existing in session.execute(
+        select(TrustedPublisher).where(TrustedPublisher.project_id == project.id)
+    ).scalars():
+        same_env = (existing.environment or "").casefold() == (spec.environment or "").casefold()
+        if (
+            existing.repository.casefold() == spec.repository.casefold()
+            and existing.workflow == spec.workflow
+            and same_env
+        ):
+            raise Conflict(f"this publisher is already registered for {project.name!r}")
+    publisher = TrustedPublisher(
+        project_id=project.id,
+        provider="github",
+        repository=spec.repository,
+        workflow=spec.workflow,
+        environment=spec.environment,
+        created_by_id=principal.user_id if principal else None,
+    )
+    session.add(publisher)
+    session.flush()
+    audit.record(
+        session,
+        actor,
+        "publisher.add",
+        project=project.name,
+        target=f"github:{spec.repository}",
+        workflow=spec.workflow,
+        environment=spec.environment,
+    )
+    return _info(publisher, project)
+
+
+def list_publishers(
+    session: Session, project_name: str, principal: Principal | None = None
+) -> list[PublisherInfo]:
+    project = get_project(session, project_name)
+    if principal is not None:
+        require_project_admin(session, principal, project, "see its trusted publishers")
+    rows = session.execute(
+        select(TrustedPublisher)
+        .where(TrustedPublisher.project_id == project.id)
+        .order_by(TrustedPublisher.id)
+    ).scalars()
+    return [_info(p, project) for p in rows]
+
+
+def remove_publisher(
+    session: Session,
+    actor: Actor,
+    project_name: str,
+    publisher_id: int,
+    principal: Principal | None = None,
+) -> PublisherInfo:
+    """Remove a publisher; the tokens it minted stop working at once (rows cascade)."""
+    project = get_project(session, project_name)
+    if principal is not None:
+        require_project_admin(session, principal, project, "remove trusted publishers")
+    publisher = session.get(TrustedPublisher, publisher_id)
+    if publisher is None or publisher.project_id != project.id:
+        raise NotFound(f"project {project.name!r} has no trusted publisher #{publisher_id}")
+    info = _info(publisher, project)
+    session.execute(Token.__table__.delete().where(Token.publisher_id == publisher.id))
+    session.delete(publisher)
+    session.flush()
+    audit.record(
+        session,
+        actor,
+        "publisher.remove",
+        project=project.name,
+        target=f"github:{info.repository}",
+        workflow=info.workflow,
+        environment=info.environment,
+    )
+    return info
+
+
+def _match(
+    session: Session, claims: dict[str, Any], project: str | None
+) -> tuple[TrustedPublisher, Project]:
+    repository = claims.get("repository")
+    if not isinstance(repository, str):
+        raise Unauthenticated("the OIDC token has no repository claim")
+    stmt = (
+        select(TrustedPublisher, Project)
+        .join(Project, Project.id == TrustedPublisher.project_id)
+        .where(func.lower(TrustedPublisher.repository) == repository.lower())
+        .order_by(TrustedPublisher.id)
+    )
+    if project is not None:
+        stmt = stmt.where(Project.name == normalize_name(project))
+    rows = session.execute(stmt).all()
+    where = f" for project {normalize_name(project)!r}" if project else ""
+    if not rows:
+        raise Forbidden(f"no trusted publisher is registered for {repository!r}{where}")
+    matches: list[tuple[TrustedPublisher, Project]] = []
+    reasons: list[str] = []
+    for publisher, proj in rows:
+        reason = claims_mismatch(claims, _spec(publisher))
+        if reason is None:
+            matches.append((publisher, proj))
+        else:
+            reasons.append(reason)
+    if not matches:
+        raise Forbidden(f"no registered publisher{where} accepts this token: {reasons[0]}")
+    projects = sorted({proj.name for _, proj in matches})
+    if len(projects) > 1:
+        raise Conflict(
+            f"this workflow publishes to several projects ({', '.join(projects)}): name one "
+            "with 'project'"
+        )
+    return matches[0]
+
+
+def exchange(
+    session: Session,
+    verifier: OidcVerifier,
+    oidc_token: str,
+    *,
+    lifetime: timedelta,
+    project: str | None = None,
+    source: str | None = None,
+) -> ExchangedToken:
+    """Verify ``oidc_token`` and mint an upload token for the matching publisher's project."""
+    claims = verifier.verify(oidc_token)
+    publisher, proj = _match(session, claims, project)
+    jti = str(claims["jti"])[:200]
+    if session.execute(select(Token.id).where(Token.jti == jti)).first() is not None:
+        raise Unauthenticated("this OIDC token was already exchanged: request a new one")
+    new = generate_token()
+    expires_at = utcnow() + lifetime
+    run = claims.get("run_id")
+    name = f"{publisher.workflow} run {run}" if run else publisher.workflow
+    row = Token(
+        user_id=None,
+        publisher_id=publisher.id,
+        name=name[:100],
+        prefix=new.prefix,
+        digest=new.digest,
+        permissions=[Permission.UPLOAD.value],
+        projects=[proj.name],
+        expires_at=expires_at,
+        jti=jti,
+    )
+    try:
+        with session.begin_nested():
+            session.add(row)
+    except IntegrityError:
+        raise Unauthenticated("this OIDC token was already exchanged: request a new one") from None
+    actor = Actor(name=f"{publisher.provider}:{publisher.repository}", source=source)
+    audit.record(
+        session,
+        actor,
+        "token.exchange",
+        project=proj.name,
+        target=name[:100],
+        prefix=new.prefix,
+        workflow_ref=claims.get("workflow_ref"),
+        ref=claims.get("ref"),
+        sha=claims.get("sha"),
+        run_id=run,
+        environment=claims.get("environment"),
+        expires_at=expires_at.isoformat(),
+    )
+    return ExchangedToken(new.secret, proj.name, expires_at, actor.name or "")
