@@ -8,13 +8,14 @@ from __future__ import annotations
 import importlib
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from nightwheels import __version__
-from nightwheels.errors import NightwheelsError
+from nightwheels.errors import NightwheelsError, RateLimited
 from nightwheels.services.context import Services
 
-ROUTERS = ("projects",)
+ROUTERS = ("projects", "users", "tokens", "access", "members", "trusted_publishing", "audit")
 
 
 def create_api(services: Services) -> FastAPI:
@@ -29,9 +30,22 @@ def create_api(services: Services) -> FastAPI:
 
     @api.exception_handler(NightwheelsError)
     async def _error(request: Request, exc: NightwheelsError) -> JSONResponse:
-        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else {}
+        if isinstance(exc, RateLimited):
+            headers["Retry-After"] = "60"
         return JSONResponse(
             {"error": exc.code, "message": exc.message}, status_code=exc.status, headers=headers
+        )
+
+    @api.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in err.get('loc', ()))}: {err.get('msg', 'invalid')}"
+            for err in exc.errors()[:5]
+        )
+        return JSONResponse(
+            {"error": "invalid-request", "message": f"invalid request: {problems}"},
+            status_code=422,
         )
 
     for name in ROUTERS:

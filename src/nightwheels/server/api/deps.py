@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Annotated
+from collections.abc import Callable, Iterator
+from typing import Annotated, TypeVar
 
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
 from nightwheels.errors import Unauthenticated
 from nightwheels.server.auth import client_address, token_from_request
-from nightwheels.services.auth import Principal, authenticate
+from nightwheels.services.auth import Principal, authenticate, require_manage
 from nightwheels.services.context import Services
+
+T = TypeVar("T")
 
 
 def get_services(request: Request) -> Services:
@@ -54,3 +56,28 @@ ServicesDep = Annotated[Services, Depends(get_services)]
 ReadSession = Annotated[Session, Depends(read_session)]
 PrincipalDep = Annotated[Principal, Depends(require_principal)]
 OptionalPrincipalDep = Annotated[Principal | None, Depends(optional_principal)]
+
+
+def require_manage_principal(
+    principal: Annotated[Principal, Depends(require_principal)],
+) -> Principal:
+    """Management endpoints: a user's token with the ``manage`` permission."""
+    require_manage(principal)
+    return principal
+
+
+def throttled(request: Request, fn: Callable[[], T]) -> T:
+    """Run a credential check (password, OIDC token) under the failed-authentication throttle."""
+    throttle = getattr(request.app.state, "throttle", None)
+    source = client_address(request)
+    if throttle is not None:
+        throttle.check(source)
+    try:
+        return fn()
+    except Unauthenticated:
+        if throttle is not None:
+            throttle.failed(source)
+        raise
+
+
+ManagePrincipalDep = Annotated[Principal, Depends(require_manage_principal)]

@@ -1,0 +1,120 @@
+"""Trusted publishers of a project, and the OIDC token exchange CI jobs call."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Request
+from pydantic import BaseModel, Field
+
+from nightwheels.server.api.deps import ManagePrincipalDep, ServicesDep, throttled
+from nightwheels.server.auth import client_address
+from nightwheels.services import trusted_publishing as tp
+from nightwheels.services.trusted_publishing import MAX_OIDC_TOKEN, OidcVerifier, PublisherInfo
+
+router = APIRouter(tags=["trusted publishing"])
+
+ProjectPath = Annotated[str, Path(min_length=1, max_length=200)]
+PublisherId = Annotated[int, Path(ge=1, le=2**31 - 1)]
+
+
+class PublisherOut(BaseModel):
+    id: int
+    project: str
+    provider: str
+    repository: str
+    workflow: str
+    environment: str | None
+    created_at: datetime
+
+    @classmethod
+    def of(cls, info: PublisherInfo) -> PublisherOut:
+        return cls(**info.__dict__)
+
+
+class PublisherCreate(BaseModel):
+    repository: str = Field(min_length=1, max_length=200, description="GitHub owner/name")
+    workflow: str = Field(
+        min_length=1, max_length=200, description="workflow file name, e.g. nightly.yml"
+    )
+    environment: str | None = Field(default=None, max_length=255)
+
+
+class ExchangeBody(BaseModel):
+    token: str = Field(min_length=1, max_length=MAX_OIDC_TOKEN, description="the OIDC JWT")
+    project: str | None = Field(
+        default=None, max_length=200, description="needed if the workflow publishes several"
+    )
+
+
+class ExchangeOut(BaseModel):
+    token: str = Field(description="an upload token for the project; expires in minutes")
+    project: str
+    expires_at: datetime
+    publisher: str
+
+
+def _verifier(request: Request) -> OidcVerifier:
+    state = request.app.state
+    verifier = getattr(state, "oidc_verifier", None)
+    if verifier is None:
+        verifier = state.oidc_verifier = OidcVerifier.from_settings(state.services.settings)
+    return verifier
+
+
+@router.get("/projects/{name}/publishers")
+def list_publishers(
+    name: ProjectPath, principal: ManagePrincipalDep, services: ServicesDep
+) -> list[PublisherOut]:
+    with services.db.read() as session:
+        return [PublisherOut.of(p) for p in tp.list_publishers(session, name, principal)]
+
+
+@router.post("/projects/{name}/publishers", status_code=201)
+def add_publisher(
+    name: ProjectPath, body: PublisherCreate, principal: ManagePrincipalDep, services: ServicesDep
+) -> PublisherOut:
+    info = services.db.run_write(
+        lambda s: tp.add_publisher(
+            s,
+            principal.actor,
+            name,
+            repository=body.repository,
+            workflow=body.workflow,
+            environment=body.environment,
+            principal=principal,
+        )
+    )
+    return PublisherOut.of(info)
+
+
+@router.delete("/projects/{name}/publishers/{publisher_id}")
+def remove_publisher(
+    name: ProjectPath,
+    publisher_id: PublisherId,
+    principal: ManagePrincipalDep,
+    services: ServicesDep,
+) -> PublisherOut:
+    info = services.db.run_write(
+        lambda s: tp.remove_publisher(s, principal.actor, name, publisher_id, principal)
+    )
+    return PublisherOut.of(info)
+
+
+@router.post("/trusted-publishing/exchange")
+def exchange(body: ExchangeBody, request: Request, services: ServicesDep) -> ExchangeOut:
+    """Trade a GitHub Actions OIDC token for a short-lived upload token (no other credential)."""
+    verifier = _verifier(request)
+    lifetime = timedelta(minutes=services.settings.trusted_publishing_token_minutes)
+    source = client_address(request)
+
+    def run() -> tp.ExchangedToken:
+        return services.db.run_write(
+            lambda s: tp.exchange(
+                s, verifier, body.token, lifetime=lifetime, project=body.project, source=source
+            )
+        )
+
+    result = throttled(request, run)
+    return ExchangeOut(**result.__dict__)

@@ -1,0 +1,230 @@
+"""Trusted publishing: a GitHub Actions OIDC token for a short-lived upload token.
+
+A local issuer (RSA key pair, JWKS on loopback) signs tokens as GitHub does; the live
+server verifies signature, issuer, audience, lifetime and claims.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from nightwheels.errors import Unauthenticated, Unavailable
+from nightwheels.services.trusted_publishing import OidcVerifier
+from tests.support import clients
+from tests.support.access import Accounts, Api, forbidden, refused, upload
+from tests.support.oidc import GITHUB_ISSUER, Issuer, new_key
+from tests.support.server import LiveServer, free_port
+from tests.support.wheels import make_wheel
+
+EXCHANGE = "/trusted-publishing/exchange"
+
+
+@pytest.fixture(scope="module")
+def issuer() -> Iterator[Issuer]:
+    issuer = Issuer().start()
+    try:
+        yield issuer
+    finally:
+        issuer.stop()
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory: pytest.TempPathFactory, issuer: Issuer) -> Iterator[LiveServer]:
+    root = tmp_path_factory.mktemp("tp")
+    server = LiveServer(data=root / "data", env={"NIGHTWHEELS_OIDC_JWKS_URL": issuer.jwks_url})
+    server.data.mkdir()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def people(live: LiveServer) -> Iterator[Accounts]:
+    accounts = Accounts(live.data)
+    accounts.user("owner")
+    accounts.user("helper")
+    accounts.role("octo", "owner", "admin")
+    accounts.role("octo", "helper", "uploader")
+    accounts.role("other", "owner", "admin")
+    try:
+        yield accounts
+    finally:
+        accounts.close()
+
+
+@pytest.fixture(scope="module")
+def publisher(live: LiveServer, people: Accounts) -> dict:
+    return Api(live, people.token("owner", name="setup")).ok(
+        "POST",
+        "/projects/octo/publishers",
+        {"repository": "octo-org/octo-repo", "workflow": "nightly.yml"},
+    )
+
+
+def test_register_publisher_rules(live: LiveServer, people: Accounts) -> None:
+    owner = Api(live, people.token("owner", name="reg"))
+    helper = Api(live, people.token("helper"))
+    body = {"repository": "octo-org/other-repo", "workflow": "build.yaml", "environment": "pypi"}
+    forbidden(helper.post("/projects/octo/publishers", body), "only admins of project 'octo'")
+    forbidden(helper.get("/projects/octo/publishers"), "only admins of project 'octo'")
+    up = Api(live, people.token("owner", "octo", permission="upload", name="up"))
+    forbidden(up.post("/projects/octo/publishers", body), "is an upload token")
+    refused(
+        owner.post("/projects/octo/publishers", {**body, "repository": "not a repo"}),
+        400,
+        "owner/name",
+    )
+    refused(
+        owner.post("/projects/octo/publishers", {**body, "workflow": "../x.yml"}),
+        400,
+        "workflow file name",
+    )
+    refused(owner.post("/projects/nope/publishers", body), 404, "no project named 'nope'")
+    made = owner.ok("POST", "/projects/octo/publishers", body)
+    assert made["environment"] == "pypi" and made["workflow"] == "build.yaml"
+    refused(owner.post("/projects/octo/publishers", body), 409, "already registered")
+    forbidden(helper.delete(f"/projects/octo/publishers/{made['id']}"), "only admins")
+    owner.ok("DELETE", f"/projects/octo/publishers/{made['id']}")
+    refused(owner.delete(f"/projects/octo/publishers/{made['id']}"), 404, "no trusted publisher")
+
+
+def test_exchange_then_upload_with_twine(
+    live: LiveServer, people: Accounts, issuer: Issuer, publisher: dict, tmp_path: Path
+) -> None:
+    anon = Api(live)
+    answer = anon.ok("POST", EXCHANGE, {"token": issuer.token()})
+    assert answer["project"] == "octo" and answer["publisher"] == "github:octo-org/octo-repo"
+    expires = datetime.fromisoformat(answer["expires_at"].replace("Z", "+00:00"))
+    assert timedelta(minutes=14) < expires - datetime.now(expires.tzinfo) <= timedelta(minutes=15)
+
+    wheel = make_wheel(tmp_path, "octo", "1.0.dev1")
+    clients.twine_upload(live.upload_url, answer["token"], wheel)
+    # Scoped to its project, upload only.
+    minted = Api(live, answer["token"])
+    assert minted.ok("GET", "/me")["trusted_publisher"] is True
+    forbidden(minted.get("/tokens"), "trusted publisher's token can only upload")
+    forbidden(minted.put("/projects/octo/members/helper"), "can only upload")
+    forbidden(
+        upload(live, answer["token"], make_wheel(tmp_path / "o", "other", "1.0")),
+        "may not upload to 'other'",
+    )
+    # The audit log names the publisher and the run.
+    events = Api(live, people.token("owner", name="aud")).ok("GET", "/audit", project="octo")
+    by_action = {e["action"]: e for e in events["events"]}
+    assert by_action["token.exchange"]["actor"] == "github:octo-org/octo-repo"
+    assert by_action["token.exchange"]["details"]["run_id"] == "4242"
+    assert by_action["file.upload"]["actor"] == "github:octo-org/octo-repo"
+
+
+def test_each_oidc_token_is_exchanged_once(
+    live: LiveServer, issuer: Issuer, publisher: dict
+) -> None:
+    token = issuer.token()
+    Api(live).ok("POST", EXCHANGE, {"token": token})
+    refused(Api(live).post(EXCHANGE, {"token": token}), 401, "already exchanged")
+
+
+@pytest.mark.parametrize(
+    ("make", "reason"),
+    [
+        (lambda i: i.sign(i.claims(), key=new_key()), "signature does not verify"),
+        (lambda i: i.sign(i.claims(), kid="unknown-kid"), "unknown key 'unknown-kid'"),
+        (lambda i: i.token(issuer="https://evil.example"), f"not issued by {GITHUB_ISSUER!r}"),
+        (lambda i: i.token(audience="pypi"), "audience 'nightwheels'"),
+        (lambda i: i.token(exp=1_000_000, iat=999_000, nbf=999_000), "expired"),
+        (lambda i: i.token(nbf=4_000_000_000), "not valid yet"),
+        (lambda i: i.token(jti=None), "no 'jti' claim"),
+        (lambda i: i.token(workflow_ref=None), "no 'workflow_ref' claim"),
+        (lambda i: i.sign(i.claims(), algorithm="HS256"), "only RS256"),
+        (lambda i: "not.a.jwt", "not a JWT"),
+    ],
+    ids=[
+        "foreign-key",
+        "unknown-kid",
+        "issuer",
+        "audience",
+        "expired",
+        "not-yet-valid",
+        "no-jti",
+        "no-workflow-ref",
+        "hs256",
+        "garbage",
+    ],
+)
+def test_invalid_oidc_tokens_are_refused(
+    live: LiveServer, issuer: Issuer, publisher: dict, make, reason: str
+) -> None:
+    refused(Api(live).post(EXCHANGE, {"token": make(issuer)}), 401, reason)
+
+
+def test_claims_must_match_a_registered_publisher(
+    live: LiveServer, people: Accounts, issuer: Issuer, publisher: dict
+) -> None:
+    anon = Api(live)
+    forbidden(
+        anon.post(EXCHANGE, {"token": issuer.token(workflow="release.yml")}),
+        "is not the registered workflow 'octo-org/octo-repo/.github/workflows/nightly.yml'",
+    )
+    forbidden(
+        anon.post(EXCHANGE, {"token": issuer.token(repository="evil/octo-repo")}),
+        "no trusted publisher is registered for 'evil/octo-repo'",
+    )
+    forbidden(
+        anon.post(EXCHANGE, {"token": issuer.token(), "project": "other"}),
+        "for project 'other'",
+    )
+    # A publisher bound to an environment needs a job in that environment.
+    owner = Api(live, people.token("owner", name="env"))
+    env_pub = owner.ok(
+        "POST",
+        "/projects/other/publishers",
+        {"repository": "octo-org/env-repo", "workflow": "nightly.yml", "environment": "nightly"},
+    )
+    forbidden(
+        anon.post(EXCHANGE, {"token": issuer.token("octo-org/env-repo")}),
+        "environment None, not the registered 'nightly'",
+    )
+    forbidden(
+        anon.post(EXCHANGE, {"token": issuer.token("octo-org/env-repo", environment="prod")}),
+        "environment 'prod'",
+    )
+    ok = anon.ok(
+        "POST", EXCHANGE, {"token": issuer.token("Octo-Org/Env-Repo", environment="Nightly")}
+    )
+    assert ok["project"] == "other"
+
+    # Removing the publisher stops the tokens it obtained at once.
+    owner.ok("DELETE", f"/projects/other/publishers/{env_pub['id']}")
+    refused(Api(live, ok["token"]).get("/me"), 401, "invalid token")
+
+
+def test_verifier_reports_an_unreachable_key_set(issuer: Issuer) -> None:
+    verifier = OidcVerifier(GITHUB_ISSUER, "nightwheels", f"http://127.0.0.1:{free_port()}/jwks")
+    token = issuer.token()
+    with pytest.raises(Unavailable, match="could not fetch the OIDC signing keys"):
+        verifier.verify(token)
+    with pytest.raises(Unauthenticated, match="not a JWT"):
+        verifier.verify("x")
+
+
+def test_key_set_is_cached_and_refetched_for_new_keys(issuer: Issuer) -> None:
+    verifier = OidcVerifier(GITHUB_ISSUER, "nightwheels", issuer.jwks_url)
+    verifier.jwks.cooldown = 0
+    before = issuer.requests
+    for _ in range(3):
+        verifier.verify(issuer.token())
+    assert issuer.requests == before + 1
+    # The issuer rotates its key: an unknown kid triggers one refetch.
+    issuer.key, old = new_key(), issuer.key
+    issuer.kid, old_kid = "test-key-2", issuer.kid
+    try:
+        assert verifier.verify(issuer.token())["repository"] == "octo-org/octo-repo"
+        assert issuer.requests == before + 2
+    finally:
+        issuer.key, issuer.kid = old, old_kid
