@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from pathlib import Path
 
 import typer
 
 from nightwheels import __version__
-from nightwheels.cli.common import DataOption, handle_errors, parse_duration, settings_for
-from nightwheels.core.permissions import Role
-from nightwheels.services import accounts
+from nightwheels.cli.common import DataOption, handle_errors, settings_for
 from nightwheels.services.audit import SYSTEM
-from nightwheels.services.auth import user_role
 from nightwheels.services.context import Services
 
 app = typer.Typer(
@@ -22,15 +18,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 db_app = typer.Typer(help="Database schema management.", no_args_is_help=True)
-user_app = typer.Typer(
-    help="User accounts (local admin, on the server machine).", no_args_is_help=True
-)
-token_app = typer.Typer(
-    help="API tokens (local admin, on the server machine).", no_args_is_help=True
-)
 app.add_typer(db_app, name="db")
-app.add_typer(user_app, name="user")
-app.add_typer(token_app, name="token")
 
 
 def _show_version(value: bool) -> None:
@@ -98,67 +86,6 @@ def db_upgrade(data: Path | None = DataOption) -> None:
     typer.echo("database is up to date")
 
 
-@user_app.command("create")
-@handle_errors
-def user_create(
-    name: str,
-    admin: bool = typer.Option(False, "--admin", help="make a site admin"),
-    email: str | None = typer.Option(None),
-    organisation: str | None = typer.Option(None),
-    data: Path | None = DataOption,
-) -> None:
-    """Create a user."""
-    services = _services(data)
-    with services.db.write() as session:
-        accounts.create_user(
-            session, SYSTEM, name, email=email, organisation=organisation, is_admin=admin
-        )
-    typer.echo(f"created user {name}{' (site admin)' if admin else ''}")
-
-
-@token_app.command("create")
-@handle_errors
-def token_create(
-    user: str = typer.Option(..., "--user", help="the token's owner"),
-    project: list[str] = typer.Option(..., "--project", help="project the token may upload to"),
-    name: str = typer.Option("upload", "--name", help="a name to recognise the token by"),
-    expires: str | None = typer.Option(None, "--expires", help="lifetime, e.g. 90d"),
-    data: Path | None = DataOption,
-) -> None:
-    """Create an upload token for USER scoped to PROJECT(s); prints it once.
-
-    Run on the server machine by its administrator: the user is made a member
-    (uploader) of each named project, which is created if new.
-    """
-    services = _services(data)
-    expires_at = datetime.now(UTC) + parse_duration(expires) if expires else None
-    with services.db.write() as session:
-        owner = accounts.get_user(session, user)
-        for p in project:
-            proj = accounts.get_or_create_project(session, SYSTEM, p)
-            if user_role(session, owner.id, proj.id) is None:
-                accounts.set_role(session, SYSTEM, owner, proj, Role.UPLOADER)
-        created = accounts.create_token(
-            session, SYSTEM, owner, name=name, projects=project, expires_at=expires_at
-        )
-    typer.echo(created.secret)
-    typer.echo(
-        f"token {created.name!r} (prefix {created.prefix}) for {user}, upload to "
-        f"{', '.join(created.projects or [])}: store it now, it is not shown again",
-        err=True,
-    )
-
-
-@token_app.command("revoke")
-@handle_errors
-def token_revoke(prefix: str, data: Path | None = DataOption) -> None:
-    """Revoke a token by its prefix (effective immediately)."""
-    services = _services(data)
-    with services.db.write() as session:
-        accounts.revoke_token(session, SYSTEM, prefix)
-    typer.echo(f"revoked token {prefix}")
-
-
 @app.command()
 @handle_errors
 def yank(
@@ -191,7 +118,7 @@ def yank(
 
 
 # Feature modules under nightwheels.cli, each with ``register(app: typer.Typer)``.
-FEATURES: tuple[str, ...] = ()
+FEATURES: tuple[str, ...] = ("admin", "tokens", "access", "projects", "audit", "login")
 
 
 def _register_features() -> None:
