@@ -35,7 +35,7 @@ def _read_password(from_stdin: bool) -> str:
     if from_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
     else:
-        password = typer.prompt("password", hide_input=True, confirmation_prompt=True)
+        password = typer.prompt("password", hide_input=True, confirmation_prompt=True, err=True)
     if not password:
         raise InvalidRequest("the password is empty")
     return password

@@ -24,7 +24,7 @@ def login(
     if password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
     else:
-        password = typer.prompt("password", hide_input=True)
+        password = typer.prompt("password", hide_input=True, err=True)
     with client(server, need_token=False) as api:
         created = api.post(
             "/login",

@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterator
 from typing import Annotated, TypeVar
 
 from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
 from nightwheels.errors import Unauthenticated
@@ -25,8 +26,15 @@ def read_session(services: Annotated[Services, Depends(get_services)]) -> Iterat
         yield session
 
 
+# Declares the bearer scheme in the OpenAPI document; the header is parsed below (which
+# also accepts twine-style Basic credentials).
+_bearer = HTTPBearer(auto_error=False, description="a nightwheels token: nwt_...")
+
+
 def optional_principal(
-    request: Request, services: Annotated[Services, Depends(get_services)]
+    request: Request,
+    services: Annotated[Services, Depends(get_services)],
+    _documented: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)] = None,
 ) -> Principal | None:
     throttle = getattr(request.app.state, "throttle", None)
     source = client_address(request)
