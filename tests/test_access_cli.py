@@ -85,9 +85,14 @@ def test_bootstrap_request_review_tokens_and_audit(server: LiveServer, tmp_path:
     added = alice("project", "members", "add", "demo", "bob", "--role", "admin")
     assert "bob is admin of demo" in added.stdout
     assert "all admins of project 'demo' are from 'Quansight'" in added.stderr
+    # bob hands his admin role back to alice's care: transfer leaves him an uploader.
+    bob_token = local("token", "create", "--user", "bob", "--permission", "manage").stdout.strip()
+    moved = _as(server, bob_token)("project", "members", "transfer", "demo", "alice")
+    assert "alice is now admin of demo" in moved.stdout
+    roles = json.loads(alice("project", "members", "list", "demo", "--json").stdout)["members"]
+    assert {m["user"]: m["role"] for m in roles} == {"alice": "admin", "bob": "uploader"}
     last = alice("project", "members", "remove", "demo", "alice", check=False)
-    assert last.returncode == 0  # bob is an admin too, so alice may leave... but re-add her
-    root("project", "members", "add", "demo", "alice", "--role", "admin")
+    assert last.returncode == 1 and "would have no admin left" in last.stderr
 
     # Tokens: personal, upload scope, shown once, with expiry warnings.
     created = alice("token", "create", "--project", "demo", "--expires", "5d", "--name", "ci")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import secrets
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -44,8 +46,14 @@ MAX_PASSWORD_LENGTH = 1024
 
 # argon2id with the library's defaults (RFC 9106 "low memory" profile).
 _hasher = PasswordHasher()
-# Verified against when there is no user, so a wrong name costs as long as a wrong password.
-_DUMMY_HASH = _hasher.hash("nightwheels-dummy-password")
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Verified against when there is no user, so a wrong name costs as long as a wrong
+    password (made on first use: hashing costs half a second, not to be paid at import)."""
+    return _hasher.hash(secrets.token_urlsafe(16))
+
 
 _UNSET: Any = object()
 
@@ -167,7 +175,7 @@ def verify_password(user: User | None, password: str) -> bool:
     """Constant work whether or not the user exists or has a password."""
     stored = user.password_hash if user is not None else None
     try:
-        _hasher.verify(stored or _DUMMY_HASH, password[:MAX_PASSWORD_LENGTH])
+        _hasher.verify(stored or _dummy_hash(), password[:MAX_PASSWORD_LENGTH])
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         return False
     return stored is not None and user is not None and not user.disabled
