@@ -11,7 +11,7 @@ from nightwheels.core.names import DEFAULT_LABEL
 from nightwheels.errors import InvalidRequest, TooLarge, Unauthenticated
 from nightwheels.server.auth import FailureThrottle, client_address, token_from_request
 from nightwheels.server.multipart import parse_upload
-from nightwheels.services.auth import Principal, authenticate
+from nightwheels.services.auth import Principal, authenticate_token
 from nightwheels.services.context import Services
 from nightwheels.services.publish import PublishResult, UploadRequest, publish
 from nightwheels.storage.staging import StagingFile
@@ -31,8 +31,7 @@ def authenticate_request(request: Request) -> Principal:
             raise Unauthenticated(
                 "authentication required: use __token__ as user and a token as password"
             )
-        with services.db.write() as session:
-            return authenticate(session, token, source)
+        return authenticate_token(services.db, token, source)
     except Unauthenticated:
         throttle.failed(source)
         raise

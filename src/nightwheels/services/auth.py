@@ -10,11 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from nightwheels.core.permissions import Permission, role_allows, token_allows
 from nightwheels.core.tokens import expiry_warning, split_token, token_matches
+from nightwheels.db.engine import Database
 from nightwheels.db.models import Project, ProjectRole, Token, TrustedPublisher, User, utcnow
 from nightwheels.errors import Forbidden, Unauthenticated
 from nightwheels.services.audit import Actor
@@ -70,8 +71,6 @@ def authenticate(session: Session, token: str, source: str | None = None) -> Pri
         raise Unauthenticated(
             f"token {row.name!r} expired on {row.expires_at:%Y-%m-%d %H:%M} UTC: create a new one"
         )
-    if row.last_used_at is None or now - row.last_used_at > LAST_USED_RESOLUTION:
-        row.last_used_at = now
     if row.user_id is None:
         publisher = session.get(TrustedPublisher, row.publisher_id) if row.publisher_id else None
         if publisher is None:
@@ -103,6 +102,27 @@ def authenticate(session: Session, token: str, source: str | None = None) -> Pri
         source=source,
         organisation=user.organisation,
     )
+
+
+def authenticate_token(db: Database, token: str, source: str | None = None) -> Principal:
+    """Authenticate in a read transaction; record ``last_used_at`` only when it is stale.
+
+    Most requests write nothing, so authenticated requests do not queue on the SQLite
+    write lock; ``last_used_at`` is accurate to ``LAST_USED_RESOLUTION``.
+    """
+    with db.read() as session:
+        principal = authenticate(session, token, source)
+        last_used = session.execute(
+            select(Token.last_used_at).where(Token.id == principal.token_id)
+        ).scalar_one()
+    now = utcnow()
+    if last_used is None or now - last_used > LAST_USED_RESOLUTION:
+        db.run_write(
+            lambda session: session.execute(
+                update(Token).where(Token.id == principal.token_id).values(last_used_at=now)
+            )
+        )
+    return principal
 
 
 def publisher_name(publisher: TrustedPublisher) -> str:

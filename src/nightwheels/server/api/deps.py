@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from nightwheels.errors import Unauthenticated
 from nightwheels.server.auth import client_address, token_from_request
-from nightwheels.services.auth import Principal, authenticate, require_manage
+from nightwheels.services.auth import Principal, authenticate_token, require_manage
 from nightwheels.services.context import Services
 
 T = TypeVar("T")
@@ -44,8 +44,7 @@ def optional_principal(
         token = token_from_request(request)
         if token is None:
             return None
-        with services.db.write() as session:
-            return authenticate(session, token, source)
+        return authenticate_token(services.db, token, source)
     except Unauthenticated:
         if throttle is not None:
             throttle.failed(source)
