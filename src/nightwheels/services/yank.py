@@ -6,28 +6,19 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from nightwheels.core.names import normalize_name
-from nightwheels.core.permissions import Permission, role_allows
 from nightwheels.core.versions import normalize_version
 from nightwheels.db.models import File, Project
-from nightwheels.errors import Forbidden, NotFound
+from nightwheels.errors import NotFound
 from nightwheels.services import audit, serials
 from nightwheels.services.audit import Actor
-from nightwheels.services.auth import Principal, user_role
+from nightwheels.services.auth import Principal, require_upload
 from nightwheels.services.context import Services
 
 
 def _authorise(session: Session, principal: Principal | None, project: Project) -> None:
-    if principal is None:  # the local admin CLI
-        return
-    if principal.projects is not None and project.name not in principal.projects:
-        raise Forbidden(f"token {principal.token_name!r} is not scoped to {project.name!r}")
-    if "upload" not in principal.permissions and "manage" not in principal.permissions:
-        raise Forbidden(f"token {principal.token_name!r} may not yank files")
-    if not (
-        principal.is_admin
-        or role_allows(user_role(session, principal.user_id, project.id), Permission.UPLOAD)
-    ):
-        raise Forbidden(f"user {principal.user_name!r} is not a member of {project.name!r}")
+    """Whoever may upload to a project may yank its files; ``None`` is the local admin CLI."""
+    if principal is not None:
+        require_upload(session, principal, project.name)
 
 
 def set_yanked(
