@@ -111,3 +111,30 @@ class Unavailable(NightwheelsError):
 
     code = "unavailable"
     status = 503
+
+
+class ProjectConfigError(NightwheelsError):
+    """The project or the command line cannot be used as given (``nightwheels test`` exit 2)."""
+
+    code = "project-config"
+    status = 400
+
+
+class InstallFailed(NightwheelsError):
+    """The test environment could not be built (``nightwheels test`` exit 3)."""
+
+    code = "install-failed"
+    status = 502
+
+
+class IndexUnavailable(InstallFailed):
+    """A package index could not be read."""
+
+    code = "index-unavailable"
+
+
+class TrackerError(NightwheelsError):
+    """An issue tracker refused or failed a request."""
+
+    code = "tracker-error"
+    status = 502

@@ -118,7 +118,15 @@ def yank(
 
 
 # Feature modules under nightwheels.cli, each with ``register(app: typer.Typer)``.
-FEATURES: tuple[str, ...] = ("admin", "tokens", "access", "projects", "audit", "login")
+FEATURES: tuple[str, ...] = (
+    "admin",
+    "tokens",
+    "access",
+    "projects",
+    "audit",
+    "login",
+    "nightly_testing",
+)
 
 
 def _register_features() -> None:

@@ -13,6 +13,7 @@ class Role(StrEnum):
 class Permission(StrEnum):
     UPLOAD = "upload"  # upload, replace and yank files
     MANAGE = "manage"  # members, publishers, project settings
+    REPORT = "report"  # post downstream test results to the compatibility record
 
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
@@ -21,8 +22,10 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
 }
 
 # What a token may be scoped to. ``upload`` tokens are what CI holds; ``manage``
-# tokens act for their user on the management API and are never created by default.
-TOKEN_PERMISSIONS = frozenset({"upload", "manage"})
+# tokens act for their user on the management API and are never created by default;
+# ``report`` tokens let a downstream project's CI post its results against nightlies
+# (scoped to the downstream project names, which need not be projects on the index).
+TOKEN_PERMISSIONS = frozenset({"upload", "manage", "report"})
 
 
 def role_allows(role: Role | str | None, permission: Permission) -> bool:

@@ -239,3 +239,48 @@ class AuditEvent(Base):
 @event.listens_for(AuditEvent, "before_delete")
 def _audit_is_append_only(_mapper: Any, _connection: Any, target: AuditEvent) -> None:
     raise ValueError(f"audit event {target.id} is append-only: it cannot be changed or deleted")
+
+
+class CompatRun(Base):
+    """One downstream project's test run against nightlies, as reported by ``nightwheels test``."""
+
+    __tablename__ = "compat_runs"
+    __table_args__ = (Index("ix_compat_runs_downstream", "downstream", "reported_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    downstream: Mapped[str] = mapped_column(String(200))  # PEP 503 normalised
+    repository: Mapped[str | None] = mapped_column(String(300))
+    outcome: Mapped[str] = mapped_column(String(20))  # passed | failed | install-error
+    python: Mapped[str] = mapped_column(String(40))
+    platform: Mapped[str] = mapped_column(String(200))
+    run_url: Mapped[str | None] = mapped_column(String(500))
+    commit: Mapped[str | None] = mapped_column(String(64))
+    tests_passed: Mapped[int] = mapped_column(Integer, default=0)
+    tests_failed: Mapped[int] = mapped_column(Integer, default=0)
+    culprits: Mapped[list[str]] = mapped_column(default=list)
+    tested_at: Mapped[datetime] = mapped_column()
+    reported_at: Mapped[datetime] = mapped_column(default=utcnow)
+    reporter: Mapped[str | None] = mapped_column(String(100))
+
+    nightlies: Mapped[list[CompatNightly]] = relationship(
+        back_populates="run", cascade="all, delete-orphan"
+    )
+
+
+class CompatNightly(Base):
+    """An upstream nightly file that a reported run used."""
+
+    __tablename__ = "compat_nightlies"
+    __table_args__ = (Index("ix_compat_nightlies_project", "project", "run_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("compat_runs.id", ondelete="CASCADE"))
+    project: Mapped[str] = mapped_column(String(200))  # the upstream, normalised
+    version: Mapped[str] = mapped_column(String(100))
+    filename: Mapped[str] = mapped_column(String(255))
+    sha256: Mapped[str] = mapped_column(String(64))
+    uploaded_at: Mapped[datetime | None] = mapped_column()
+    file_id: Mapped[int | None] = mapped_column(ForeignKey("files.id", ondelete="SET NULL"))
+    culprit: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    run: Mapped[CompatRun] = relationship(back_populates="nightlies")

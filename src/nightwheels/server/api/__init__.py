@@ -15,7 +15,16 @@ from nightwheels import __version__
 from nightwheels.errors import NightwheelsError, RateLimited
 from nightwheels.services.context import Services
 
-ROUTERS = ("projects", "users", "tokens", "access", "members", "trusted_publishing", "audit")
+ROUTERS = (
+    "projects",
+    "users",
+    "tokens",
+    "access",
+    "members",
+    "trusted_publishing",
+    "audit",
+    "compat",
+)
 
 
 def create_api(services: Services) -> FastAPI:

@@ -1,0 +1,81 @@
+"""Posting a test result to a nightwheels server's compatibility record."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from nightwheels import __version__
+from nightwheels.errors import ProjectConfigError, TrackerError
+from nightwheels.nightly_testing.results import Report
+
+
+def result_payload(report: Report, repository: str | None = None) -> dict[str, Any]:
+    culprits = report.bisect.culprits if report.bisect else []
+    return {
+        "downstream": report.project,
+        "outcome": report.outcome,
+        "python": report.python,
+        "platform": report.platform,
+        "tested_at": report.created_at.isoformat(),
+        "repository": repository,
+        "run_url": report.run_url,
+        "commit": report.commit,
+        "tests_passed": report.counts.passed,
+        "tests_failed": report.counts.failed + report.counts.errors,
+        "culprits": culprits,
+        "nightlies": [
+            {
+                "project": n.name,
+                "version": n.version,
+                "filename": n.filename,
+                "sha256": n.sha256,
+                "uploaded_at": n.upload_time.isoformat() if n.upload_time else None,
+            }
+            for n in report.nightlies
+            if n.sha256
+        ],
+    }
+
+
+def post_result(
+    server: str,
+    token: str,
+    report: Report,
+    repository: str | None = None,
+    client: httpx.Client | None = None,
+) -> dict[str, Any]:
+    """Send ``report`` to ``server``; return the server's answer (what it recorded)."""
+    if not token:
+        raise ProjectConfigError(
+            "no token for the nightwheels server: set NIGHTWHEELS_TOKEN to a token with "
+            "the 'report' permission"
+        )
+    payload = result_payload(report, repository)
+    if not payload["nightlies"]:
+        raise ProjectConfigError("the report names no nightly with a sha256: nothing to post")
+    url = server.rstrip("/") + "/api/v1/compat/results"
+    own = client is None
+    client = client or httpx.Client(timeout=30)
+    try:
+        response = client.post(
+            url,
+            json=payload,
+            headers={
+                "Authorization": f"Bearer {token}",
+                "User-Agent": f"nightwheels/{__version__}",
+            },
+        )
+    except httpx.HTTPError as exc:
+        raise TrackerError(f"cannot reach {server}: {exc}") from None
+    finally:
+        if own:
+            client.close()
+    if response.status_code >= 400:
+        try:
+            message = response.json().get("message", response.text)
+        except ValueError:
+            message = response.text
+        raise TrackerError(f"{url} answered {response.status_code}: {message}")
+    return dict(response.json())

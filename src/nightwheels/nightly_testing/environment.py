@@ -1,0 +1,284 @@
+"""Fresh, isolated test environments built with uv.
+
+Every run gets a new virtual environment: a reused one lets an installer keep an
+"already satisfied" ``X.Y.0.dev0`` from an earlier nightly with the same version string.
+
+Nightlies are passed to uv as direct URL requirements with their sha256
+(``name @ https://.../file.whl#sha256=...``), and the nightly index is *not* given to uv
+as an index at all. uv therefore cannot take any other package from it, whatever the
+index hosts (dependency confusion), and installs exactly the file that was chosen and
+recorded, refusing it if its bytes do not match the hash.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import packaging
+from packaging.tags import Tag
+from packaging.utils import NormalizedName, canonicalize_name
+
+from nightwheels.errors import InstallFailed, ProjectConfigError
+from nightwheels.nightly_testing.selection import Target
+
+# uv settings that could add an index, change which versions are eligible or redirect
+# sources; the environment must come only from the URLs on our command line.
+_UV_KEEP = (
+    "UV_CACHE_DIR",
+    "UV_NO_CACHE",
+    "UV_HTTP_TIMEOUT",
+    "UV_HTTP_RETRIES",
+    "UV_NATIVE_TLS",
+    "UV_CONCURRENT_DOWNLOADS",
+    "UV_CONCURRENT_BUILDS",
+    "UV_CONCURRENT_INSTALLS",
+    "UV_PYTHON_INSTALL_DIR",
+    "UV_PYTHON_DOWNLOADS",
+    "UV_PYTHON_PREFERENCE",
+    "UV_LINK_MODE",
+    "UV_OFFLINE",
+)
+# Secrets the code under test never needs (the reporter runs in a separate step).
+SECRET_VARIABLES = (
+    "GITHUB_TOKEN",
+    "GH_TOKEN",
+    "GITHUB_PAT",
+    "NIGHTWHEELS_TOKEN",
+    "NIGHTWHEELS_SERVER_TOKEN",
+    "ACTIONS_RUNTIME_TOKEN",
+    "ACTIONS_ID_TOKEN_REQUEST_TOKEN",
+    "ACTIONS_ID_TOKEN_REQUEST_URL",
+)
+
+_PROBE = r"""
+import json, platform, sys
+sys.path.insert(0, sys.argv[1])
+from packaging import markers, tags
+print(json.dumps({
+    "python_version": platform.python_version(),
+    "tags": [str(t) for t in tags.sys_tags()],
+    "markers": markers.default_environment(),
+}))
+"""
+
+_INSTALLED = r"""
+import json, importlib.metadata as md
+out = {}
+for d in md.distributions():
+    name = d.metadata["Name"]
+    if not name:
+        continue
+    out[name] = {"version": d.version, "direct_url": d.read_text("direct_url.json")}
+print(json.dumps(out))
+"""
+
+
+def find_uv(explicit: str | None = None) -> str:
+    """The uv binary: ``explicit``, the ``uv`` Python package's, or ``uv`` on PATH."""
+    if explicit:
+        if shutil.which(explicit) is None:
+            raise ProjectConfigError(f"uv not found at {explicit!r}")
+        return explicit
+    try:
+        from uv import find_uv_bin  # type: ignore[import-not-found]
+
+        return str(find_uv_bin())
+    except (ImportError, FileNotFoundError):
+        pass
+    found = shutil.which("uv")
+    if found is None:
+        raise ProjectConfigError(
+            "uv is needed to build test environments: pip install 'nightwheels[nightly]' "
+            "or put uv on PATH (or pass --uv)"
+        )
+    return found
+
+
+def uv_environment(base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The process environment for uv: no configuration files, no inherited index settings."""
+    base = dict(os.environ if base is None else base)
+    env = {k: v for k, v in base.items() if not k.startswith(("UV_", "PIP_"))}
+    env.update({k: base[k] for k in _UV_KEEP if k in base})
+    for secret in SECRET_VARIABLES:
+        env.pop(secret, None)
+    env["UV_NO_CONFIG"] = "1"
+    env.pop("VIRTUAL_ENV", None)
+    env.pop("CONDA_PREFIX", None)
+    return env
+
+
+def test_environment(venv: Path, base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment the tests run in: the venv first on PATH, no tokens."""
+    env = dict(os.environ if base is None else base)
+    for secret in SECRET_VARIABLES:
+        env.pop(secret, None)
+    for key in ("PYTHONPATH", "PYTHONHOME", "CONDA_PREFIX"):
+        env.pop(key, None)
+    env["VIRTUAL_ENV"] = str(venv)
+    env["PATH"] = str(bin_dir(venv)) + os.pathsep + env.get("PATH", "")
+    return env
+
+
+def bin_dir(venv: Path) -> Path:
+    return venv / ("Scripts" if sys.platform == "win32" else "bin")
+
+
+def _python_in(venv: Path) -> Path:
+    return bin_dir(venv) / ("python.exe" if sys.platform == "win32" else "python")
+
+
+@dataclass(frozen=True)
+class Installed:
+    version: str
+    url: str | None  # PEP 610 direct_url.json "url", if it was installed from a URL
+
+
+def _tail(text: str, lines: int = 40) -> str:
+    kept = [line for line in text.strip().splitlines() if line.strip()]
+    return "\n".join(kept[-lines:])
+
+
+class Uv:
+    """Runs uv for one ``nightwheels test`` invocation."""
+
+    def __init__(self, binary: str, stable_index: str, workdir: Path) -> None:
+        self.binary = binary
+        self.stable_index = stable_index
+        self.workdir = workdir
+        self.env = uv_environment()
+
+    def _run(self, args: Sequence[str], timeout: float = 1800) -> subprocess.CompletedProcess[str]:
+        try:
+            return subprocess.run(
+                [self.binary, *args],
+                env=self.env,
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                cwd=self.workdir,
+            )
+        except subprocess.TimeoutExpired:
+            raise InstallFailed(f"uv {args[0]} did not finish in {timeout:.0f} s") from None
+        except OSError as exc:
+            raise ProjectConfigError(f"cannot run uv ({self.binary}): {exc}") from None
+
+    def create_venv(self, path: Path, python: str | None) -> Path:
+        args = [
+            "venv",
+            "--quiet",
+            "--no-config",
+            *(["--python", python] if python else []),
+            str(path),
+        ]
+        result = self._run(args)
+        if result.returncode != 0:
+            raise InstallFailed(f"uv could not create the environment:\n{_tail(result.stderr)}")
+        return _python_in(path)
+
+    def install(
+        self, python: Path, requirements: Sequence[str], refresh: Sequence[str] = ()
+    ) -> None:
+        """Install ``requirements`` (pip requirement lines) into the environment of ``python``."""
+        req_file = python.parent.parent / "nightwheels-requirements.txt"
+        req_file.write_text("\n".join(requirements) + "\n", encoding="utf-8")
+        args = [
+            "pip",
+            "install",
+            "--no-config",
+            "--python",
+            str(python),
+            "--default-index",
+            self.stable_index,
+            "--index-strategy",
+            "first-index",
+            "--no-sources",
+            "-r",
+            str(req_file),
+        ]
+        for name in refresh:
+            args += ["--refresh-package", name]
+        result = self._run(args)
+        if result.returncode != 0:
+            raise InstallFailed(
+                f"uv could not install the test environment:\n{_tail(result.stderr)}"
+            )
+
+    def compile_names(self, python: Path, requirements: Sequence[str]) -> set[NormalizedName]:
+        """Every package the requirements resolve to against the stable index."""
+        req_file = self.workdir / "nightwheels-resolve.in"
+        req_file.write_text("\n".join(requirements) + "\n", encoding="utf-8")
+        result = self._run(
+            [
+                "pip",
+                "compile",
+                "--no-config",
+                "--quiet",
+                "--no-header",
+                "--no-annotate",
+                "--default-index",
+                self.stable_index,
+                "--no-sources",
+                "--python",
+                str(python),
+                str(req_file),
+            ]
+        )
+        if result.returncode != 0:
+            raise InstallFailed(f"uv could not resolve the dependencies:\n{_tail(result.stderr)}")
+        names = set()
+        for line in result.stdout.splitlines():
+            line = line.split("#", 1)[0].strip()
+            if line and not line.startswith("-"):
+                names.add(canonicalize_name(line.split("@")[0].split("==")[0].split("[")[0]))
+        return names
+
+
+def probe(python: Path, workdir: Path) -> Target:
+    """Ask an interpreter for its wheel tags and marker values (with our ``packaging``)."""
+    shim = workdir / "probe"
+    if not (shim / "packaging").is_dir():
+        shutil.copytree(
+            Path(packaging.__file__).parent,
+            shim / "packaging",
+            ignore=shutil.ignore_patterns("__pycache__"),
+        )
+    result = subprocess.run(
+        [str(python), "-I", "-c", _PROBE, str(shim)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    if result.returncode != 0:
+        raise InstallFailed(f"cannot inspect the interpreter {python}:\n{_tail(result.stderr)}")
+    data = json.loads(result.stdout)
+    tags: list[Tag] = []
+    for text in data["tags"]:
+        interpreter, abi, platform = text.split("-")
+        tags.append(Tag(interpreter, abi, platform))
+    return Target(data["python_version"], tuple(tags), data["markers"])
+
+
+def installed(python: Path) -> dict[NormalizedName, Installed]:
+    """Name -> version and PEP 610 URL of every distribution in an environment."""
+    result = subprocess.run(
+        [str(python), "-I", "-c", _INSTALLED], capture_output=True, text=True, timeout=120
+    )
+    if result.returncode != 0:
+        raise InstallFailed(f"cannot list the installed packages:\n{_tail(result.stderr)}")
+    out: dict[NormalizedName, Installed] = {}
+    for name, info in json.loads(result.stdout).items():
+        url = None
+        if info.get("direct_url"):
+            try:
+                url = json.loads(info["direct_url"]).get("url")
+            except ValueError:
+                url = None
+        out[canonicalize_name(name)] = Installed(info["version"], url)
+    return out

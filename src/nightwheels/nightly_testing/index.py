@@ -1,0 +1,246 @@
+"""A reader for Simple Repository API indexes: PEP 691 JSON first, PEP 503 HTML otherwise.
+
+JSON pages carry PEP 700 upload times, which date bisection needs; HTML-only indexes
+still work for installing, without upload times.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from html.parser import HTMLParser
+from urllib.parse import urldefrag, urljoin, urlsplit
+
+import httpx
+from packaging.tags import Tag
+from packaging.utils import (
+    InvalidSdistFilename,
+    InvalidWheelFilename,
+    NormalizedName,
+    canonicalize_name,
+    parse_sdist_filename,
+    parse_wheel_filename,
+)
+from packaging.version import Version
+
+from nightwheels import __version__
+from nightwheels.errors import IndexUnavailable
+
+JSON_TYPE = "application/vnd.pypi.simple.v1+json"
+ACCEPT = f"{JSON_TYPE}, application/vnd.pypi.simple.v1+html;q=0.2, text/html;q=0.01"
+
+
+@dataclass(frozen=True)
+class IndexFile:
+    """One distribution file as an index lists it."""
+
+    name: NormalizedName
+    filename: str
+    url: str  # absolute, without fragment
+    version: Version
+    sha256: str | None
+    upload_time: datetime | None
+    requires_python: str | None
+    yanked: bool
+    tags: frozenset[Tag]  # empty for sdists
+
+    @property
+    def is_wheel(self) -> bool:
+        return self.filename.endswith(".whl")
+
+
+def format_time(moment: datetime) -> str:
+    """RFC 3339 in UTC with microseconds, as PEP 700 writes upload times."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_time(text: str) -> datetime:
+    value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _parse_file(
+    page_url: str,
+    href: str,
+    filename: str | None,
+    hashes: dict[str, str],
+    upload_time: str | None,
+    requires_python: str | None,
+    yanked: object,
+) -> IndexFile | None:
+    url, fragment = urldefrag(urljoin(page_url, href))
+    filename = filename or url.rsplit("/", 1)[-1]
+    if fragment.startswith("sha256=") and "sha256" not in hashes:
+        hashes = {**hashes, "sha256": fragment.removeprefix("sha256=")}
+    try:
+        if filename.endswith(".whl"):
+            name, version, _build, tags = parse_wheel_filename(filename)
+        elif filename.endswith((".tar.gz", ".zip")):
+            name, version = parse_sdist_filename(filename)
+            tags = frozenset()
+        else:
+            return None
+    except (InvalidWheelFilename, InvalidSdistFilename, ValueError):
+        return None
+    when = None
+    if upload_time:
+        try:
+            when = parse_time(upload_time)
+        except ValueError:
+            when = None
+    return IndexFile(
+        name=name,
+        filename=filename,
+        url=url,
+        version=version,
+        sha256=hashes.get("sha256"),
+        upload_time=when,
+        requires_python=requires_python or None,
+        yanked=bool(yanked),
+        tags=frozenset(tags),
+    )
+
+
+class _LinkParser(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.links: list[dict[str, str | None]] = []
+        self._current: dict[str, str | None] | None = None
+        self._text: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "a":
+            self._current = dict(attrs)
+            self._text = []
+
+    def handle_data(self, data: str) -> None:
+        if self._current is not None:
+            self._text.append(data)
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "a" and self._current is not None:
+            self._current["#text"] = "".join(self._text).strip()
+            self.links.append(self._current)
+            self._current = None
+
+
+class SimpleIndex:
+    """One index root URL (``.../simple/``), read with one HTTP client."""
+
+    def __init__(self, url: str, client: httpx.Client | None = None) -> None:
+        if not url.endswith("/"):
+            url += "/"
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise IndexUnavailable(f"{url!r} is not an http(s) index URL")
+        self.url = url
+        self.client = client or httpx.Client(
+            timeout=60,
+            follow_redirects=True,
+            headers={"User-Agent": f"nightwheels/{__version__}"},
+            transport=httpx.HTTPTransport(retries=2),
+        )
+
+    def _get(self, url: str) -> httpx.Response | None:
+        try:
+            response = self.client.get(url, headers={"Accept": ACCEPT})
+        except httpx.HTTPError as exc:
+            raise IndexUnavailable(f"cannot read {url}: {exc}") from None
+        if response.status_code == 404:
+            return None
+        if response.status_code >= 400:
+            raise IndexUnavailable(f"{url} answered HTTP {response.status_code}")
+        return response
+
+    @staticmethod
+    def _is_json(response: httpx.Response) -> bool:
+        return response.headers.get("content-type", "").split(";")[0].strip() == JSON_TYPE
+
+    def project_names(self) -> set[NormalizedName]:
+        response = self._get(self.url)
+        if response is None:
+            raise IndexUnavailable(f"{self.url} is not a package index (HTTP 404)")
+        if self._is_json(response):
+            return {canonicalize_name(p["name"]) for p in response.json().get("projects", [])}
+        parser = _LinkParser()
+        parser.feed(response.text)
+        return {canonicalize_name(str(link.get("#text") or "")) for link in parser.links} - {""}
+
+    def files(self, name: str, *, root: str | None = None) -> list[IndexFile] | None:
+        """The files of project ``name``, or None when the index does not have it."""
+        page = urljoin(root or self.url, canonicalize_name(name) + "/")
+        response = self._get(page)
+        if response is None:
+            return None
+        page = str(response.url)
+        out: list[IndexFile] = []
+        if self._is_json(response):
+            try:
+                entries = response.json()["files"]
+            except (ValueError, KeyError):
+                raise IndexUnavailable(f"{page} is not a valid PEP 691 JSON page") from None
+            for e in entries:
+                parsed = _parse_file(
+                    page,
+                    e.get("url", ""),
+                    e.get("filename"),
+                    dict(e.get("hashes") or {}),
+                    e.get("upload-time"),
+                    e.get("requires-python"),
+                    e.get("yanked", False),
+                )
+                if parsed is not None:
+                    out.append(parsed)
+            return out
+        parser = _LinkParser()
+        parser.feed(response.text)
+        for link in parser.links:
+            href = link.get("href")
+            if not href:
+                continue
+            yanked = link.get("data-yanked")
+            parsed = _parse_file(
+                page,
+                href,
+                str(link.get("#text") or "") or None,
+                {},
+                None,
+                link.get("data-requires-python"),
+                yanked is not None,
+            )
+            if parsed is not None:
+                out.append(parsed)
+        return out
+
+    def as_of_root(self, template: str, when: datetime) -> str:
+        return template.format(index=self.url, when=format_time(when))
+
+    def files_as_of(self, name: str, template: str, when: datetime) -> list[IndexFile] | None:
+        """The files the index listed at ``when`` (its history view), None if it has none."""
+        return self.files(name, root=self.as_of_root(template, when))
+
+    def has_history_view(self, template: str, name: str) -> bool:
+        """Whether the index serves the as-of view for ``name`` (probed at the present)."""
+        root = self.as_of_root(template, datetime.now(UTC) + timedelta(seconds=1))
+        try:
+            return self._get(urljoin(root, canonicalize_name(name) + "/")) is not None
+        except IndexUnavailable:
+            return False
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def default_history_template(index_url: str) -> str:
+    """``http://host/simple/`` -> ``http://host/as-of/{when}/simple/``."""
+    if not index_url.endswith("/"):
+        index_url += "/"
+    head, sep, _tail = index_url.rstrip("/").rpartition("/")
+    last = index_url.rstrip("/").rsplit("/", 1)[-1]
+    return f"{head}{sep}as-of/{{when}}/{last}/"
+
+
+def latest_stable(files: list[IndexFile]) -> Version | None:
+    """The highest final (not pre-, dev- or yanked) release among ``files``."""
+    versions = [f.version for f in files if not f.yanked and not f.version.is_prerelease]
+    return max(versions) if versions else None

@@ -1,0 +1,213 @@
+"""The compatibility record: which downstream projects pass or fail with which nightlies.
+
+Downstream CI posts the result of ``nightwheels test`` (``nightwheels report --server``).
+Only nightlies that are files of this index (matched by sha256, including replaced and
+pruned files still in history) are recorded: a report cannot put arbitrary names on an
+upstream project's page.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, selectinload
+
+from nightwheels.core.names import normalize_name
+from nightwheels.core.permissions import Permission, token_allows
+from nightwheels.db.models import CompatNightly, CompatRun, File, Project
+from nightwheels.errors import Forbidden, InvalidRequest, NotFound
+from nightwheels.services import audit
+from nightwheels.services.auth import Principal
+
+OUTCOMES = frozenset({"passed", "failed", "install-error"})
+MAX_NIGHTLIES = 500
+_HEX = frozenset("0123456789abcdef")
+
+
+@dataclass(frozen=True)
+class NightlyIn:
+    project: str
+    version: str
+    filename: str
+    sha256: str
+    uploaded_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class ResultIn:
+    downstream: str
+    outcome: str
+    python: str
+    platform: str
+    tested_at: datetime
+    nightlies: list[NightlyIn]
+    culprits: list[str] = field(default_factory=list)
+    repository: str | None = None
+    run_url: str | None = None
+    commit: str | None = None
+    tests_passed: int = 0
+    tests_failed: int = 0
+
+
+@dataclass(frozen=True)
+class Recorded:
+    run_id: int
+    recorded: list[str]
+    ignored: list[str]
+
+
+def _check(result: ResultIn) -> None:
+    if result.outcome not in OUTCOMES:
+        raise InvalidRequest(f"outcome must be one of {', '.join(sorted(OUTCOMES))}")
+    if not result.nightlies:
+        raise InvalidRequest("the result names no nightly")
+    if len(result.nightlies) > MAX_NIGHTLIES:
+        raise InvalidRequest(f"at most {MAX_NIGHTLIES} nightlies per result")
+    for n in result.nightlies:
+        if len(n.sha256) != 64 or not set(n.sha256.lower()) <= _HEX:
+            raise InvalidRequest(f"{n.filename!r}: sha256 must be 64 hexadecimal digits")
+    if result.run_url and not result.run_url.startswith(("https://", "http://")):
+        raise InvalidRequest("run_url must be an http(s) URL")
+    if result.tested_at.tzinfo is None:
+        raise InvalidRequest("tested_at must carry a time zone")
+
+
+def record_result(session: Session, principal: Principal, result: ResultIn) -> Recorded:
+    downstream = normalize_name(result.downstream)
+    if not token_allows(principal.permissions, principal.projects, downstream, Permission.REPORT):
+        raise Forbidden(
+            f"token {principal.token_name!r} may not report results for {downstream!r}: "
+            "it needs the 'report' permission for that project"
+        )
+    _check(result)
+    culprits = {normalize_name(c) for c in result.culprits}
+    run = CompatRun(
+        downstream=downstream,
+        repository=(result.repository or None) and result.repository[:300],
+        outcome=result.outcome,
+        python=result.python[:40],
+        platform=result.platform[:200],
+        run_url=result.run_url[:500] if result.run_url else None,
+        commit=result.commit[:64] if result.commit else None,
+        tests_passed=max(0, result.tests_passed),
+        tests_failed=max(0, result.tests_failed),
+        culprits=sorted(culprits),
+        tested_at=result.tested_at,
+        reporter=principal.user_name,
+    )
+    recorded: list[str] = []
+    ignored: list[str] = []
+    for n in result.nightlies:
+        project = normalize_name(n.project)
+        file = session.execute(
+            select(File)
+            .join(Project, Project.id == File.project_id)
+            .where(
+                Project.name == project,
+                File.sha256 == n.sha256.lower(),
+                File.filename == n.filename,
+            )
+            .limit(1)
+        ).scalar_one_or_none()
+        if file is None:
+            ignored.append(n.filename)
+            continue
+        run.nightlies.append(
+            CompatNightly(
+                project=project,
+                version=file.version,
+                filename=file.filename,
+                sha256=file.sha256,
+                uploaded_at=file.uploaded_at,
+                file_id=file.id,
+                culprit=project in culprits,
+            )
+        )
+        recorded.append(file.filename)
+    if not recorded:
+        raise InvalidRequest(
+            "none of the reported nightlies is a file of this index (matched by project, "
+            "filename and sha256): nothing recorded"
+        )
+    session.add(run)
+    session.flush()
+    audit.record(
+        session,
+        principal.actor,
+        "compat.report",
+        project=downstream,
+        target=result.outcome,
+        nightlies=recorded,
+        ignored=ignored,
+        culprits=sorted(culprits),
+    )
+    return Recorded(run.id, recorded, ignored)
+
+
+@dataclass(frozen=True)
+class UpstreamRow:
+    downstream: str
+    repository: str | None
+    outcome: str
+    culprit: bool
+    version: str
+    filename: str
+    sha256: str
+    uploaded_at: datetime | None
+    python: str
+    platform: str
+    tested_at: datetime
+    run_url: str | None
+
+
+def upstream_status(session: Session, upstream: str) -> list[UpstreamRow]:
+    """For each downstream (and Python, platform): its latest result with ``upstream``'s nightly."""
+    name = normalize_name(upstream)
+    latest = (
+        select(func.max(CompatRun.id).label("run_id"))
+        .join(CompatNightly, CompatNightly.run_id == CompatRun.id)
+        .where(CompatNightly.project == name)
+        .group_by(CompatRun.downstream, CompatRun.python, CompatRun.platform)
+        .subquery()
+    )
+    rows = session.execute(
+        select(CompatRun, CompatNightly)
+        .join(CompatNightly, CompatNightly.run_id == CompatRun.id)
+        .where(CompatRun.id.in_(select(latest.c.run_id)), CompatNightly.project == name)
+        .order_by(CompatRun.downstream, CompatRun.python, CompatRun.platform)
+    ).all()
+    return [
+        UpstreamRow(
+            downstream=run.downstream,
+            repository=run.repository,
+            outcome=run.outcome,
+            culprit=nightly.culprit,
+            version=nightly.version,
+            filename=nightly.filename,
+            sha256=nightly.sha256,
+            uploaded_at=nightly.uploaded_at,
+            python=run.python,
+            platform=run.platform,
+            tested_at=run.tested_at,
+            run_url=run.run_url,
+        )
+        for run, nightly in rows
+    ]
+
+
+def downstream_history(session: Session, downstream: str, limit: int = 50) -> list[CompatRun]:
+    name = normalize_name(downstream)
+    runs = list(
+        session.execute(
+            select(CompatRun)
+            .where(CompatRun.downstream == name)
+            .options(selectinload(CompatRun.nightlies))
+            .order_by(CompatRun.id.desc())
+            .limit(max(1, min(limit, 500)))
+        ).scalars()
+    )
+    if not runs:
+        raise NotFound(f"no results reported for {name!r}")
+    return runs

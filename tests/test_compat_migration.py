@@ -1,0 +1,63 @@
+"""The compatibility-record migration goes up and down on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, inspect
+
+from nightwheels.db.migrate import upgrade
+
+PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+
+def _tables(url: str) -> set[str]:
+    engine = create_engine(url)
+    try:
+        return set(inspect(engine).get_table_names())
+    finally:
+        engine.dispose()
+
+
+def _round_trip(url: str) -> None:
+    from alembic import command
+
+    from nightwheels.db.migrate import alembic_config
+
+    upgrade(url, "0001")
+    assert "compat_runs" not in _tables(url)
+    upgrade(url, "nightly_testing_1")
+    assert {"compat_runs", "compat_nightlies"} <= _tables(url)
+    command.downgrade(alembic_config(url), "0001")
+    assert not {"compat_runs", "compat_nightlies"} & _tables(url)
+    upgrade(url, "nightly_testing_1")
+    assert {"compat_runs", "compat_nightlies"} <= _tables(url)
+
+
+def test_sqlite(tmp_path: Path) -> None:
+    _round_trip(f"sqlite:///{tmp_path / 'db.sqlite'}")
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    try:
+        import psycopg
+
+        admin = psycopg.connect("postgresql://postgres@127.0.0.1:5432/test", autocommit=True)
+    except Exception as exc:  # the server is not running here
+        pytest.skip(f"PostgreSQL not reachable: {exc}")
+    name = f"nw_compat_{uuid.uuid4().hex[:12]}"
+    admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+        admin.close()
+
+
+@pytest.mark.postgres
+def test_postgresql(pg_url: str) -> None:
+    _round_trip(pg_url)

@@ -1,0 +1,722 @@
+"""``nightwheels test`` and ``nightwheels report`` end to end, with real parts only.
+
+Nightlies are uploaded to a live nightwheels; the "stable" releases (and pytest, rebuilt
+from this environment) are served by a static PEP 503 index on another loopback port; uv
+builds real environments and pytest runs the sample downstream project's tests.
+
+The sample world:
+- ``comet`` (the upstream that breaks): stable 1.0 has ``greet``; nightlies dev20260101
+  and dev20260102 keep it, dev20260103 and dev20260104 rename it to ``salute``.
+- ``astro`` and ``bolide``: compatible nightlies. ``astro`` requires ``zeta``.
+- ``zeta``: stable only, but the nightly index also hosts a hostile ``zeta`` nightly
+  (dependency confusion): it must never be installed unless asked for.
+- ``delta``: its only nightly is a Windows wheel (a platform with no nightly).
+- ``epsilon``: its nightly requires a package that exists nowhere (cannot install).
+- ``downstream``: depends on comet and astro, on bolide through a dependency group.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import sys
+import textwrap
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.support.clients import clean_env, run
+from tests.support.github_api import FakeGitHub
+from tests.support.server import LiveServer
+from tests.support.static_index import StaticIndex, rewheel_closure
+from tests.support.wheels import make_wheel, metadata_text
+
+TINY_BACKEND = '''
+"""A PEP 517 backend with no requirements, so the stable index needs no build tools."""
+import base64, hashlib, pathlib, tomllib, zipfile
+
+def _meta():
+    data = tomllib.loads(pathlib.Path("pyproject.toml").read_text())["project"]
+    lines = ["Metadata-Version: 2.1", f"Name: {data['name']}", f"Version: {data['version']}"]
+    lines += [f"Requires-Dist: {r}" for r in data.get("dependencies", [])]
+    for extra, reqs in data.get("optional-dependencies", {}).items():
+        lines.append(f"Provides-Extra: {extra}")
+        lines += [f'Requires-Dist: {r}; extra == "{extra}"' for r in reqs]
+    return data, "\\n".join(lines) + "\\n"
+
+def _record(path, data):
+    digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+    return f"{path},sha256={digest},{len(data)}"
+
+def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
+    data, meta = _meta()
+    name, version = data["name"], data["version"]
+    info = f"{name}-{version}.dist-info"
+    files = {f"{info}/METADATA": meta.encode(),
+             f"{info}/WHEEL": b"Wheel-Version: 1.0\\nGenerator: tiny\\nRoot-Is-Purelib: true\\nTag: py3-none-any\\n"}
+    for src in pathlib.Path("src").rglob("*.py"):
+        files[src.relative_to("src").as_posix()] = src.read_bytes()
+    record = [_record(p, d) for p, d in files.items()] + [f"{info}/RECORD,,"]
+    files[f"{info}/RECORD"] = ("\\n".join(record) + "\\n").encode()
+    filename = f"{name}-{version}-py3-none-any.whl"
+    with zipfile.ZipFile(pathlib.Path(wheel_directory) / filename, "w") as zf:
+        for p, d in files.items():
+            zf.writestr(p, d)
+    return filename
+'''
+
+GOOD_COMET = 'def greet(name):\n    return f"hello {name}"\n'
+BAD_COMET = 'def salute(name):\n    return f"hello {name}"\n'
+COMET_NIGHTLIES = [
+    ("2.0.0.dev20260101", GOOD_COMET),
+    ("2.0.0.dev20260102", GOOD_COMET),
+    ("2.0.0.dev20260103", BAD_COMET),
+    ("2.0.0.dev20260104", BAD_COMET),
+]
+
+
+def _requires(name: str, version: str, *requires: str) -> str:
+    return metadata_text(name, version, extra="".join(f"Requires-Dist: {r}\n" for r in requires))
+
+
+def write_project(root: Path, name: str, pyproject: str, files: dict[str, str]) -> Path:
+    root.mkdir(parents=True)
+    (root / "pyproject.toml").write_text(textwrap.dedent(pyproject))
+    (root / "_build").mkdir()
+    (root / "_build" / "tinybackend.py").write_text(TINY_BACKEND)
+    for path, text in files.items():
+        target = root / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(textwrap.dedent(text))
+    return root
+
+
+@dataclass
+class World:
+    server: LiveServer
+    stable: StaticIndex
+    downstream: Path
+    downstream2: Path
+    uv_cache: Path
+    tmp: Path
+    token: str  # an upload token (admin user "bot")
+
+    def test(self, *args: str, project: Path | None = None, cwd: Path | None = None):  # type: ignore[no-untyped-def]
+        command = [
+            sys.executable,
+            "-m",
+            "nightwheels",
+            "test",
+            str(project or self.downstream),
+            "--index",
+            self.server.simple_url,
+            "--stable-index",
+            self.stable.url,
+            "--python",
+            sys.executable,
+            *args,
+        ]
+        return run(
+            command,
+            env=clean_env(UV_CACHE_DIR=str(self.uv_cache)),
+            check=False,
+            cwd=cwd,
+            timeout=600,
+        )
+
+    def nightly_files(self, name: str) -> list[dict]:  # type: ignore[type-arg]
+        response = httpx.get(
+            f"{self.server.simple_url}{name}/",
+            headers={"Accept": "application/vnd.pypi.simple.v1+json"},
+        )
+        return response.json()["files"]
+
+
+def upload(server: LiveServer, token: str, wheel: Path) -> None:
+    data = wheel.read_bytes()
+    name, version = wheel.name.split("-")[:2]
+    response = httpx.post(
+        server.upload_url,
+        auth=("__token__", token),
+        data={
+            ":action": "file_upload",
+            "name": name,
+            "version": version,
+            "sha256_digest": hashlib.sha256(data).hexdigest(),
+        },
+        files={"content": (wheel.name, data)},
+        timeout=60,
+    )
+    assert response.status_code == 200, response.text
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    tmp = tmp_path_factory.mktemp("nightly")
+    server = LiveServer(data=tmp / "data")
+    server.data.mkdir()
+    server.start()
+    stable = StaticIndex(tmp / "stable").start()
+    try:
+        server.create_user("bot", admin=True)
+        token = server.token("bot", "comet", "astro", "bolide", "delta", "epsilon", "zeta", "nova")
+        nightly = tmp / "nightly-wheels"
+        for i, (version, source) in enumerate(COMET_NIGHTLIES):
+            upload(
+                server, token, make_wheel(nightly / str(i), "comet", version, module_source=source)
+            )
+        astro_source = "import zeta\nVALUE = zeta.VALUE\n"
+        for wheel in [
+            make_wheel(
+                nightly,
+                "astro",
+                "1.1.0.dev0",
+                metadata=_requires("astro", "1.1.0.dev0", "zeta>=1"),
+                module_source=astro_source,
+            ),
+            make_wheel(nightly, "bolide", "1.1.0.dev0", module_source="VALUE = 2\n"),
+            make_wheel(nightly, "delta", "2.0.0.dev0", tag="cp311-cp311-win_amd64"),
+            make_wheel(
+                nightly,
+                "epsilon",
+                "1.0.1.dev0",
+                metadata=_requires("epsilon", "1.0.1.dev0", "does-not-exist>=1"),
+            ),
+            make_wheel(
+                nightly,
+                "zeta",
+                "9.0.0.dev0",
+                module_source="raise RuntimeError('zeta came from the nightly index')\n",
+            ),
+        ]:
+            upload(server, token, wheel)
+        wheels = tmp / "stable-wheels"
+        stable.add(
+            make_wheel(wheels, "comet", "1.0", module_source=GOOD_COMET),
+            make_wheel(
+                wheels,
+                "astro",
+                "1.0",
+                metadata=_requires("astro", "1.0", "zeta>=1"),
+                module_source=astro_source,
+            ),
+            make_wheel(wheels, "bolide", "1.0", module_source="VALUE = 2\n"),
+            make_wheel(wheels, "delta", "1.0"),
+            make_wheel(wheels, "epsilon", "1.0"),
+            make_wheel(wheels, "zeta", "1.0", module_source="VALUE = 1\n"),
+            make_wheel(wheels, "nova", "1.0", module_source=GOOD_COMET),
+            *rewheel_closure(["pytest", "pytest-reportlog"], wheels),
+        )
+        downstream = write_project(
+            tmp / "downstream",
+            "downstream",
+            """
+            [build-system]
+            requires = []
+            build-backend = "tinybackend"
+            backend-path = ["_build"]
+
+            [project]
+            name = "downstream"
+            version = "0.1"
+            dependencies = ["comet>=1", "astro"]
+
+            [project.optional-dependencies]
+            test = ["pytest"]
+            platform = ["delta"]
+            broken = ["epsilon"]
+
+            [dependency-groups]
+            test = ["bolide", {include-group = "base"}]
+            base = ["pytest"]
+            """,
+            {
+                "src/downstream/__init__.py": """
+                import comet
+
+                def welcome(name):
+                    return comet.greet(name)
+                """,
+                "tests/test_api.py": """
+                import astro
+                import bolide
+                import comet
+                import pytest
+
+                import downstream
+
+                def test_welcome():
+                    assert downstream.welcome("ada") == "hello ada"
+
+                @pytest.mark.parametrize("name", ["a", "b", "c"])
+                def test_greet(name):
+                    assert comet.greet(name) == f"hello {name}"
+
+                def test_astro():
+                    assert astro.VALUE == 1
+
+                def test_bolide():
+                    assert bolide.VALUE == 2
+                """,
+                "tests/test_import.py": """
+                from comet import greet
+
+                def test_imported():
+                    assert greet("x") == "hello x"
+                """,
+            },
+        )
+        downstream2 = write_project(
+            tmp / "downstream2",
+            "downstream2",
+            """
+            [build-system]
+            requires = []
+            build-backend = "tinybackend"
+            backend-path = ["_build"]
+
+            [project]
+            name = "downstream2"
+            version = "0.1"
+            dependencies = ["nova"]
+
+            [dependency-groups]
+            test = ["pytest"]
+            """,
+            {
+                "src/downstream2/__init__.py": "",
+                "tests/test_nova.py": """
+                import nova
+
+                def test_greet():
+                    assert nova.greet("x") == "hello x"
+                """,
+            },
+        )
+        yield World(server, stable, downstream, downstream2, tmp / "uv-cache", tmp, token)
+    finally:
+        stable.stop()
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def failing(world: World) -> tuple[dict, Path, str]:  # type: ignore[type-arg]
+    """One bisecting run with every nightly, shared by the tests that read its report."""
+    saved = world.tmp / "failing.json"
+    md = world.tmp / "failing.md"
+    result = world.test(
+        "--extra",
+        "test",
+        "--group",
+        "test",
+        "--bisect",
+        "--save",
+        str(saved),
+        "--markdown",
+        str(md),
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    return json.loads(saved.read_text()), md, result.stdout + result.stderr
+
+
+# --- running the tests --------------------------------------------------------------------
+
+
+def test_fails_with_nightlies_and_records_each_file(world: World, failing) -> None:  # type: ignore[no-untyped-def]
+    report, _md, output = failing
+    assert report["outcome"] == "failed" and report["exit_code"] == 1
+    nightlies = {n["name"]: n for n in report["nightlies"]}
+    # The direct dependencies (and the test group) that have nightlies; zeta is not one.
+    assert sorted(nightlies) == ["astro", "bolide", "comet"]
+    comet = nightlies["comet"]
+    assert comet["version"] == "2.0.0.dev20260104"
+    assert comet["stable_version"] == "1.0"
+    listed = {f["filename"]: f for f in world.nightly_files("comet")}
+    entry = listed[comet["filename"]]
+    assert comet["sha256"] == entry["hashes"]["sha256"]
+    assert comet["url"] == str(httpx.URL(world.server.simple_url + "comet/").join(entry["url"]))
+    assert comet["upload_time"].replace("+00:00", "Z").startswith(entry["upload-time"][:19])
+    # Everything else came from the stable index, even what the nightly index also hosts.
+    assert report["environment"]["zeta"] == "1.0"
+    assert report["environment"]["comet"] == "2.0.0.dev20260104"
+    failures = {f["nodeid"]: f for f in report["failures"]}
+    assert "tests/test_api.py::test_greet[a]" in failures
+    assert "has no attribute 'greet'" in failures["tests/test_api.py::test_greet[b]"]["message"]
+    assert failures["tests/test_import.py"]["when"] == "collect"
+    assert "cannot import name 'greet'" in failures["tests/test_import.py"]["message"]
+    assert report["counts"]["passed"] == 2  # test_astro, test_bolide
+    assert "comet     2.0.0.dev20260104" in output or "comet 2.0.0.dev20260104" in output
+
+
+def test_passes_with_stable_releases(world: World) -> None:
+    result = world.test("--extra", "test", "--group", "test", "--stable")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no nightlies: stable releases only" in result.stdout
+    assert "result: PASSED (exit 0)" in result.stdout
+
+
+def test_compatible_nightlies_pass(world: World, tmp_path: Path) -> None:
+    saved = tmp_path / "ok.json"
+    result = world.test("--group", "test", "--nightly", "astro,bolide", "--save", str(saved))
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads(saved.read_text())
+    assert [n["name"] for n in report["nightlies"]] == ["astro", "bolide"]
+    assert report["environment"]["comet"] == "1.0"
+    assert report["counts"]["failed"] == 0 and report["counts"]["passed"] == 7
+
+
+def test_bisect_names_the_culprit_and_its_first_bad_build(failing) -> None:  # type: ignore[no-untyped-def]
+    report, _md, output = failing
+    bisect = report["bisect"]
+    assert bisect["baseline"] == "passed"
+    assert bisect["culprits"] == ["comet"]
+    n = 3  # nightlies
+    assert bisect["package_runs"] <= math.ceil(math.log2(n)) + 2
+    (builds,) = bisect["builds"]
+    assert builds["first_bad"]["version"] == "2.0.0.dev20260103"
+    assert builds["last_good"]["version"] == "2.0.0.dev20260102"
+    assert builds["builds_considered"] == 4
+    assert builds["runs"] <= math.ceil(math.log2(4)) + 1
+    assert "bisect: culprit comet" in output
+    assert "first bad 2.0.0.dev20260103" in output
+
+
+def test_dependency_confusion_needs_an_explicit_opt_in(world: World, tmp_path: Path) -> None:
+    # --all-available takes transitive dependencies too: zeta's nightly is then installed
+    # (the user asked for it) and breaks astro; by default it never is (see above).
+    saved = tmp_path / "all.json"
+    result = world.test("--group", "test", "--all-available", "--save", str(saved))
+    assert result.returncode == 1, result.stdout + result.stderr
+    report = json.loads(saved.read_text())
+    assert "zeta" in [n["name"] for n in report["nightlies"]]
+    assert report["environment"]["zeta"] == "9.0.0.dev0"
+    assert any("zeta came from the nightly index" in f["message"] for f in report["failures"])
+
+
+def test_a_platform_without_a_nightly_is_reported_not_replaced(
+    world: World, tmp_path: Path
+) -> None:
+    saved = tmp_path / "missing.json"
+    result = world.test(
+        "--group", "test", "--extra", "platform", "--nightly", "delta", "--save", str(saved)
+    )
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert "no wheel for this platform" in result.stderr
+    assert "cp311-cp311-win_amd64" in result.stderr
+    report = json.loads(saved.read_text())
+    assert report["outcome"] == "install-error"
+    assert report["missing"][0]["name"] == "delta"
+
+    allowed = world.test(
+        "--group", "test", "--extra", "platform", "--nightly", "delta,bolide", "--allow-missing",
+        "--save", str(saved),
+    )  # fmt: skip
+    assert allowed.returncode == 0, allowed.stdout + allowed.stderr
+    assert "NO NIGHTLY for delta: no wheel for this platform" in allowed.stdout
+    report = json.loads(saved.read_text())
+    assert report["environment"]["delta"] == "1.0"
+    assert [m["name"] for m in report["missing"]] == ["delta"]
+
+
+def test_an_uninstallable_nightly_exits_3_with_the_resolver_message(
+    world: World, tmp_path: Path
+) -> None:
+    saved = tmp_path / "broken.json"
+    result = world.test(
+        "--group", "test", "--extra", "broken", "--nightly", "epsilon", "--save", str(saved)
+    )
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert "does-not-exist" in result.stdout
+    report = json.loads(saved.read_text())
+    assert report["outcome"] == "install-error" and "does-not-exist" in report["install_error"]
+
+
+def test_pytest_arguments_pass_through(world: World) -> None:
+    result = world.test("--group", "test", "--", "-k", "astro or bolide", "tests/test_api.py")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "tests: 0 failed, 0 errors, 2 passed" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--extra", "nope"], "has no extra 'nope'"),
+        (["--group", "nope"], "has no dependency group 'nope'"),
+        (["--nightly", "not a name!"], "is not a valid project name"),
+        (["--stable", "--nightly", "comet"], "--stable takes no nightlies"),
+        (["--history-url", "http://x/"], "must contain {when}"),
+    ],
+)
+def test_usage_errors_exit_2(world: World, args: list[str], message: str) -> None:
+    result = world.test(*args)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_not_a_project_exits_2(world: World, tmp_path: Path) -> None:
+    result = world.test(project=tmp_path)
+    assert result.returncode == 2
+    assert "has no pyproject.toml" in result.stderr
+
+
+def test_unreachable_nightly_index_exits_3(world: World, tmp_path: Path) -> None:
+    from tests.support.server import free_port
+
+    result = run(
+        [sys.executable, "-m", "nightwheels", "test", str(world.downstream), "--index",
+         f"http://127.0.0.1:{free_port()}/simple/", "--stable-index", world.stable.url],
+        env=clean_env(UV_CACHE_DIR=str(world.uv_cache)),
+        check=False,
+    )  # fmt: skip
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert "cannot read" in result.stderr
+
+
+def test_same_named_nightlies_bisect_through_the_history(world: World, tmp_path: Path) -> None:
+    """``nova`` re-uploads ``3.0.0.dev0`` every night: only the index's history has the old ones."""
+    for i, source in enumerate([GOOD_COMET, GOOD_COMET, BAD_COMET]):
+        upload(
+            world.server,
+            world.token,
+            make_wheel(tmp_path / str(i), "nova", "3.0.0.dev0", module_source=source),
+        )
+    files = world.nightly_files("nova")
+    assert len(files) == 1  # the live page lists only the newest build
+    saved = tmp_path / "nova.json"
+    result = world.test(
+        "--group", "test", "--bisect", "--save", str(saved), project=world.downstream2
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    (builds,) = json.loads(saved.read_text())["bisect"]["builds"]
+    assert builds["first_bad"]["sha256"] == files[0]["hashes"]["sha256"]
+    as_of = httpx.get(f"{world.server.url}/as-of/2000-01-01T00:00:00Z/simple/")
+    if as_of.status_code == 404:  # no history view on this index: said, not guessed
+        assert builds["last_good"] is None
+        assert "no earlier build of nova is retained" in builds["note"]
+    else:
+        assert builds["builds_considered"] == 3
+        assert builds["last_good"]["version"] == "3.0.0.dev0"
+        assert builds["last_good"]["sha256"] != builds["first_bad"]["sha256"]
+
+
+# --- reporting ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def github() -> Iterator[FakeGitHub]:
+    fake = FakeGitHub().start()
+    fake.issues["sci/downstream"] = []
+    try:
+        yield fake
+    finally:
+        fake.stop()
+
+
+def report_cli(*args: str, github: FakeGitHub | None = None, **env: str):  # type: ignore[no-untyped-def]
+    extra = dict(env)
+    if github is not None:
+        extra.setdefault("GITHUB_TOKEN", github.token)
+        extra.setdefault("GITHUB_API_URL", github.url)
+    return run(
+        [sys.executable, "-m", "nightwheels", "report", *args],
+        env=clean_env(**extra),
+        check=False,
+    )
+
+
+def _passing_report(failing_report: dict, tmp_path: Path) -> Path:  # type: ignore[type-arg]
+    data = dict(failing_report)
+    data.update(outcome="passed", exit_code=0, failures=[], bisect=None)
+    data["counts"] = {**data["counts"], "failed": 0, "errors": 0, "passed": 7}
+    path = tmp_path / "passing.json"
+    path.write_text(json.dumps(data))
+    return path
+
+
+def test_tracking_issue_lifecycle(failing, github: FakeGitHub, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    report, _md, _out = failing
+    saved = tmp_path / "failing.json"
+    saved.write_text(json.dumps(report))
+    repo = "sci/downstream"
+    # Someone else's issue quoting the marker is never taken over.
+    github.add_issue(
+        repo, title="copy", body="<!-- nightwheels-tracking-issue: nightly -->", user="mallory"
+    )
+
+    first = report_cli(str(saved), "--github", repo, github=github)
+    assert first.returncode == 0, first.stderr
+    assert "opened tracking issue #2" in first.stdout
+    issue = github.issue(repo, 2)
+    assert issue["user"]["login"] == "nightly-bot"
+    assert issue["title"] == "Nightly tests of downstream fail with comet 2.0.0.dev20260103"
+    assert "<!-- nightwheels-tracking-issue: nightly -->" in issue["body"]
+    assert "first bad build `2.0.0.dev20260103`" in issue["body"]
+    assert "last good build `2.0.0.dev20260102`" in issue["body"]
+    assert "test_greet[a, b, c]" in issue["body"] and "(3 parametrisations)" in issue["body"]
+
+    again = report_cli(str(saved), "--github", repo, github=github)
+    assert again.returncode == 0, again.stderr
+    assert "tracking issue #2 still failing" in again.stdout
+    assert len(github.issues[repo]) == 2  # not duplicated
+    assert github.comments[2][0].startswith("Still failing on")
+
+    passing = _passing_report(report, tmp_path)
+    closed = report_cli(str(passing), "--github", repo, github=github)
+    assert closed.returncode == 0, closed.stderr
+    assert github.issue(repo, 2)["state"] == "closed"
+    assert github.issue(repo, 2)["state_reason"] == "completed"
+    assert "pass again" in github.comments[2][-1]
+    assert github.issue(repo, 1)["state"] == "open"  # mallory's is untouched
+
+    nothing = report_cli(str(passing), "--github", repo, github=github)
+    assert "nothing to do" in nothing.stdout
+    methods = [(c.method, c.path) for c in github.calls]
+    assert ("POST", f"/repos/{repo}/issues") in methods
+    assert methods.count(("POST", f"/repos/{repo}/issues")) == 1
+    assert all(
+        c.query.get("state") == "open"
+        for c in github.calls
+        if c.method == "GET" and "issues" in c.path
+    )
+
+
+def test_actions_token_and_pagination(failing, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A workflow's GITHUB_TOKEN cannot read /user: the author is github-actions[bot]."""
+    report, _md, _out = failing
+    fake = FakeGitHub(login=None).start()
+    try:
+        repo = "sci/big"
+        fake.issues[repo] = []
+        for i in range(150):  # more than one page of open issues
+            fake.add_issue(repo, title=f"issue {i}", body="", user="someone")
+        saved = tmp_path / "r.json"
+        saved.write_text(json.dumps(report))
+        out = report_cli(str(saved), "--github", repo, "--key", "py3.11", github=fake)
+        assert "opened tracking issue #151" in out.stdout, out.stderr
+        fake.issues[repo].reverse()  # the tracking issue is now on the last page
+        out = report_cli(str(saved), "--github", repo, "--key", "py3.11", github=fake)
+        assert "tracking issue #151 still failing" in out.stdout, out.stderr
+        assert fake.issue(repo, 151)["user"]["login"] == "github-actions[bot]"
+        assert any(c.query.get("page") == "2" for c in fake.calls)
+        # Another key is another issue.
+        out = report_cli(str(saved), "--github", repo, "--key", "py3.12", github=fake)
+        assert "opened tracking issue #152" in out.stdout
+    finally:
+        fake.stop()
+
+
+def test_long_reports_fit_githubs_limit(failing, github: FakeGitHub, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    report, _md, _out = failing
+    failures = [
+        {"nodeid": f"tests/test_big.py::test_case[{i}]", "when": "call", "message": "boom " * 20}
+        for i in range(3000)
+    ] + [
+        {"nodeid": f"tests/test_m{i}.py::test_x", "when": "call", "message": f"error {i} " * 30}
+        for i in range(2000)
+    ]
+    big = {**report, "failures": failures}
+    saved = tmp_path / "big.json"
+    saved.write_text(json.dumps(big))
+    out = report_cli(str(saved), "--github", "sci/downstream", github=github)
+    assert out.returncode == 0, out.stderr
+    body = github.issue("sci/downstream", 1)["body"]
+    assert len(body) <= 65_536
+    assert "(3000 parametrisations)" in body
+    assert "more failing tests not shown" in body
+
+
+def test_reporter_errors(failing, github: FakeGitHub, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    report, _md, _out = failing
+    saved = tmp_path / "r.json"
+    saved.write_text(json.dumps(report))
+    bad_token = report_cli(
+        str(saved), "--github", "sci/downstream", github=github, GITHUB_TOKEN="x"
+    )
+    assert bad_token.returncode == 1
+    assert "401" in bad_token.stderr and "token is not valid" in bad_token.stderr
+    no_repo = report_cli(str(saved), "--github", "sci/nothing", github=github)
+    assert no_repo.returncode == 1 and "404" in no_repo.stderr
+    assert report_cli(str(saved), "--github", "not-a-repo", github=github).returncode == 2
+    assert report_cli(str(saved)).returncode == 2  # nothing to do
+    garbage = tmp_path / "garbage.json"
+    garbage.write_text("{}")
+    out = report_cli(str(garbage), "--markdown", str(tmp_path / "x.md"))
+    assert out.returncode == 2 and "not a nightwheels test report" in out.stderr
+    no_token = report_cli(str(saved), "--github", "sci/downstream", GITHUB_API_URL=github.url)
+    assert no_token.returncode == 2 and "GITHUB_TOKEN" in no_token.stderr
+
+
+def test_markdown_report(failing, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    report, md, _out = failing
+    text = md.read_text()
+    assert "| comet | [`2.0.0.dev20260104`]" in text
+    assert "collection error: ImportError: cannot import name 'greet'" in text
+    saved = tmp_path / "r.json"
+    saved.write_text(json.dumps(report))
+    out_md = tmp_path / "out.md"
+    result = report_cli(str(saved), "--markdown", str(out_md))
+    assert result.returncode == 0
+    assert out_md.read_text() == text
+
+
+def test_compatibility_record(world: World, failing, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    report, _md, _out = failing
+    saved = tmp_path / "r.json"
+    saved.write_text(json.dumps(report))
+    server = world.server
+    server.create_user("ci")
+    reporter = server.cli(
+        "token", "create", "--user", "ci", "--permission", "report", "--project", "downstream"
+    ).stdout.strip()
+    post = report_cli(
+        str(saved), "--server", server.url, "--repository", "sci/downstream",
+        NIGHTWHEELS_TOKEN=reporter,
+    )  # fmt: skip
+    assert post.returncode == 0, post.stderr
+    assert "recorded 3 nightlies" in post.stdout
+
+    view = httpx.get(f"{server.url}/api/v1/compat/upstream/comet").json()
+    assert view["failing"] == 1 and view["passing"] == 0
+    (row,) = view["results"]
+    assert row["downstream"] == "downstream" and row["repository"] == "sci/downstream"
+    assert row["culprit"] is True and row["outcome"] == "failed"
+    assert row["version"] == "2.0.0.dev20260104"
+    assert row["sha256"] == next(n["sha256"] for n in report["nightlies"] if n["name"] == "comet")
+    astro = httpx.get(f"{server.url}/api/v1/compat/upstream/astro").json()
+    assert astro["results"][0]["culprit"] is False
+
+    # A later passing run becomes the latest result for that downstream.
+    passing = _passing_report(report, tmp_path)
+    assert (
+        report_cli(str(passing), "--server", server.url, NIGHTWHEELS_TOKEN=reporter).returncode == 0
+    )
+    view = httpx.get(f"{server.url}/api/v1/compat/upstream/comet").json()
+    assert view["passing"] == 1 and view["failing"] == 0
+    history = httpx.get(f"{server.url}/api/v1/compat/downstream/downstream").json()
+    assert [r["outcome"] for r in history["runs"]] == ["passed", "failed"]
+
+    # Who may post what.
+    assert report_cli(str(saved), "--server", server.url).returncode == 2  # no token
+    denied = report_cli(str(saved), "--server", server.url, NIGHTWHEELS_TOKEN=world.token)
+    assert denied.returncode == 1 and "403" in denied.stderr  # an upload token
+    other = server.cli(
+        "token", "create", "--user", "ci", "--permission", "report", "--project", "other"
+    ).stdout.strip()
+    denied = report_cli(str(saved), "--server", server.url, NIGHTWHEELS_TOKEN=other)
+    assert denied.returncode == 1 and "may not report results for 'downstream'" in denied.stderr
+    forged = json.loads(saved.read_text())
+    for n in forged["nightlies"]:
+        n["sha256"] = "0" * 64
+    saved.write_text(json.dumps(forged))
+    refused = report_cli(str(saved), "--server", server.url, NIGHTWHEELS_TOKEN=reporter)
+    assert refused.returncode == 1 and "none of the reported nightlies" in refused.stderr
+    anonymous = httpx.post(f"{server.url}/api/v1/compat/results", json={})
+    assert anonymous.status_code == 401
+    events = server.cli("audit", "--json", check=False)
+    if events.returncode == 0:  # the audit command arrives with the access issue
+        assert "compat.report" in events.stdout

@@ -1,0 +1,309 @@
+"""The pure parts of nightly testing: bisection, file choice, pyproject, report log, markdown."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from packaging.tags import Tag
+from packaging.utils import canonicalize_name
+from packaging.version import Version
+
+from nightwheels.errors import ProjectConfigError
+from nightwheels.nightly_testing import markdown
+from nightwheels.nightly_testing.bisect import find_culprits, find_first_bad
+from nightwheels.nightly_testing.environment import Installed, uv_environment
+from nightwheels.nightly_testing.index import IndexFile, default_history_template
+from nightwheels.nightly_testing.project import read_project
+from nightwheels.nightly_testing.pytest_log import parse_report_log
+from nightwheels.nightly_testing.results import Bisection, Counts, Failure, Report
+from nightwheels.nightly_testing.selection import Missing, Target, choose
+from nightwheels.nightly_testing.verify import verify_nightlies
+
+# --- bisection ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("n", range(1, 10))
+def test_single_culprit_in_at_most_log2_n_plus_2_runs(n: int) -> None:
+    names = [f"p{i}" for i in range(n)]
+    for culprit in names:
+        search = find_culprits(names, lambda s, c=culprit: c in s)
+        assert search.culprits == (culprit,)
+        assert not search.baseline_fails
+        assert len(search.runs) <= math.ceil(math.log2(n)) + 2 if n > 1 else len(search.runs) == 1
+
+
+@pytest.mark.parametrize("n", range(2, 9))
+def test_pair_culprits(n: int) -> None:
+    names = [f"p{i}" for i in range(n)]
+    for a, b in itertools.combinations(names, 2):
+        search = find_culprits(names, lambda s, a=a, b=b: a in s and b in s)
+        assert search.culprits == (a, b)
+        assert len(search.runs) <= 2 * math.ceil(math.log2(n)) + 2
+
+
+def test_a_failure_without_nightlies_is_not_blamed_on_them() -> None:
+    search = find_culprits(["a", "b", "c"], lambda s: True)
+    assert search.baseline_fails and search.culprits == ()
+    assert [subset for subset, _ in search.runs] == [frozenset()]
+
+
+@pytest.mark.parametrize("m", range(1, 12))
+def test_first_bad_build(m: int) -> None:
+    builds = list(range(m))
+    for first_bad in range(m):
+        found = find_first_bad(builds, lambda b, f=first_bad: b >= f)
+        assert found.first_bad == first_bad
+        assert found.last_good == (first_bad - 1 if first_bad > 0 else None)
+        assert found.runs <= math.ceil(math.log2(m)) + 1 if m > 1 else found.runs == 0
+
+
+# --- choosing a nightly file ----------------------------------------------------------------
+
+LINUX = Target(
+    "3.11.7",
+    (
+        Tag("cp311", "cp311", "manylinux_2_17_x86_64"),
+        Tag("cp311", "abi3", "manylinux_2_17_x86_64"),
+        Tag("py3", "none", "manylinux_2_17_x86_64"),
+        Tag("py3", "none", "any"),
+    ),
+    {},
+)
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def f(filename: str, *, hours: int = 0, yanked: bool = False, requires: str | None = None):  # type: ignore[no-untyped-def]
+    from nightwheels.nightly_testing.index import _parse_file
+
+    parsed = _parse_file(
+        "http://nightly/simple/x/",
+        f"../../files/{filename}",
+        filename,
+        {"sha256": "a" * 64},
+        (T0 + timedelta(hours=hours)).isoformat(),
+        requires,
+        yanked,
+    )
+    assert parsed is not None
+    return parsed
+
+
+def test_choose_prefers_newest_dev_build_then_most_specific_tag() -> None:
+    files = [
+        f("x-2.0.dev1-py3-none-any.whl", hours=1),
+        f("x-2.0.dev2-py3-none-any.whl", hours=2),
+        f("x-2.0.dev2-cp311-cp311-manylinux_2_17_x86_64.whl", hours=2),
+        f("x-2.0.dev2-cp312-cp312-manylinux_2_17_x86_64.whl", hours=2),
+        f("x-2.0.dev3-cp311-cp311-win_amd64.whl", hours=3),
+        f("x-1.0-py3-none-any.whl"),
+        f("x-2.0.dev9-py3-none-any.whl", hours=4, yanked=True),
+        f("x-2.0.dev8-py3-none-any.whl", hours=4, requires=">=3.12"),
+    ]
+    pick = choose(files, LINUX)
+    assert isinstance(pick, IndexFile)
+    assert pick.filename == "x-2.0.dev2-cp311-cp311-manylinux_2_17_x86_64.whl"
+    assert pick.url == "http://nightly/files/x-2.0.dev2-cp311-cp311-manylinux_2_17_x86_64.whl"
+    # --exclude-newer on upload times:
+    older = choose(files, LINUX, before=T0 + timedelta(hours=1, minutes=30))
+    assert isinstance(older, IndexFile) and older.version == Version("2.0.dev1")
+
+
+@pytest.mark.parametrize(
+    ("files", "reason"),
+    [
+        ([], "lists no files"),
+        (["x-1.0-py3-none-any.whl"], "no dev build (the index has only 1.0)"),
+        (["x-2.0.dev1-cp311-cp311-win_amd64.whl"], "no wheel for this platform"),
+        (["x-2.0.dev1.tar.gz"], "only source distributions"),
+    ],
+)
+def test_choose_says_why_there_is_no_nightly(files: list[str], reason: str) -> None:
+    pick = choose([f(name) for name in files], LINUX)
+    assert isinstance(pick, Missing) and reason in pick.reason
+
+
+def test_choose_requires_python_and_yanked() -> None:
+    pick = choose([f("x-2.0.dev1-py3-none-any.whl", requires=">=3.12")], LINUX)
+    assert isinstance(pick, Missing) and "no wheel for Python 3.11.7" in pick.reason
+    pick = choose([f("x-2.0.dev1-py3-none-any.whl", yanked=True)], LINUX)
+    assert isinstance(pick, Missing) and "yanked" in pick.reason
+
+
+def test_history_view_url() -> None:
+    assert default_history_template("http://h/simple/") == "http://h/as-of/{when}/simple/"
+    assert default_history_template("https://h/a/simple") == "https://h/a/as-of/{when}/simple/"
+
+
+# --- verifying an environment ----------------------------------------------------------------
+
+
+def test_verify_catches_every_substitution() -> None:
+    chosen = f("x-2.0.dev2-py3-none-any.whl")
+    name = canonicalize_name("x")
+    ok = {name: Installed("2.0.dev2", chosen.url)}
+    assert verify_nightlies({name: chosen}, ok, "http://nightly/simple/") == []
+    problems = verify_nightlies(
+        {name: chosen}, {name: Installed("1.0", None)}, "http://nightly/simple/"
+    )
+    assert any("1.0 is installed, not the nightly" in p for p in problems)
+    assert any("installed from an index" in p for p in problems)
+    assert verify_nightlies({name: chosen}, {}, "http://nightly/simple/") == [
+        "x: the nightly x-2.0.dev2-py3-none-any.whl was not installed"
+    ]
+    sneaky = {**ok, canonicalize_name("y"): Installed("9.0.dev0", "http://nightly/files/y.whl")}
+    assert verify_nightlies({name: chosen}, sneaky, "http://nightly/simple/") == [
+        "y: came from the nightly index (http://nightly/files/y.whl) without being asked"
+    ]
+
+
+def test_uv_never_inherits_index_settings_or_tokens() -> None:
+    env = uv_environment(
+        {
+            "PATH": "/bin",
+            "UV_INDEX_URL": "http://evil/simple/",
+            "UV_EXTRA_INDEX_URL": "http://evil/simple/",
+            "UV_INDEX": "http://evil/simple/",
+            "UV_FIND_LINKS": "/tmp",
+            "UV_PRERELEASE": "allow",
+            "PIP_INDEX_URL": "http://evil/simple/",
+            "UV_CACHE_DIR": "/cache",
+            "GITHUB_TOKEN": "secret",
+        }
+    )
+    assert env == {"PATH": "/bin", "UV_CACHE_DIR": "/cache", "UV_NO_CONFIG": "1"}
+
+
+# --- reading pyproject.toml ------------------------------------------------------------------
+
+
+def _project(tmp_path: Path, text: str) -> Path:
+    root = tmp_path / uuid.uuid4().hex
+    root.mkdir()
+    (root / "pyproject.toml").write_text(text)
+    return root
+
+
+def test_extras_and_dependency_groups(tmp_path: Path) -> None:
+    root = _project(
+        tmp_path,
+        """
+[project]
+name = "demo"
+version = "1"
+dependencies = ["numpy>=1.25", "pandas; python_version < '3'"]
+[project.optional-dependencies]
+Test_Extra = ["pytest"]
+[dependency-groups]
+test = ["scipy", {include-group = "Base.Deps"}]
+base-deps = ["matplotlib"]
+""",
+    )
+    project = read_project(root)
+    names = [r.name for r in project.requirements(["test-extra"], ["test"])]
+    assert names == ["numpy", "pandas", "pytest", "scipy", "matplotlib"]
+    with pytest.raises(ProjectConfigError, match="no extra 'docs'"):
+        project.requirements(["docs"])
+    with pytest.raises(ProjectConfigError, match="no dependency group 'lint'"):
+        project.requirements(groups=["lint"])
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[project]\nname='d'\n[dependency-groups]\na=[{include-group='b'}]\nb=[{include-group='a'}]\n", "cycle"),
+        ("[project]\nname='d'\n[dependency-groups]\na=[{include-group='zz'}]\n", "unknown 'zz'"),
+        ("[project]\nname='d'\ndependencies=['not a requirement!!']\n", "not a valid requirement"),
+        ("[tool.x]\n", "no [project] table"),
+        ("[project\n", "not valid TOML"),
+    ],
+)  # fmt: skip
+def test_bad_pyprojects(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(ProjectConfigError, match=message.replace("[", r"\[")):
+        read_project(_project(tmp_path, text))
+
+
+# --- pytest's report log ----------------------------------------------------------------------
+
+
+def test_report_log_counts_and_messages() -> None:
+    lines = [
+        {"$report_type": "SessionStart", "pytest_version": "8"},
+        {"$report_type": "CollectReport", "nodeid": "t/a.py", "outcome": "failed",
+         "longrepr": "ImportError while importing\nE   ImportError: no greet"},
+        {"$report_type": "TestReport", "nodeid": "t/b.py::ok", "when": "call", "outcome": "passed", "duration": 0.5},
+        {"$report_type": "TestReport", "nodeid": "t/b.py::bad", "when": "call", "outcome": "failed",
+         "longrepr": {"reprcrash": {"message": "AssertionError: 1 != 2\nmore"}, "reprtraceback": {}}},
+        {"$report_type": "TestReport", "nodeid": "t/b.py::fx", "when": "setup", "outcome": "failed",
+         "longrepr": {"reprcrash": {"message": "fixture broke"}}},
+        {"$report_type": "TestReport", "nodeid": "t/b.py::s", "when": "setup", "outcome": "skipped",
+         "longrepr": ["t/b.py", 3, "Skipped: no"]},
+        {"$report_type": "TestReport", "nodeid": "t/b.py::xf", "when": "call", "outcome": "skipped", "wasxfail": ""},
+        {"$report_type": "TestReport", "nodeid": "t/b.py::xp", "when": "call", "outcome": "passed", "wasxfail": ""},
+        {"$report_type": "SessionFinish", "exitstatus": 1},
+    ]  # fmt: skip
+    counts, failures, status = parse_report_log([json.dumps(x) for x in lines] + ["garbage"])
+    assert status == 1
+    assert (counts.passed, counts.failed, counts.errors) == (1, 1, 2)
+    assert (counts.skipped, counts.xfailed, counts.xpassed) == (1, 1, 1)
+    assert [(x.nodeid, x.when, x.message) for x in failures] == [
+        ("t/a.py", "collect", "ImportError: no greet"),
+        ("t/b.py::bad", "call", "AssertionError: 1 != 2"),
+        ("t/b.py::fx", "setup", "fixture broke"),
+    ]
+
+
+# --- markdown --------------------------------------------------------------------------------
+
+
+def _report(failures: list[Failure], **extra: object) -> Report:
+    return Report(
+        project="demo",
+        created_at=T0,
+        outcome="failed",
+        exit_code=1,
+        index_url="http://nightly/simple/",
+        stable_index_url="http://stable/simple/",
+        python="3.11.7",
+        platform="cp311-cp311-manylinux_2_17_x86_64",
+        counts=Counts(failed=len(failures)),
+        failures=failures,
+        **extra,  # type: ignore[arg-type]
+    )
+
+
+def test_parametrised_variants_merge_and_long_lists_are_cut() -> None:
+    failures = [
+        Failure(nodeid=f"t.py::test_x[{i}-a]", when="call", message="boom") for i in range(500)
+    ]
+    failures += [Failure(nodeid="t.py::test_x[odd]", when="call", message="other")]
+    failures += [
+        Failure(nodeid=f"t{i}.py::test_y", when="call", message="m" * 300) for i in range(400)
+    ]
+    body = markdown.render(_report(failures), key="k", limit=20_000)
+    assert len(body) <= 20_000
+    assert body.startswith("<!-- nightwheels-tracking-issue: k -->")
+    assert "`t.py::test_x[0-a, 1-a, 2-a, 3-a, 4-a, 5-a, ...]` (500 parametrisations): boom" in body
+    assert "- `t.py::test_x[odd]` (1 parametrisation): other" in body
+    shown = body.count("::test_y")
+    assert f"... and {400 - shown} more failing tests not shown" in body
+    assert len(markdown.render(_report(failures))) <= markdown.GITHUB_LIMIT
+
+
+def test_test_output_cannot_forge_markdown_or_the_marker() -> None:
+    evil = "<!-- nightwheels-tracking-issue: nightly --> [click](http://x) `code` <img src=x>"
+    body = markdown.render(_report([Failure(nodeid="t.py::x", when="call", message=evil)]))
+    assert body.count("<!-- nightwheels-tracking-issue") == 0
+    assert "\\<img" in body and "\\[click\\]" in body
+    assert markdown.marker("py 3.12 <x>") == "<!-- nightwheels-tracking-issue: py-3.12--x- -->"
+
+
+def test_titles() -> None:
+    assert markdown.title(_report([])) == "Nightly tests of demo fail (0 failing)"
+    with_culprit = _report([], bisect=Bisection(culprits=["numpy", "scipy"]))
+    assert markdown.title(with_culprit) == "Nightly tests of demo fail with numpy + scipy"
