@@ -297,6 +297,26 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
                 """,
             },
         )
+        write_project(
+            tmp / "downstream3",
+            "downstream3",
+            """
+            [build-system]
+            requires = []
+            build-backend = "tinybackend"
+            backend-path = ["_build"]
+
+            [project]
+            name = "downstream3"
+            version = "0.1"
+            dependencies = ["comet", "pytest"]
+            """,
+            {
+                "src/downstream3/__init__.py": "",
+                "tests/conftest.py": "from comet import greet\n",
+                "tests/test_it.py": "def test_it():\n    pass\n",
+            },
+        )
         yield World(server, stable, downstream, downstream2, tmp / "uv-cache", tmp, token)
     finally:
         stable.stop()
@@ -441,6 +461,19 @@ def test_pytest_arguments_pass_through(world: World) -> None:
     assert "tests: 0 failed, 0 errors, 2 passed" in result.stdout
 
 
+def test_a_conftest_broken_by_a_nightly_is_a_failure_not_a_usage_error(
+    world: World, tmp_path: Path
+) -> None:
+    saved = tmp_path / "conftest.json"
+    project = world.tmp / "downstream3"
+    result = world.test("--save", str(saved), project=project)
+    assert result.returncode == 1, result.stdout + result.stderr
+    (failure,) = json.loads(saved.read_text())["failures"]
+    assert failure["nodeid"] == "tests/conftest.py" and failure["when"] == "collect"
+    assert "cannot import name 'greet'" in failure["message"]
+    assert world.test("--stable", project=project).returncode == 0
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -517,16 +550,29 @@ def github() -> Iterator[FakeGitHub]:
         fake.stop()
 
 
-def report_cli(*args: str, github: FakeGitHub | None = None, **env: str):  # type: ignore[no-untyped-def]
-    extra = dict(env)
-    if github is not None:
-        extra.setdefault("GITHUB_TOKEN", github.token)
-        extra.setdefault("GITHUB_API_URL", github.url)
-    return run(
-        [sys.executable, "-m", "nightwheels", "report", *args],
-        env=clean_env(**extra),
-        check=False,
+@dataclass
+class CliResult:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def report_cli(*args: str, github: FakeGitHub | None = None, **env: str) -> CliResult:
+    """``nightwheels report ARGS``, in process (no subprocess start-up per call)."""
+    from typer.testing import CliRunner
+
+    from nightwheels.cli.main import app
+
+    variables: dict[str, str | None] = dict.fromkeys(
+        ("GITHUB_TOKEN", "GITHUB_API_URL", "GITHUB_REPOSITORY", "NIGHTWHEELS_TOKEN")
     )
+    if github is not None:
+        variables.update(GITHUB_TOKEN=github.token, GITHUB_API_URL=github.url)
+    variables.update(env)
+    result = CliRunner().invoke(app, ["report", *args], env=variables)
+    if result.exception and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return CliResult(result.exit_code, result.stdout, result.stderr)
 
 
 def _passing_report(failing_report: dict, tmp_path: Path) -> Path:  # type: ignore[type-arg]

@@ -183,7 +183,11 @@ class Uv:
         return _python_in(path)
 
     def install(
-        self, python: Path, requirements: Sequence[str], refresh: Sequence[str] = ()
+        self,
+        python: Path,
+        requirements: Sequence[str],
+        refresh: Sequence[str] = (),
+        rebuild: Sequence[str] = (),
     ) -> None:
         """Install ``requirements`` (pip requirement lines) into the environment of ``python``."""
         req_file = python.parent.parent / "nightwheels-requirements.txt"
@@ -202,8 +206,10 @@ class Uv:
             "-r",
             str(req_file),
         ]
-        for name in refresh:
+        for name in refresh:  # nightlies: never trust a cached copy of a reused URL
             args += ["--refresh-package", name]
+        for name in rebuild:  # the project under test: build it from its current sources
+            args += ["--reinstall-package", name]
         result = self._run(args)
         if result.returncode != 0:
             raise InstallFailed(

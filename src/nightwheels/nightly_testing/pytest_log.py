@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -128,6 +129,27 @@ def parse_report_log(lines: Iterable[str]) -> tuple[Counts, list[Failure], int |
     return counts, failures, exit_status
 
 
+_CONFTEST = re.compile(r"ImportError while loading conftest '(?P<path>[^']+)'")
+
+
+def conftest_failure(output: str, project_root: Path) -> Failure | None:
+    """A conftest.py that fails to import stops pytest before any report is logged."""
+    match = _CONFTEST.search(output)
+    if match is None:
+        return None
+    path = Path(match["path"])
+    try:
+        nodeid = path.relative_to(project_root).as_posix()
+    except ValueError:
+        nodeid = path.as_posix()
+    return Failure(
+        nodeid=nodeid,
+        when="collect",
+        message=_short_message(output[match.start() :]),
+        details=output[match.start() :][-DETAILS_LIMIT:],
+    )
+
+
 def run_pytest(
     venv_bin: Path,
     project_root: Path,
@@ -157,6 +179,11 @@ def run_pytest(
     counts, failures, logged_status = parse_report_log(lines)
     if logged_status is not None:
         status = logged_status
+    if not failures:
+        broken = conftest_failure(output, project_root)
+        if broken is not None:  # pytest calls this a usage error (4); a nightly may cause it
+            counts.errors += 1
+            failures.append(broken)
     tail = "\n".join(output.splitlines()[-30:]) if isinstance(output, str) else ""
     return PytestRun(
         exit_status=status,

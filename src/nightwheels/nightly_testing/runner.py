@@ -154,7 +154,7 @@ class NightlyTester:
         for name, f in sorted(nightlies.items()):
             fragment = f"#sha256={f.sha256}" if f.sha256 else ""
             lines.append(f"{name} @ {f.url}{fragment}")
-        self.uv.install(python, lines, refresh=sorted(nightlies))
+        self.uv.install(python, lines, refresh=sorted(nightlies), rebuild=[self.project.name])
         problems = verify_nightlies(nightlies, installed(python), self.nightly_index.url)
         if problems:
             raise InstallFailed(

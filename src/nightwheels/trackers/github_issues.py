@@ -49,13 +49,15 @@ class GitHubIssues:
             "User-Agent": f"nightwheels/{__version__}",
         }
 
-    def _request(self, method: str, path_or_url: str, **kwargs: Any) -> httpx.Response:
+    def _request(
+        self, method: str, path_or_url: str, allow: tuple[int, ...] = (), **kwargs: Any
+    ) -> httpx.Response:
         url = path_or_url if path_or_url.startswith("http") else self.api + path_or_url
         try:
             response = self.client.request(method, url, headers=self.headers, **kwargs)
         except httpx.HTTPError as exc:
             raise TrackerError(f"cannot reach {self.api}: {exc}") from None
-        if response.status_code >= 400:
+        if response.status_code >= 400 and response.status_code not in allow:
             try:
                 message = response.json().get("message", "")
             except ValueError:
@@ -75,12 +77,10 @@ class GitHubIssues:
 
     def login(self) -> str:
         """The login the token acts as; the Actions bot when the token cannot say."""
-        try:
-            return str(self._request("GET", "/user").json()["login"])
-        except TrackerError as exc:
-            if " 403 " in exc.message:
-                return ACTIONS_BOT
-            raise
+        response = self._request("GET", "/user", allow=(403,))
+        if response.status_code == 403:
+            return ACTIONS_BOT
+        return str(response.json()["login"])
 
     def open_issues(
         self, *, creator: str | None = None, labels: str | None = None
