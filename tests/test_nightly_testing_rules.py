@@ -307,3 +307,17 @@ def test_titles() -> None:
     assert markdown.title(_report([])) == "Nightly tests of demo fail (0 failing)"
     with_culprit = _report([], bisect=Bisection(culprits=["numpy", "scipy"]))
     assert markdown.title(with_culprit) == "Nightly tests of demo fail with numpy + scipy"
+
+
+def test_a_hanging_test_run_is_stopped_and_reported(tmp_path: Path) -> None:
+    import os
+    import sys
+
+    from nightwheels.nightly_testing.pytest_log import run_pytest
+
+    (tmp_path / "test_hang.py").write_text("import time\n\ndef test_hang():\n    time.sleep(60)\n")
+    run = run_pytest(
+        Path(sys.executable).parent, tmp_path, [], tmp_path / "log.jsonl", dict(os.environ), 5
+    )
+    assert run.exit_status == 1
+    assert [f.message for f in run.failures] == ["did not finish in 5 s"]

@@ -7,7 +7,7 @@ still work for installing, without upload times.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from html.parser import HTMLParser
 from urllib.parse import urldefrag, urljoin, urlsplit
 
@@ -161,7 +161,11 @@ class SimpleIndex:
         if response is None:
             raise IndexUnavailable(f"{self.url} is not a package index (HTTP 404)")
         if self._is_json(response):
-            return {canonicalize_name(p["name"]) for p in response.json().get("projects", [])}
+            try:
+                projects = response.json()["projects"]
+                return {canonicalize_name(p["name"]) for p in projects}
+            except (ValueError, KeyError, TypeError):
+                raise IndexUnavailable(f"{self.url} is not a valid PEP 691 JSON index") from None
         parser = _LinkParser()
         parser.feed(response.text)
         return {canonicalize_name(str(link.get("#text") or "")) for link in parser.links} - {""}
@@ -213,19 +217,11 @@ class SimpleIndex:
         return out
 
     def as_of_root(self, template: str, when: datetime) -> str:
-        return template.format(index=self.url, when=format_time(when))
+        return template.replace("{when}", format_time(when))
 
     def files_as_of(self, name: str, template: str, when: datetime) -> list[IndexFile] | None:
         """The files the index listed at ``when`` (its history view), None if it has none."""
         return self.files(name, root=self.as_of_root(template, when))
-
-    def has_history_view(self, template: str, name: str) -> bool:
-        """Whether the index serves the as-of view for ``name`` (probed at the present)."""
-        root = self.as_of_root(template, datetime.now(UTC) + timedelta(seconds=1))
-        try:
-            return self._get(urljoin(root, canonicalize_name(name) + "/")) is not None
-        except IndexUnavailable:
-            return False
 
     def close(self) -> None:
         self.client.close()

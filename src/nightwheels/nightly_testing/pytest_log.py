@@ -172,13 +172,22 @@ def run_pytest(
         )
         status = result.returncode
         output = (result.stdout + result.stderr).strip()
-    except subprocess.TimeoutExpired as exc:
+    except subprocess.TimeoutExpired:
         status = 2
-        output = f"pytest did not finish in {timeout} s\n{exc.stdout or ''}"
+        output = ""
+        timed_out = True
+    else:
+        timed_out = False
     lines = log_path.read_text(encoding="utf-8").splitlines() if log_path.exists() else []
     counts, failures, logged_status = parse_report_log(lines)
     if logged_status is not None:
         status = logged_status
+    if timed_out:
+        status = 1
+        counts.errors += 1
+        failures.append(
+            Failure(nodeid="(pytest)", when="call", message=f"did not finish in {timeout} s")
+        )
     if not failures:
         broken = conftest_failure(output, project_root)
         if broken is not None:  # pytest calls this a usage error (4); a nightly may cause it

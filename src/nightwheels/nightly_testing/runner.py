@@ -17,7 +17,7 @@ from pathlib import Path
 from packaging.utils import NormalizedName, canonicalize_name
 
 from nightwheels.core.names import is_valid_name
-from nightwheels.errors import InstallFailed, ProjectConfigError
+from nightwheels.errors import IndexUnavailable, InstallFailed, ProjectConfigError
 from nightwheels.nightly_testing import bisect as bisection
 from nightwheels.nightly_testing.environment import (
     Uv,
@@ -194,6 +194,10 @@ class NightlyTester:
                 names.append(canonicalize_name(raw))
             if not names:
                 raise ProjectConfigError("--nightly names no package")
+            if own in names:
+                raise ProjectConfigError(
+                    f"--nightly names {self.project.name}, the project under test itself"
+                )
             return sorted(set(names))
         available = self.nightly_index.project_names()
         if options.all_available:
@@ -397,7 +401,8 @@ class NightlyTester:
     def _history(self, name: NormalizedName, newest: IndexFile) -> tuple[list[IndexFile], str]:
         """Builds of ``name`` oldest first, ending with ``newest``, and where they came from."""
         assert self.target is not None
-        use_view = self.nightly_index.has_history_view(self.history_template, name)
+        assert newest.upload_time is not None
+        use_view = self._history_view_works(name, newest)
         source = "the index's as-of history view" if use_view else "the files listed now"
         live = None if use_view else (self.nightly_index.files(name) or [])
         builds = [newest]
@@ -414,6 +419,15 @@ class NightlyTester:
             seen.add(pick.sha256 or pick.url)
             builds.append(pick)
         return builds[::-1], source
+
+    def _history_view_works(self, name: NormalizedName, newest: IndexFile) -> bool:
+        """Whether the as-of view at the newest build's upload time lists that build."""
+        assert newest.upload_time is not None
+        try:
+            files = self.nightly_index.files_as_of(name, self.history_template, newest.upload_time)
+        except IndexUnavailable:
+            return False
+        return any(f.sha256 == newest.sha256 and f.filename == newest.filename for f in files or [])
 
     def _bisect_builds(
         self,
