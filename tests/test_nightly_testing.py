@@ -24,6 +24,7 @@ import sys
 import textwrap
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -513,12 +514,13 @@ def test_unreachable_nightly_index_exits_3(world: World, tmp_path: Path) -> None
 
 def test_same_named_nightlies_bisect_through_the_history(world: World, tmp_path: Path) -> None:
     """``nova`` re-uploads ``3.0.0.dev0`` every night: only the index's history has the old ones."""
+    uploaded = []
     for i, source in enumerate([GOOD_COMET, GOOD_COMET, BAD_COMET]):
-        upload(
-            world.server,
-            world.token,
-            make_wheel(tmp_path / str(i), "nova", "3.0.0.dev0", module_source=source),
+        wheel = make_wheel(
+            tmp_path / str(i), "nova", "3.0.0.dev0", module_source=f"{source}BUILD = {i}\n"
         )
+        upload(world.server, world.token, wheel)
+        uploaded.append(hashlib.sha256(wheel.read_bytes()).hexdigest())
     files = world.nightly_files("nova")
     assert len(files) == 1  # the live page lists only the newest build
     saved = tmp_path / "nova.json"
@@ -528,14 +530,15 @@ def test_same_named_nightlies_bisect_through_the_history(world: World, tmp_path:
     assert result.returncode == 1, result.stdout + result.stderr
     (builds,) = json.loads(saved.read_text())["bisect"]["builds"]
     assert builds["first_bad"]["sha256"] == files[0]["hashes"]["sha256"]
-    as_of = httpx.get(f"{world.server.url}/as-of/2000-01-01T00:00:00Z/simple/")
+    moment = (datetime.now(UTC) - timedelta(seconds=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    as_of = httpx.get(f"{world.server.url}/as-of/{moment}/simple/")
     if as_of.status_code == 404:  # no history view on this index: said, not guessed
         assert builds["last_good"] is None
         assert "no earlier build of nova is retained" in builds["note"]
     else:
         assert builds["builds_considered"] == 3
-        assert builds["last_good"]["version"] == "3.0.0.dev0"
-        assert builds["last_good"]["sha256"] != builds["first_bad"]["sha256"]
+        assert builds["last_good"]["sha256"] == uploaded[1]
+        assert builds["first_bad"]["sha256"] == uploaded[2]
 
 
 # --- reporting ----------------------------------------------------------------------------
