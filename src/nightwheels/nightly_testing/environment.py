@@ -246,6 +246,19 @@ class Uv:
         return names
 
 
+def current_target() -> Target:
+    """The wheel tags and marker values of the interpreter running nightwheels."""
+    import platform
+
+    from packaging import markers, tags
+
+    return Target(
+        platform.python_version(),
+        tuple(tags.sys_tags()),
+        dict(markers.default_environment()),
+    )
+
+
 def probe(python: Path, workdir: Path) -> Target:
     """Ask an interpreter for its wheel tags and marker values (with our ``packaging``)."""
     shim = workdir / "probe"

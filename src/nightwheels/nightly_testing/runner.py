@@ -22,6 +22,7 @@ from nightwheels.nightly_testing import bisect as bisection
 from nightwheels.nightly_testing.environment import (
     Uv,
     bin_dir,
+    current_target,
     find_uv,
     installed,
     probe,
@@ -267,7 +268,8 @@ class NightlyTester:
         missing: list[MissingNightly] = []
         try:
             python = self._new_env()
-            target = probe(python, self.workdir)
+            # The venv of the interpreter running us has its tags: no need to ask it.
+            target = probe(python, self.workdir) if self.options.python else current_target()
             self.target = target
             names = self._requested_names(target, python)
             chosen, missing = self._choose(names, target)

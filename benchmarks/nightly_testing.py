@@ -1,0 +1,100 @@
+"""What ``nightwheels test`` costs against the usual CI snippet, and what bisection costs.
+
+Reference (measured in the same run, same warm uv cache): ``uv venv``, then
+``uv pip install --prerelease allow --index NIGHTLY --default-index STABLE project[...]``
+and ``pytest --report-log``, the snippet SPEC 4 projects copy. Reports the median wall time
+of each, their ratio, whether the reference took the hostile ``zeta`` from the nightly index
+(dependency confusion), and the wall time and run count of a ``--bisect`` run.
+
+    .venv/bin/python benchmarks/nightly_testing.py [--repeat 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.support.clients import BIN, clean_env, run
+from tests.support.nightly_world import build_world
+
+
+def timed(fn) -> float:  # type: ignore[no-untyped-def]
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="nw-nightly-bench-"))
+    world = build_world(tmp)
+    env = clean_env(UV_CACHE_DIR=str(world.uv_cache))
+    uv = str(BIN / "uv")
+    took_zeta: list[bool] = []
+
+    def reference() -> None:
+        venv = tmp / "ref-venv"
+        shutil.rmtree(venv, ignore_errors=True)
+        run([uv, "venv", "-q", "--python", sys.executable, str(venv)], env=env)
+        run(
+            [uv, "pip", "install", "-q", "--python", str(venv / "bin" / "python"),
+             "--prerelease", "allow", "--index", world.server.simple_url,
+             "--default-index", world.stable.url,
+             f"downstream[test] @ {world.downstream.as_uri()}", "bolide", "pytest",
+             "pytest-reportlog"],
+            env=env,
+        )  # fmt: skip
+        frozen = run([uv, "pip", "freeze", "--python", str(venv / "bin" / "python")], env=env)
+        took_zeta.append("zeta==9.0.0.dev0" in frozen.stdout)
+        run(
+            [str(venv / "bin" / "python"), "-m", "pytest", "-q",
+             f"--report-log={tmp / 'ref.jsonl'}", "--continue-on-collection-errors"],
+            env=env, cwd=world.downstream, check=False,
+        )  # fmt: skip
+
+    def nightwheels() -> None:
+        world.test("--extra", "test", "--group", "test")
+
+    try:
+        reference()  # warm the cache for both
+        nightwheels()
+        ref = [timed(reference) for _ in range(args.repeat)]
+        ours = [timed(nightwheels) for _ in range(args.repeat)]
+        saved = tmp / "bisect.json"
+        bisect_s = timed(
+            lambda: world.test(
+                "--extra", "test", "--group", "test", "--bisect", "--save", str(saved)
+            )
+        )
+        bisect = json.loads(saved.read_text())["bisect"]
+        result = {
+            "nightlies": 3,
+            "reference_median_s": round(statistics.median(ref), 2),
+            "nightwheels_median_s": round(statistics.median(ours), 2),
+            "ratio": round(statistics.median(ours) / statistics.median(ref), 2),
+            "reference_installed_hostile_zeta_from_nightly_index": all(took_zeta),
+            "bisect_s": round(bisect_s, 2),
+            "bisect_package_runs": bisect["package_runs"],
+            "bisect_build_runs": bisect["date_runs"],
+            "bisect_builds_considered": bisect["builds"][0]["builds_considered"],
+            "culprit": bisect["culprits"],
+        }
+    finally:
+        world.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+    out = Path(__file__).parent / "results" / "nightly_testing.json"
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
