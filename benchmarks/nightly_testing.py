@@ -4,7 +4,8 @@ Reference (measured in the same run, same warm uv cache): ``uv venv``, then
 ``uv pip install --prerelease allow --index NIGHTLY --default-index STABLE project[...]``
 and ``pytest --report-log``, the snippet SPEC 4 projects copy. Reports the median wall time
 of each, their ratio, whether the reference took the hostile ``zeta`` from the nightly index
-(dependency confusion), and the wall time and run count of a ``--bisect`` run.
+(dependency confusion), the CLI's start-up time (``nightwheels --version`` less a bare
+interpreter), and the wall time and run count of a ``--bisect`` run.
 
     .venv/bin/python benchmarks/nightly_testing.py [--repeat 3]
 """
@@ -76,12 +77,20 @@ def main() -> None:
             )
         )
         bisect = json.loads(saved.read_text())["bisect"]
+        startup = statistics.median(
+            timed(lambda: run([sys.executable, "-m", "nightwheels", "--version"], env=env))
+            for _ in range(args.repeat)
+        )
+        bare = statistics.median(
+            timed(lambda: run([sys.executable, "-c", "pass"], env=env)) for _ in range(args.repeat)
+        )
         result = {
             "nightlies": 3,
             "reference_median_s": round(statistics.median(ref), 2),
             "nightwheels_median_s": round(statistics.median(ours), 2),
             "ratio": round(statistics.median(ours) / statistics.median(ref), 2),
             "reference_installed_hostile_zeta_from_nightly_index": all(took_zeta),
+            "cli_startup_s": round(startup - bare, 2),
             "bisect_s": round(bisect_s, 2),
             "bisect_package_runs": bisect["package_runs"],
             "bisect_build_runs": bisect["date_runs"],

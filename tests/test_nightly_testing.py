@@ -205,6 +205,7 @@ def test_a_conftest_broken_by_a_nightly_is_a_failure_not_a_usage_error(
         (["--stable", "--nightly", "comet"], "--stable takes no nightlies"),
         (["--history-url", "http://x/"], "must contain {when}"),
         (["--nightly", "downstream"], "the project under test itself"),
+        (["--index", "ftp://example.invalid/simple/"], "is not an http(s) index URL"),
     ],
 )
 def test_usage_errors_exit_2(world: World, args: list[str], message: str) -> None:

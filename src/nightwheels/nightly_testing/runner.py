@@ -118,16 +118,20 @@ class NightlyTester:
         self.extras = list(dict.fromkeys(options.extras))
         self.groups = list(dict.fromkeys(options.groups))
         self.direct = self.project.requirements(self.extras, self.groups)  # checks both
-        self.nightly_index = SimpleIndex(options.index_url)
-        self.stable_index = SimpleIndex(options.stable_index_url)
+        try:
+            self.nightly_index = SimpleIndex(options.index_url)
+            self.stable_index = SimpleIndex(options.stable_index_url)
+        except IndexUnavailable as exc:
+            raise ProjectConfigError(exc.message) from None
         self.history_template = options.history_url or default_history_template(
             self.nightly_index.url
         )
+        uv_binary = find_uv(options.uv)
         self._own_workdir = options.workdir is None
         base = options.workdir or Path(tempfile.mkdtemp(prefix="nightwheels-test-"))
         base.mkdir(parents=True, exist_ok=True)
         self.workdir = base
-        self.uv = Uv(find_uv(options.uv), self.stable_index.url, self.workdir)
+        self.uv = Uv(uv_binary, self.stable_index.url, self.workdir)
         self.env_count = 0
         self.target: Target | None = None
         self.failing_ids: set[str] = set()
@@ -327,7 +331,9 @@ class NightlyTester:
             bisect=bisect_result,
         )
 
-    def _announce(self, target: Target, nightlies: list[Nightly], missing: list[MissingNightly]):  # type: ignore[no-untyped-def]
+    def _announce(
+        self, target: Target, nightlies: list[Nightly], missing: list[MissingNightly]
+    ) -> None:
         self.log(
             f"{self.project.name}: Python {target.python_version} on {target.platform_tag}; "
             f"nightlies from {self.nightly_index.url}"
