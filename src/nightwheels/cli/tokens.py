@@ -66,12 +66,18 @@ def _announce(created: dict[str, Any], as_json: bool) -> None:
 @handle_errors
 def token_create(
     project: list[str] = typer.Option(
-        [], "--project", help="project the token may upload to (repeatable)"
+        [],
+        "--project",
+        help="project the token may upload to, or report test results for (repeatable)",
     ),
-    name: str = typer.Option("upload", "--name", help="a name to recognise the token by"),
+    name: str | None = typer.Option(
+        None, "--name", help="a name to recognise the token by (default: its permission)"
+    ),
     expires: str | None = typer.Option(None, "--expires", help="lifetime, e.g. 90d"),
     permission: str = typer.Option(
-        "upload", "--permission", help="upload (CI) or manage (the API, e.g. this CLI)"
+        "upload",
+        "--permission",
+        help="upload (CI), manage (the API, e.g. this CLI) or report (nightwheels report --server)",
     ),
     user: str | None = typer.Option(
         None, "--user", help="local admin: create the token for USER on this server machine"
@@ -81,6 +87,7 @@ def token_create(
     as_json: bool = JsonOption,
 ) -> None:
     """Create a token; it is printed once, on stdout."""
+    name = name or permission
     lifetime = parse_duration(expires) if expires else None
     if user is None:
         if not is_remote(server, data):

@@ -145,8 +145,9 @@ def require_manage(principal: Principal) -> None:
     if principal.publisher_id is not None:
         raise Forbidden("a trusted publisher's token can only upload")
     if not principal.can_manage:
+        kind = "a report" if Permission.REPORT.value in principal.permissions else "an upload"
         raise Forbidden(
-            f"token {principal.token_name!r} is an upload token: managing needs a token "
+            f"token {principal.token_name!r} is {kind} token: managing needs a token "
             "with the manage permission"
         )
 

@@ -116,12 +116,13 @@ def _check_permissions(permissions: list[str] | None) -> list[str]:
     unknown = set(chosen) - TOKEN_PERMISSIONS
     if unknown:
         raise InvalidRequest(
-            f"unknown token permission(s): {', '.join(sorted(unknown))}; use upload or manage"
+            f"unknown token permission(s): {', '.join(sorted(unknown))}; use upload, manage "
+            "or report"
         )
     if len(chosen) > 1:
         raise InvalidRequest(
-            "a token is either an upload token (for CI) or a manage token (for the API), "
-            "never both: create two tokens"
+            "a token has one permission: upload (for CI), manage (for the API) or report "
+            "(test results for the compatibility record); create one token for each"
         )
     return chosen
 

@@ -77,7 +77,7 @@ class TokenSecret(BaseModel):
 class TokenCreate(BaseModel):
     name: str = Field(default="upload", min_length=1, max_length=100)
     projects: list[ProjectName] = Field(default_factory=list, max_length=100)
-    permission: Literal["upload", "manage"] = "upload"
+    permission: Literal["upload", "manage", "report"] = "upload"
     expires_in_days: float | None = Field(default=None, gt=0, le=3650)
 
 

@@ -1,7 +1,7 @@
 """compatibility record
 
 Revision ID: nightly_testing_1
-Revises: 0001
+Revises: access_1
 Create Date: 2026-11-25 12:03:13.182760
 """
 
@@ -14,7 +14,7 @@ import nightwheels.db.models
 
 
 revision = "nightly_testing_1"
-down_revision = "0001"
+down_revision = "access_1"
 branch_labels = None
 depends_on = None
 
