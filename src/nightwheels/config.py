@@ -41,6 +41,10 @@ class Settings(BaseSettings):
     # Lifetime of the upload token a CI job gets in exchange for its OIDC token.
     trusted_publishing_token_minutes: int = Field(default=15, ge=1, le=120)
 
+    # Web UI sign-in: absolute lifetime of a browser session, and how long it survives idle.
+    session_hours: float = Field(default=12, gt=0)
+    session_idle_minutes: float = Field(default=120, gt=0)
+
     @property
     def database(self) -> str:
         if self.database_url:

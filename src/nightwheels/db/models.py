@@ -101,6 +101,7 @@ class File(Base):
         ),
         Index("ix_files_project_label", "project_id", "label", "removed_at"),
         Index("ix_files_sha256", "sha256"),
+        Index("ix_files_uploaded_at", "uploaded_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -284,3 +285,19 @@ class CompatNightly(Base):
     culprit: Mapped[bool] = mapped_column(Boolean, default=False)
 
     run: Mapped[CompatRun] = relationship(back_populates="nightlies")
+
+
+class WebSession(Base):
+    """A signed-in browser: the cookie holds a random secret; only its SHA-256 is stored."""
+
+    __tablename__ = "web_sessions"
+    __table_args__ = (Index("ix_web_sessions_user", "user_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    digest: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    csrf: Mapped[str] = mapped_column(String(64))  # per-session form token
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column()
+    source: Mapped[str | None] = mapped_column(String(100))

@@ -1,0 +1,328 @@
+"""Read functions for the web UI: what the home, project, search and freshness pages show.
+
+Each returns plain dataclasses (no ORM objects escape a session), so templates only format.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+from packaging.version import InvalidVersion, Version
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from nightwheels.config import Settings
+from nightwheels.core.expiry import Freshness, FreshnessPolicy, assess
+from nightwheels.core.names import normalize_name
+from nightwheels.core.tags import TagDescription, describe_filename
+from nightwheels.db.models import File, Project, ProjectRole, User
+from nightwheels.services.listing import file_path
+
+RECENT_UPLOADS = 15
+SEARCH_LIMIT = 50
+CHART_DAYS = 60
+
+
+def freshness_policy(settings: Settings, project: Project | None = None) -> FreshnessPolicy:
+    """The retention and warning thresholds for a project: the one place the web UI reads them.
+
+    Server-wide values come from the retention settings when present (``retention_keep``,
+    ``retention_days``, ``freshness_warn_days``, ``freshness_final_days``), else the defaults
+    of :class:`FreshnessPolicy`; a project's own overrides win.
+    """
+    base = FreshnessPolicy()
+    keep = getattr(settings, "retention_keep", base.keep)
+    days = getattr(settings, "retention_days", base.days)
+    warn = getattr(settings, "freshness_warn_days", base.warn_days)
+    final = getattr(settings, "freshness_final_days", base.final_days)
+    exempt = False
+    if project is not None:
+        keep = project.retention_keep or keep
+        days = project.retention_days or days
+        exempt = bool(project.retention_exempt)
+    return FreshnessPolicy(keep=keep, days=days, warn_days=warn, final_days=final, exempt=exempt)
+
+
+# -- home and search ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RecentUpload:
+    project: str
+    display_name: str
+    version: str
+    filename: str
+    label: str
+    uploaded_at: datetime
+    size: int
+    tags: TagDescription
+
+
+@dataclass(frozen=True)
+class HomeView:
+    projects: int
+    files: int
+    total_size: int
+    recent: list[RecentUpload]
+
+
+def home(session: Session) -> HomeView:
+    projects = session.execute(select(func.count(Project.id))).scalar_one()
+    files, size = session.execute(
+        select(func.count(File.id), func.coalesce(func.sum(File.size), 0)).where(
+            File.removed_at.is_(None)
+        )
+    ).one()
+    rows = session.execute(
+        select(
+            Project.name,
+            Project.display_name,
+            File.version,
+            File.filename,
+            File.label,
+            File.uploaded_at,
+            File.size,
+        )
+        .join(Project, Project.id == File.project_id)
+        .where(File.removed_at.is_(None))
+        .order_by(File.uploaded_at.desc(), File.id.desc())
+        .limit(RECENT_UPLOADS)
+    ).all()
+    recent = [
+        RecentUpload(n, d, v, f, lbl, t, s, describe_filename(f)) for n, d, v, f, lbl, t, s in rows
+    ]
+    return HomeView(projects=projects, files=files, total_size=size, recent=recent)
+
+
+@dataclass(frozen=True)
+class ProjectHit:
+    name: str
+    display_name: str
+    files: int
+    last_upload: datetime | None
+
+
+def search(session: Session, query: str, limit: int = SEARCH_LIMIT) -> list[ProjectHit]:
+    """Projects whose name contains the query (after PEP 503 normalisation), best first."""
+    text = query.strip()[:200]
+    if not text:
+        return []
+    needle = normalize_name(text)
+    rows = session.execute(
+        select(Project.name, Project.display_name, func.count(File.id), func.max(File.uploaded_at))
+        .outerjoin(File, (File.project_id == Project.id) & File.removed_at.is_(None))
+        .where(Project.name.contains(needle, autoescape=True))
+        .group_by(Project.id)
+        .order_by(Project.name)
+        .limit(limit * 4)
+    ).all()
+    hits = [ProjectHit(n, d, c, t) for n, d, c, t in rows]
+    hits.sort(key=lambda h: (h.name != needle, not h.name.startswith(needle), h.name))
+    return hits[:limit]
+
+
+# -- project page -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FileView:
+    filename: str
+    label: str
+    size: int
+    sha256: str
+    path: str  # under the server root, no leading slash
+    uploaded_at: datetime
+    requires_python: str | None
+    yanked: bool
+    yanked_reason: str | None
+    uploader: str | None
+    tags: TagDescription
+
+
+@dataclass(frozen=True)
+class VersionView:
+    version: str
+    latest_upload: datetime
+    files: list[FileView]
+
+    @property
+    def yanked(self) -> bool:
+        return all(f.yanked for f in self.files)
+
+    @property
+    def size(self) -> int:
+        return sum(f.size for f in self.files)
+
+
+@dataclass(frozen=True)
+class MemberView:
+    name: str
+    organisation: str | None
+    role: str
+
+
+@dataclass(frozen=True)
+class ProjectView:
+    name: str
+    display_name: str
+    repository_url: str | None
+    created_at: datetime
+    versions: list[VersionView]
+    members: list[MemberView]
+    policy: FreshnessPolicy
+    freshness: Freshness
+
+    @property
+    def files(self) -> int:
+        return sum(len(v.files) for v in self.versions)
+
+    @property
+    def total_size(self) -> int:
+        return sum(v.size for v in self.versions)
+
+    @property
+    def labels(self) -> list[str]:
+        return sorted({f.label for v in self.versions for f in v.files})
+
+    @property
+    def organisations(self) -> set[str]:
+        return {m.organisation for m in self.members if m.organisation}
+
+    @property
+    def admins(self) -> int:
+        return sum(1 for m in self.members if m.role == "admin")
+
+
+def _version_key(version: str) -> tuple[int, Version | str]:
+    try:
+        return (1, Version(version))
+    except InvalidVersion:
+        return (0, version)
+
+
+def project(session: Session, settings: Settings, name: str, now: datetime) -> ProjectView | None:
+    """Everything the project page shows, or ``None`` if there is no such project."""
+    row = session.execute(
+        select(Project).where(Project.name == normalize_name(name))
+    ).scalar_one_or_none()
+    if row is None:
+        return None
+    files = session.execute(
+        select(File, User.name)
+        .outerjoin(User, User.id == File.uploader_id)
+        .where(File.project_id == row.id, File.removed_at.is_(None))
+    ).all()
+    by_version: dict[str, list[FileView]] = defaultdict(list)
+    for f, uploader in files:
+        by_version[f.version].append(
+            FileView(
+                filename=f.filename,
+                label=f.label,
+                size=f.size,
+                sha256=f.sha256,
+                path=file_path(f.sha256, f.filename),
+                uploaded_at=f.uploaded_at,
+                requires_python=f.requires_python,
+                yanked=f.yanked,
+                yanked_reason=f.yanked_reason,
+                uploader=uploader,
+                tags=describe_filename(f.filename),
+            )
+        )
+    versions = [
+        VersionView(
+            version=v,
+            latest_upload=max(f.uploaded_at for f in fs),
+            files=sorted(fs, key=lambda f: (f.label != "main", f.label, f.tags.sort_key)),
+        )
+        for v, fs in by_version.items()
+    ]
+    versions.sort(key=lambda v: (v.latest_upload, _version_key(v.version)), reverse=True)
+    members = [
+        MemberView(n, o, r)
+        for n, o, r in session.execute(
+            select(User.name, User.organisation, ProjectRole.role)
+            .join(User, User.id == ProjectRole.user_id)
+            .where(ProjectRole.project_id == row.id)
+            .order_by(ProjectRole.role, User.name)
+        )
+    ]
+    policy = freshness_policy(settings, row)
+    last = versions[0].latest_upload if versions else None
+    return ProjectView(
+        name=row.name,
+        display_name=row.display_name,
+        repository_url=row.repository_url,
+        created_at=row.created_at,
+        versions=versions,
+        members=members,
+        policy=policy,
+        freshness=assess(last, now, policy),
+    )
+
+
+# -- freshness dashboard ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DashboardRow:
+    name: str
+    display_name: str
+    versions: int
+    files: int
+    freshness: Freshness
+
+
+@dataclass(frozen=True)
+class DashboardView:
+    rows: list[DashboardRow]
+    uploads_per_day: list[tuple[date, int]]  # oldest first, CHART_DAYS entries
+    policy: FreshnessPolicy
+
+    @property
+    def stale(self) -> int:
+        return sum(1 for r in self.rows if r.freshness.stale)
+
+
+def uploads_per_day(
+    session: Session, now: datetime, days: int = CHART_DAYS
+) -> list[tuple[date, int]]:
+    """Files uploaded per UTC day over the last ``days`` days, including since-replaced ones."""
+    today = now.date()
+    first = today - timedelta(days=days - 1)
+    start = datetime(first.year, first.month, first.day, tzinfo=now.tzinfo)
+    counts: dict[date, int] = defaultdict(int)
+    for (at,) in session.execute(select(File.uploaded_at).where(File.uploaded_at >= start)):
+        counts[at.date()] += 1
+    return [
+        (first + timedelta(days=i), counts.get(first + timedelta(days=i), 0)) for i in range(days)
+    ]
+
+
+def dashboard(session: Session, settings: Settings, now: datetime) -> DashboardView:
+    """Every project, oldest last upload first (never-uploaded ones at the top)."""
+    rows = session.execute(
+        select(
+            Project,
+            func.max(File.uploaded_at),
+            func.count(File.id),
+            func.count(func.distinct(File.version)),
+        )
+        .outerjoin(File, (File.project_id == Project.id) & File.removed_at.is_(None))
+        .group_by(Project.id)
+    ).all()
+    result = [
+        DashboardRow(
+            name=p.name,
+            display_name=p.display_name,
+            versions=versions,
+            files=files,
+            freshness=assess(last, now, freshness_policy(settings, p)),
+        )
+        for p, last, files, versions in rows
+    ]
+    epoch = datetime.min.replace(tzinfo=now.tzinfo)
+    result.sort(key=lambda r: (r.freshness.last_upload or epoch, r.name))
+    return DashboardView(result, uploads_per_day(session, now), freshness_policy(settings))

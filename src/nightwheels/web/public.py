@@ -1,0 +1,96 @@
+"""Pages anyone can read: home, search, project, freshness dashboard."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+from nightwheels.core.names import is_valid_name, normalize_name
+from nightwheels.errors import NotFound
+from nightwheels.services import browse
+from nightwheels.web.chart import uploads_chart
+from nightwheels.web.security import page, services_of
+from nightwheels.web.templating import render
+
+# Public pages change with every upload; let caches keep them briefly, then revalidate.
+PUBLIC_CACHE = "max-age=30"
+
+
+def index_url(request: Request) -> str:
+    """The public URL of the simple index, for install instructions."""
+    base = services_of(request).settings.base_url or str(request.base_url)
+    return base.rstrip("/") + "/simple/"
+
+
+def _public(response: Response, request: Request) -> Response:
+    if request.state.user is None:
+        response.headers["Cache-Control"] = PUBLIC_CACHE
+    return response
+
+
+@page
+async def home(request: Request) -> Response:
+    services = services_of(request)
+
+    def load() -> browse.HomeView:
+        with services.db.read() as session:
+            return browse.home(session)
+
+    view = await run_in_threadpool(load)
+    return _public(
+        render(request, "home.html", {"view": view, "index_url": index_url(request)}), request
+    )
+
+
+@page
+async def search(request: Request) -> Response:
+    services = services_of(request)
+    query = request.query_params.get("q", "")
+
+    def load() -> list[browse.ProjectHit]:
+        with services.db.read() as session:
+            return browse.search(session, query)
+
+    hits = await run_in_threadpool(load)
+    return _public(render(request, "search.html", {"query": query, "hits": hits}), request)
+
+
+@page
+async def project(request: Request) -> Response:
+    name: str = request.path_params["name"]
+    if not is_valid_name(name):
+        raise NotFound(f"{name!r} is not a valid project name")
+    normalized = normalize_name(name)
+    if normalized != name or not request.url.path.endswith("/"):
+        return RedirectResponse(
+            f"{'../' if request.url.path.endswith('/') else ''}{normalized}/", 301
+        )
+    services = services_of(request)
+
+    def load() -> browse.ProjectView | None:
+        with services.db.read() as session:
+            return browse.project(session, services.settings, normalized, datetime.now(UTC))
+
+    view = await run_in_threadpool(load)
+    if view is None:
+        raise NotFound(f"there is no project named {normalized!r} on this index")
+    context = {"project": view, "index_url": index_url(request)}
+    return _public(render(request, "project.html", context), request)
+
+
+@page
+async def freshness(request: Request) -> Response:
+    services = services_of(request)
+
+    def load() -> browse.DashboardView:
+        with services.db.read() as session:
+            return browse.dashboard(session, services.settings, datetime.now(UTC))
+
+    view = await run_in_threadpool(load)
+    chart = uploads_chart(
+        view.uploads_per_day, f"Uploads per day, last {len(view.uploads_per_day)} days"
+    )
+    return _public(render(request, "freshness.html", {"view": view, "chart": chart}), request)
