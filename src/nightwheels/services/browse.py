@@ -9,6 +9,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
+from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -109,7 +110,7 @@ def search(session: Session, query: str, limit: int = SEARCH_LIMIT) -> list[Proj
     text = query.strip()[:200]
     if not text:
         return []
-    needle = normalize_name(text)
+    needle = canonicalize_name(text)  # the PEP 503 form, without refusing partial names
     rows = session.execute(
         select(Project.name, Project.display_name, func.count(File.id), func.max(File.uploaded_at))
         .outerjoin(File, (File.project_id == Project.id) & File.removed_at.is_(None))

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hmac
 import secrets
+import time
 from collections.abc import Awaitable, Callable
 from functools import wraps
 from urllib.parse import parse_qsl, urlsplit
@@ -158,6 +159,7 @@ def page(fn: Endpoint) -> Endpoint:
 
     @wraps(fn)
     async def endpoint(request: Request) -> Response:
+        started = time.perf_counter()
         request.state.user = await load_user(request)
         request.state.csrf = request.state.user.csrf if request.state.user else ""
         request.state.new_csrf = None
@@ -167,6 +169,9 @@ def page(fn: Endpoint) -> Endpoint:
             response = error_page(request, exc)
         if request.state.new_csrf:
             set_cookie(response, request, CSRF_COOKIE, request.state.new_csrf, max_age=None)
+        # Server time of the page (session, queries, rendering): what benchmarks/web_pages.py reads.
+        elapsed = (time.perf_counter() - started) * 1000
+        response.headers["Server-Timing"] = f"app;dur={elapsed:.1f}"
         return response
 
     return endpoint
