@@ -19,6 +19,7 @@ from nightwheels.core.expiry import Freshness, FreshnessPolicy, assess
 from nightwheels.core.names import normalize_name
 from nightwheels.core.tags import TagDescription, describe_filename
 from nightwheels.db.models import File, Project, ProjectRole, User
+from nightwheels.services import members
 from nightwheels.services.listing import file_path
 
 RECENT_UPLOADS = 15
@@ -172,6 +173,7 @@ class ProjectView:
     created_at: datetime
     versions: list[VersionView]
     members: list[MemberView]
+    member_warnings: list[str]  # SPEC 4: two admins, from more than one organisation
     policy: FreshnessPolicy
     freshness: Freshness
 
@@ -186,14 +188,6 @@ class ProjectView:
     @property
     def labels(self) -> list[str]:
         return sorted({f.label for v in self.versions for f in v.files})
-
-    @property
-    def organisations(self) -> set[str]:
-        return {m.organisation for m in self.members if m.organisation}
-
-    @property
-    def admins(self) -> int:
-        return sum(1 for m in self.members if m.role == "admin")
 
 
 def _version_key(version: str) -> tuple[int, Version | str]:
@@ -241,15 +235,7 @@ def project(session: Session, settings: Settings, name: str, now: datetime) -> P
         for v, fs in by_version.items()
     ]
     versions.sort(key=lambda v: (v.latest_upload, _version_key(v.version)), reverse=True)
-    members = [
-        MemberView(n, o, r)
-        for n, o, r in session.execute(
-            select(User.name, User.organisation, ProjectRole.role)
-            .join(User, User.id == ProjectRole.user_id)
-            .where(ProjectRole.project_id == row.id)
-            .order_by(ProjectRole.role, User.name)
-        )
-    ]
+    membership = members.members(session, row)
     policy = freshness_policy(settings, row)
     last = versions[0].latest_upload if versions else None
     return ProjectView(
@@ -258,7 +244,8 @@ def project(session: Session, settings: Settings, name: str, now: datetime) -> P
         repository_url=row.repository_url,
         created_at=row.created_at,
         versions=versions,
-        members=members,
+        members=[MemberView(m.user, m.organisation, m.role) for m in membership.members],
+        member_warnings=membership.warnings,
         policy=policy,
         freshness=assess(last, now, policy),
     )
@@ -327,3 +314,35 @@ def dashboard(session: Session, settings: Settings, now: datetime) -> DashboardV
     epoch = datetime.min.replace(tzinfo=now.tzinfo)
     result.sort(key=lambda r: (r.freshness.last_upload or epoch, r.name))
     return DashboardView(result, uploads_per_day(session, now), freshness_policy(settings))
+
+
+# -- a signed-in user's projects ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class UserProject:
+    name: str
+    display_name: str
+    role: str
+    files: int
+    freshness: Freshness
+
+
+def user_projects(
+    session: Session, settings: Settings, user_id: int, now: datetime
+) -> list[UserProject]:
+    """The projects a user has a role on, by name."""
+    rows = session.execute(
+        select(Project, ProjectRole.role, func.max(File.uploaded_at), func.count(File.id))
+        .join(ProjectRole, ProjectRole.project_id == Project.id)
+        .outerjoin(File, (File.project_id == Project.id) & File.removed_at.is_(None))
+        .where(ProjectRole.user_id == user_id)
+        .group_by(Project.id, ProjectRole.role)
+        .order_by(Project.name)
+    ).all()
+    return [
+        UserProject(
+            p.name, p.display_name, role, files, assess(last, now, freshness_policy(settings, p))
+        )
+        for p, role, last, files in rows
+    ]

@@ -17,9 +17,11 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from nightwheels.config import Settings
+from nightwheels.core.permissions import Permission
 from nightwheels.db.models import User, WebSession, utcnow
 from nightwheels.services import audit
 from nightwheels.services.audit import Actor
+from nightwheels.services.auth import Principal
 
 # ``last_seen_at`` is written at most this often per session (it costs a write).
 SEEN_RESOLUTION = timedelta(minutes=1)
@@ -128,3 +130,20 @@ def end_all(session: Session, user_id: int) -> int:
     """End every session of a user (e.g. after a password change); returns how many."""
     result = session.execute(delete(WebSession).where(WebSession.user_id == user_id))
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+def principal(user: SessionUser, source: str | None) -> Principal:
+    """A signed-in browser acts for its user like an unscoped ``manage`` token: it manages
+    (tokens, requests, reviews) through the same service rules, and never uploads."""
+    return Principal(
+        user_id=user.user_id,
+        user_name=user.name,
+        is_admin=user.is_admin,
+        token_id=0,
+        token_name="web session",  # noqa: S106 - a label, not a secret
+        permissions=frozenset({Permission.MANAGE.value}),
+        projects=None,
+        expires_at=user.expires_at,
+        source=source,
+        organisation=user.organisation,
+    )

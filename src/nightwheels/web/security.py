@@ -16,18 +16,26 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable
 from functools import wraps
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import ImmutableMultiDict
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import RedirectResponse, Response
 
 from nightwheels.config import Settings
-from nightwheels.errors import Forbidden, InvalidRequest, NightwheelsError, TooLarge
+from nightwheels.errors import (
+    Forbidden,
+    InvalidRequest,
+    NightwheelsError,
+    TooLarge,
+    Unauthenticated,
+)
 from nightwheels.services import web_sessions
+from nightwheels.services.auth import Principal
 from nightwheels.services.context import Services
 from nightwheels.services.web_sessions import SessionUser
-from nightwheels.web.templating import render
+from nightwheels.web.templating import page_root, render
 
 SESSION_COOKIE = "nw_session"
 CSRF_COOKIE = "nw_csrf"
@@ -103,7 +111,7 @@ def _same_origin(request: Request, settings: Settings) -> bool:
     return origin in allowed
 
 
-async def read_form(request: Request) -> dict[str, str]:
+async def read_form(request: Request) -> ImmutableMultiDict[str, str]:
     """The POSTed form, after the origin and CSRF checks (raises :class:`Forbidden`)."""
     settings = services_of(request).settings
     if not _same_origin(request, settings):
@@ -120,10 +128,11 @@ async def read_form(request: Request) -> dict[str, str]:
         if len(body) > MAX_FORM_BYTES:
             raise TooLarge(f"a form is at most {MAX_FORM_BYTES // 1024} KiB")
     try:
-        fields = dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True, max_num_fields=50))
+        pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, max_num_fields=200)
     except (UnicodeDecodeError, ValueError):
         raise InvalidRequest("the form could not be read (not UTF-8, or too many fields)") from None
-    token = fields.pop("csrf", "")
+    fields = ImmutableMultiDict([(k, v) for k, v in pairs if k != "csrf"])
+    token = next((v for k, v in pairs if k == "csrf"), "")
     user: SessionUser | None = request.state.user
     if user is not None:
         ok = user.csrf_matches(token)
@@ -148,6 +157,29 @@ def anonymous_csrf(request: Request) -> str:
         request.state.csrf = secrets.token_urlsafe(32)
         request.state.new_csrf = request.state.csrf
     return str(request.state.csrf)
+
+
+def principal(request: Request) -> Principal:
+    """The signed-in user as a service principal (see ``web_sessions.principal``)."""
+    user: SessionUser | None = request.state.user
+    if user is None:
+        raise Unauthenticated("sign in first")
+    return web_sessions.principal(user, client_address(request))
+
+
+def signed_in(fn: Endpoint) -> Endpoint:
+    """Send visitors who are not signed in to the sign-in page, then back here."""
+
+    @wraps(fn)
+    async def endpoint(request: Request) -> Response:
+        if request.state.user is None:
+            if request.method != "GET":
+                raise Unauthenticated("your session has ended: sign in again")
+            target = "/account/sign-in?" + urlencode({"next": request.url.path})
+            return RedirectResponse(page_root(request.url.path) + target.lstrip("/"), 303)
+        return await fn(request)
+
+    return endpoint
 
 
 def error_page(request: Request, exc: NightwheelsError) -> Response:
