@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 from packaging.tags import Tag, parse_tag
-from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 
 ARCHITECTURES = {
     "x86_64": "x86-64",
@@ -172,8 +172,12 @@ def describe_tags(tags: frozenset[Tag] | set[Tag]) -> TagDescription:
     return TagDescription(platform_text, python_text, detail, key)
 
 
+@lru_cache(maxsize=4096)
 def describe_tag(tag: str) -> TagDescription:
-    """Describe a (possibly compressed) tag string such as ``cp313-cp313-win_amd64``."""
+    """Describe a (possibly compressed) tag string such as ``cp313-cp313-win_amd64``.
+
+    Cached: an index has few distinct tag strings, and a project page describes hundreds of files.
+    """
     return describe_tags(parse_tag(tag))
 
 
@@ -184,8 +188,7 @@ def describe_filename(filename: str) -> TagDescription:
     """Describe a distribution by its filename: a wheel's tags, or "Source" for an sdist."""
     if not filename.endswith(".whl"):
         return SOURCE
-    try:
-        tags = parse_wheel_filename(filename)[3]
-    except (InvalidWheelFilename, ValueError):
+    parts = filename[:-4].split("-")  # name-version[-build]-python-abi-platform (PEP 427)
+    if len(parts) not in (5, 6) or not all(parts[-3:]):
         return TagDescription("unknown", filename, "", (11, "", "", ()))
-    return describe_tags(tags)
+    return describe_tag("-".join(parts[-3:]))

@@ -205,25 +205,36 @@ def project(session: Session, settings: Settings, name: str, now: datetime) -> P
     if row is None:
         return None
     files = session.execute(
-        select(File, User.name)
+        select(
+            File.version,
+            File.filename,
+            File.label,
+            File.size,
+            File.sha256,
+            File.uploaded_at,
+            File.requires_python,
+            File.yanked,
+            File.yanked_reason,
+            User.name,
+        )
         .outerjoin(User, User.id == File.uploader_id)
         .where(File.project_id == row.id, File.removed_at.is_(None))
     ).all()
     by_version: dict[str, list[FileView]] = defaultdict(list)
-    for f, uploader in files:
-        by_version[f.version].append(
+    for version, filename, label, size, sha256, at, requires, yanked, reason, uploader in files:
+        by_version[version].append(
             FileView(
-                filename=f.filename,
-                label=f.label,
-                size=f.size,
-                sha256=f.sha256,
-                path=file_path(f.sha256, f.filename),
-                uploaded_at=f.uploaded_at,
-                requires_python=f.requires_python,
-                yanked=f.yanked,
-                yanked_reason=f.yanked_reason,
+                filename=filename,
+                label=label,
+                size=size,
+                sha256=sha256,
+                path=file_path(sha256, filename),
+                uploaded_at=at,
+                requires_python=requires,
+                yanked=yanked,
+                yanked_reason=reason,
                 uploader=uploader,
-                tags=describe_filename(f.filename),
+                tags=describe_filename(filename),
             )
         )
     versions = [
