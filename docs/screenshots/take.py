@@ -5,10 +5,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import sys
 import tempfile
+from datetime import UTC, datetime
 from pathlib import Path
 
+import httpx
 from playwright.sync_api import Page, sync_playwright
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
@@ -55,6 +58,33 @@ def seed(server: LiveServer, tmp: Path) -> None:
     publish(server, scipy, tmp, "networkx", "3.6rc0.dev0", "py3-none-any")
     backdate(server, "networkx", 41)
     server.cli("yank", "numpy", "2.4.0.dev0+git20261123", "--reason", "segfault on import")
+    report = server.cli(
+        "token", "create", "--user", "tyler", "--permission", "report", "--name", "report"
+    ).stdout.strip()
+    wheel = next((tmp / "dist").glob("numpy-2.4.0.dev0+git20261126-cp313-cp313-manylinux*x86_64*"))
+    for downstream, outcome in (("scipy", "passed"), ("astropy", "failed"), ("xarray", "passed")):
+        response = httpx.post(
+            f"{server.url}/api/v1/compat/results",
+            headers={"Authorization": f"Bearer {report}"},
+            json={
+                "downstream": downstream,
+                "outcome": outcome,
+                "python": "3.13.1",
+                "platform": "linux-x86_64",
+                "tested_at": datetime.now(UTC).isoformat(),
+                "repository": f"https://github.com/{downstream}/{downstream}",
+                "culprits": ["numpy"] if outcome == "failed" else [],
+                "nightlies": [
+                    {
+                        "project": "numpy",
+                        "version": "2.4.0.dev0+git20261126",
+                        "filename": wheel.name,
+                        "sha256": hashlib.sha256(wheel.read_bytes()).hexdigest(),
+                    }
+                ],
+            },
+        )
+        response.raise_for_status()
 
 
 def sign_in(page: Page, server: LiveServer, user: str, path: str) -> None:

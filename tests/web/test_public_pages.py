@@ -14,6 +14,7 @@ from playwright.sync_api import Browser, Page, expect
 from nightwheels.web.templating import filesize
 from tests.support.server import LiveServer
 from tests.support.web import backdate, publish
+from tests.web.a11y import problems
 
 LINUX = "cp313-cp313-manylinux_2_17_x86_64.manylinux2014_x86_64"
 TAGS = (LINUX, "cp313-cp313-macosx_11_0_arm64", "cp312-cp312-win_amd64")
@@ -38,9 +39,43 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LiveServer,
         publish(server, token, tmp, "gone-lib", "2.0.dev0")
         backdate(server, "gone-lib", 45)
         server.cli("yank", "fresh-lib", "1.0.dev20261101", "--reason", "broken ABI")
+        report = server.cli(
+            "token", "create", "--user", "alice", "--permission", "report", "--name", "report"
+        ).stdout.strip()
+        _report(server, report, "downstream-a", "passed", wheels["linux"], False)
+        _report(server, report, "downstream-b", "failed", wheels["linux"], True)
         yield server, wheels
     finally:
         server.stop()
+
+
+def _report(
+    server: LiveServer, token: str, downstream: str, outcome: str, wheel: Path, culprit: bool
+) -> None:
+    """What ``nightwheels report --server`` posts after a downstream test run."""
+    response = httpx.post(
+        f"{server.url}/api/v1/compat/results",
+        headers={"Authorization": f"Bearer {token}"},
+        json={
+            "downstream": downstream,
+            "outcome": outcome,
+            "python": "3.13.1",
+            "platform": "linux-x86_64",
+            "tested_at": "2026-11-25T06:00:00+00:00",
+            "repository": f"https://github.com/example/{downstream}",
+            "culprits": ["fresh-lib"] if culprit else [],
+            "nightlies": [
+                {
+                    "project": "fresh-lib",
+                    "version": "1.0.dev20261125",
+                    "filename": wheel.name,
+                    "sha256": hashlib.sha256(wheel.read_bytes()).hexdigest(),
+                }
+            ],
+        },
+    )
+    assert response.status_code == 201, response.text
+    assert response.json()["recorded"]
 
 
 def test_project_page_shows_an_uploaded_wheel(
@@ -71,6 +106,15 @@ def test_project_page_shows_an_uploaded_wheel(
     expect(older).to_contain_text("broken ABI")
     expect(page.locator("#members + ul")).to_contain_text("alice")
     expect(page.locator(".freshness")).to_contain_text("older wheels expire in 30 days")
+    # The compatibility record: downstream results with this project's nightlies.
+    compat = page.locator("table.compat tbody tr")
+    expect(compat).to_have_count(2)
+    expect(compat.filter(has_text="downstream-a").locator(".badge")).to_have_text("passed")
+    failing = compat.filter(has_text="downstream-b")
+    expect(failing.locator(".badge").first).to_have_text("failed")
+    expect(failing.locator(".badge").nth(1)).to_have_text("culprit")
+    expect(page.locator("#compat + p")).to_contain_text("1 pass, 1 failure")
+    assert problems(page) == []
 
 
 def test_dashboard_marks_stale_projects(

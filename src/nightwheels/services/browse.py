@@ -19,7 +19,7 @@ from nightwheels.core.expiry import Freshness, FreshnessPolicy, assess
 from nightwheels.core.names import normalize_name
 from nightwheels.core.tags import TagDescription, describe_filename
 from nightwheels.db.models import File, Project, ProjectRole, User
-from nightwheels.services import members
+from nightwheels.services import compat, members
 from nightwheels.services.listing import file_path
 
 RECENT_UPLOADS = 15
@@ -176,6 +176,12 @@ class ProjectView:
     member_warnings: list[str]  # SPEC 4: two admins, from more than one organisation
     policy: FreshnessPolicy
     freshness: Freshness
+    # Downstream projects' latest test results with this project's nightlies (may be empty).
+    compat: list[compat.UpstreamRow]
+
+    @property
+    def compat_failing(self) -> int:
+        return sum(1 for r in self.compat if r.outcome != "passed")
 
     @property
     def files(self) -> int:
@@ -259,6 +265,7 @@ def project(session: Session, settings: Settings, name: str, now: datetime) -> P
         member_warnings=membership.warnings,
         policy=policy,
         freshness=assess(last, now, policy),
+        compat=compat.upstream_status(session, row.name),
     )
 
 

@@ -229,7 +229,7 @@ async def token_list(request: Request) -> Response:
             me.actor,
             user,
             name=values["name"],
-            projects=chosen if permission == Permission.UPLOAD.value else None,
+            projects=chosen or None,
             permissions=[permission],
             expires_at=expires_at,
             creator=me,
