@@ -138,3 +138,20 @@ class TrackerError(NightwheelsError):
 
     code = "tracker-error"
     status = 502
+
+
+class Misconfigured(NightwheelsError):
+    """A client-side tool lacks something it needs (server, token, files, project settings)."""
+
+    code = "misconfigured"
+    status = 400
+
+
+class BuildFailed(NightwheelsError):
+    code = "build-failed"
+    status = 400
+
+
+class TrustedPublishingFailed(NightwheelsError):
+    code = "trusted-publishing-failed"
+    status = 400

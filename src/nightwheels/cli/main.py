@@ -126,6 +126,9 @@ FEATURES: tuple[str, ...] = (
     "audit",
     "login",
     "nightly_testing",
+    "upload",
+    "building",
+    "ci",
 )
 
 

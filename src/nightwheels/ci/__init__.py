@@ -1,0 +1,1 @@
+"""CI integration: GitHub Actions workflows written by ``nightwheels ci init``."""

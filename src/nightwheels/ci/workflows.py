@@ -1,0 +1,317 @@
+"""GitHub Actions workflows written by ``nightwheels ci init``.
+
+What every generated workflow follows (and the tests check):
+- ``permissions: {}`` at the top; each job asks for the least it needs;
+- third-party actions pinned by full commit SHA (the tag in a comment, for updates);
+- runs only on schedule and manual dispatch, only in the canonical repository
+  (``if: github.repository == 'owner/repo'``): never for forks or pull requests;
+- the job that runs the project's code (build, tests) holds no secret and no write token;
+  the upload and the issue-writing token live in separate jobs that run no project code;
+- secrets reach a step only through ``env:``, never interpolated into a script.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from nightwheels import __version__
+from nightwheels.core.names import DEFAULT_LABEL, normalize_name, validate_label
+from nightwheels.errors import Misconfigured
+from nightwheels.upload.credentials import normalize_server
+
+
+@dataclass(frozen=True)
+class Pin:
+    repo: str
+    sha: str
+    tag: str
+
+    def __str__(self) -> str:
+        return f"{self.repo}@{self.sha} # {self.tag}"
+
+
+# Released versions, pinned by the commit their tag points to.
+CHECKOUT = Pin("actions/checkout", "11bd71901bbe5b1630ceea73d27597364c9af683", "v4.2.2")
+SETUP_PYTHON = Pin("actions/setup-python", "a26af69be951a213d495a4c3e4e4022e16d87065", "v5.6.0")
+UPLOAD_ARTIFACT = Pin(
+    "actions/upload-artifact", "ea165f8d65b6e75b540449e92b4886f43607fa02", "v4.6.2"
+)
+DOWNLOAD_ARTIFACT = Pin(
+    "actions/download-artifact", "d3f86a106a0bac45b974a628896c90dbdf5c8093", "v4.3.0"
+)
+
+BUILD_FILE = "nightly-wheels.yml"
+TEST_FILE = "test-nightlies.yml"
+TOKEN_SECRET = "NIGHTWHEELS_TOKEN"  # noqa: S105 - the name of a secret, not a secret
+
+_REPOSITORY = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})/[A-Za-z0-9._-]{1,100}$")
+_CRON_FIELD = re.compile(r"^[0-9*/,-]+$")
+_PYTHON = re.compile(r"^3\.\d{1,2}$")
+_ACTION_REF = re.compile(r"^[A-Za-z0-9-]+/[A-Za-z0-9._/-]+@[0-9a-f]{40}$")
+_REQUIREMENT = re.compile(r"^[A-Za-z0-9._\[\],<>=!~ -]+$")
+_GITHUB_REMOTE = re.compile(
+    r"(?:github\.com[:/])(?P<repo>[A-Za-z0-9-]+/[A-Za-z0-9._-]+?)(?:\.git)?/?$"
+)
+
+
+def repository_from_remote(url: str) -> str | None:
+    match = _GITHUB_REMOTE.search(url.strip())
+    return match.group("repo") if match else None
+
+
+def check_repository(value: str) -> str:
+    if not _REPOSITORY.match(value):
+        raise Misconfigured(f"{value!r} is not a GitHub repository name like owner/repo")
+    return value
+
+
+def check_cron(value: str) -> str:
+    fields = value.split()
+    if len(fields) != 5 or not all(_CRON_FIELD.match(f) for f in fields):
+        raise Misconfigured(f"{value!r} is not a 5-field cron schedule like '17 3 * * *'")
+    return " ".join(fields)
+
+
+@dataclass(frozen=True)
+class WorkflowOptions:
+    repository: str
+    server: str
+    label: str = DEFAULT_LABEL
+    python: str = "3.12"
+    build_cron: str = "17 3 * * *"
+    test_cron: str = "41 4 * * 1"
+    trusted_publishing: bool = False
+    action: str | None = None  # owner/repo@sha of the nightwheels action, instead of pip
+    install: str = f"nightwheels=={__version__}"
+    nightlies: tuple[str, ...] = field(default_factory=tuple)
+
+    def __post_init__(self) -> None:
+        check_repository(self.repository)
+        object.__setattr__(self, "server", normalize_server(self.server))
+        if any(c in self.server for c in "'\"` $\\{}"):
+            raise Misconfigured(f"the server URL {self.server!r} has characters not allowed here")
+        validate_label(self.label)
+        if not _PYTHON.match(self.python):
+            raise Misconfigured(f"--python {self.python!r}: give a version like 3.12")
+        object.__setattr__(self, "build_cron", check_cron(self.build_cron))
+        object.__setattr__(self, "test_cron", check_cron(self.test_cron))
+        if self.action is not None and not _ACTION_REF.match(self.action):
+            raise Misconfigured(
+                f"--action {self.action!r}: give owner/repo@<full 40-character commit SHA> "
+                "(a tag or branch can be moved to point at other code)"
+            )
+        if not _REQUIREMENT.match(self.install):
+            raise Misconfigured(f"--install {self.install!r} is not a plain requirement")
+        for name in self.nightlies:
+            normalize_name(name)
+
+    @property
+    def guard(self) -> str:
+        return f"github.repository == '{self.repository}'"
+
+    @property
+    def index_url(self) -> str:
+        if self.label == DEFAULT_LABEL:
+            return f"{self.server}/simple/"
+        return f"{self.server}/label/{self.label}/simple/"
+
+
+def _header(title: str, opts: WorkflowOptions) -> str:
+    return (
+        f"# {title}\n"
+        f"# Written by `nightwheels ci init` (nightwheels {__version__}); edit freely.\n"
+        f"# Actions are pinned by commit: update the SHA and the tag comment together.\n"
+    )
+
+
+def _install_steps(opts: WorkflowOptions) -> str:
+    return f"""\
+      - uses: {SETUP_PYTHON}
+        with:
+          python-version: "{opts.python}"
+      - name: Install nightwheels
+        run: python -m pip install "{opts.install}"
+"""
+
+
+def build_workflow(opts: WorkflowOptions) -> str:
+    """Nightly: build (no secrets) then upload (no project code), canonical repo only."""
+    if opts.trusted_publishing:
+        upload_permissions = (
+            "      id-token: write # trusted publishing: exchanged for a short-lived upload token\n"
+        )
+        upload_env = ""
+        token_input = ""
+    else:
+        upload_permissions = "      {}\n"
+        upload_env = f"          NIGHTWHEELS_TOKEN: ${{{{ secrets.{TOKEN_SECRET} }}}}\n"
+        token_input = f"          token: ${{{{ secrets.{TOKEN_SECRET} }}}}\n"
+    if opts.action:
+        upload_steps = f"""\
+      - name: Upload to {opts.server}
+        uses: {opts.action}
+        with:
+          artifacts_path: dist/
+          server: {opts.server}
+          label: {opts.label}
+{token_input}"""
+    else:
+        upload_steps = (
+            _install_steps(opts)
+            + f"""\
+      - name: Upload to {opts.server}
+        run: nightwheels upload dist/ --label {opts.label}
+        env:
+          NIGHTWHEELS_SERVER: {opts.server}
+{upload_env}"""
+        )
+    if upload_permissions.strip() == "{}":
+        permissions_block = "    permissions: {}\n"
+    else:
+        permissions_block = "    permissions:\n" + upload_permissions
+    return (
+        _header("Build a nightly wheel every night and upload it to the nightly index.", opts)
+        + f"""\
+name: Nightly wheels
+
+on:
+  schedule:
+    - cron: "{opts.build_cron}" # every night (UTC)
+  workflow_dispatch:
+
+permissions: {{}}
+
+concurrency:
+  group: ${{{{ github.workflow }}}}
+  cancel-in-progress: true
+
+jobs:
+  build:
+    name: Build the nightly
+    # The canonical repository only: forks do not publish nightlies.
+    if: {opts.guard}
+    runs-on: ubuntu-latest
+    permissions:
+      contents: read
+    steps:
+      - uses: {CHECKOUT}
+        with:
+          fetch-depth: 0 # tags and the commit date make the nightly version
+          persist-credentials: false
+"""
+        + _install_steps(opts)
+        + f"""\
+      - name: Build the wheel with its nightly version
+        run: nightwheels build --wheel --outdir dist
+      - uses: {UPLOAD_ARTIFACT}
+        with:
+          name: nightly-dist
+          path: dist/
+          if-no-files-found: error
+          retention-days: 3
+
+  upload:
+    name: Upload the nightly
+    needs: build
+    # Separate from the build: this job holds the upload credential and runs no project code.
+    if: {opts.guard} && (github.event_name == 'schedule' || github.event_name == 'workflow_dispatch')
+    runs-on: ubuntu-latest
+{permissions_block}\
+    steps:
+      - uses: {DOWNLOAD_ARTIFACT}
+        with:
+          name: nightly-dist
+          path: dist/
+"""
+        + upload_steps
+    )
+
+
+def test_workflow(opts: WorkflowOptions) -> str:
+    """Weekly: test against nightlies (read-only), then report (issue-writing, no project code)."""
+    nightly = f" --nightly {','.join(opts.nightlies)}" if opts.nightlies else ""
+    return (
+        _header("Run the tests against nightly wheels of our dependencies every week.", opts)
+        + f"""\
+name: Test against nightlies
+
+on:
+  schedule:
+    - cron: "{opts.test_cron}" # weekly (UTC)
+  workflow_dispatch:
+
+permissions: {{}}
+
+concurrency:
+  group: ${{{{ github.workflow }}}}
+  cancel-in-progress: true
+
+jobs:
+  test:
+    name: Tests with nightly dependencies
+    if: {opts.guard}
+    runs-on: ubuntu-latest
+    # Runs nightly code from the index: read-only, no secrets.
+    permissions:
+      contents: read
+    steps:
+      - uses: {CHECKOUT}
+        with:
+          persist-credentials: false
+"""
+        + _install_steps(opts)
+        + f"""\
+      - name: Test against nightlies
+        run: nightwheels test . --index {opts.index_url}{nightly} --save report.json
+      - uses: {UPLOAD_ARTIFACT}
+        if: ${{{{ !cancelled() }}}}
+        with:
+          name: nightly-test-report
+          path: report.json
+          if-no-files-found: warn
+          retention-days: 14
+
+  report:
+    name: Update the tracking issue
+    needs: test
+    # Separate from the tests: this job can write issues and runs no nightly code.
+    if: ${{{{ !cancelled() && {opts.guard} }}}}
+    runs-on: ubuntu-latest
+    permissions:
+      issues: write
+    steps:
+      - uses: {DOWNLOAD_ARTIFACT}
+        with:
+          name: nightly-test-report
+"""
+        + _install_steps(opts)
+        + """\
+      - name: Open, update or close the tracking issue
+        run: nightwheels report report.json --github "$GITHUB_REPOSITORY"
+        env:
+          GITHUB_TOKEN: ${{ github.token }}
+"""
+    )
+
+
+def write_workflows(
+    directory: Path, opts: WorkflowOptions, *, build: bool, test: bool, force: bool = False
+) -> list[Path]:
+    """Write the chosen workflows; refuse to overwrite unless ``force`` (nothing half-written)."""
+    wanted: dict[Path, str] = {}
+    if build:
+        wanted[directory / BUILD_FILE] = build_workflow(opts)
+    if test:
+        wanted[directory / TEST_FILE] = test_workflow(opts)
+    existing = [p for p in wanted if p.exists()]
+    if existing and not force:
+        names = ", ".join(str(p) for p in existing)
+        raise Misconfigured(
+            f"{names} already exist{'s' if len(existing) == 1 else ''}: use --force to overwrite"
+        )
+    directory.mkdir(parents=True, exist_ok=True)
+    for path, text in wanted.items():
+        path.write_text(text, encoding="utf-8")
+    return list(wanted)

@@ -1,0 +1,111 @@
+"""``nightwheels ci init``: write GitHub Actions workflows for nightlies."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import typer
+
+from nightwheels.building.project import git
+from nightwheels.ci.workflows import (
+    WorkflowOptions,
+    repository_from_remote,
+    write_workflows,
+)
+from nightwheels.cli.common import handle_errors
+from nightwheels.errors import Misconfigured
+
+ci_app = typer.Typer(help="Continuous integration set-up.", no_args_is_help=True)
+
+
+def init(
+    project_dir: Path = typer.Argument(Path("."), help="project directory"),
+    build: bool = typer.Option(
+        False, "--build", help="write the nightly build-and-upload workflow"
+    ),
+    test_nightlies: bool = typer.Option(
+        False, "--test-nightlies", help="write the weekly test-against-nightlies workflow"
+    ),
+    server: str | None = typer.Option(
+        None, "--server", help="nightwheels server URL (env NIGHTWHEELS_SERVER)", show_default=False
+    ),
+    repository: str | None = typer.Option(
+        None,
+        "--repository",
+        help="owner/repo allowed to run them [default: from the git remote 'origin']",
+        show_default=False,
+    ),
+    label: str = typer.Option("main", "--label", help="label to upload to and test from"),
+    python: str = typer.Option("3.12", "--python", help="Python version for the jobs"),
+    cron: str = typer.Option("17 3 * * *", "--cron", help="nightly build schedule (UTC)"),
+    test_cron: str = typer.Option("41 4 * * 1", "--test-cron", help="weekly test schedule (UTC)"),
+    trusted_publishing: bool = typer.Option(
+        False,
+        "--trusted-publishing",
+        help="upload with GitHub OIDC (id-token: write) instead of the NIGHTWHEELS_TOKEN secret",
+    ),
+    action: str | None = typer.Option(
+        None,
+        "--action",
+        help="upload with the nightwheels action at owner/repo@<commit SHA> instead of pip",
+        show_default=False,
+    ),
+    nightly: list[str] = typer.Option(
+        [], "--nightly", help="dependency to test at its nightly (repeatable; default: all found)"
+    ),
+    force: bool = typer.Option(False, "--force", help="overwrite existing workflow files"),
+) -> None:
+    """Write .github/workflows/ files: nightly build+upload and weekly tests against nightlies.
+
+    With neither --build nor --test-nightlies, both are written.
+    """
+    server = server or os.environ.get("NIGHTWHEELS_SERVER")
+    if not server:
+        raise Misconfigured("no server given: pass --server URL or set NIGHTWHEELS_SERVER")
+    if repository is None:
+        remote = git(project_dir, "remote", "get-url", "origin")
+        repository = repository_from_remote(remote) if remote else None
+        if repository is None:
+            raise Misconfigured(
+                "cannot tell the GitHub repository from the git remote 'origin': pass "
+                "--repository owner/repo (the workflows run only there, never in forks)"
+            )
+    names = [n.strip() for item in nightly for n in item.split(",") if n.strip()]
+    opts = WorkflowOptions(
+        repository=repository,
+        server=server,
+        label=label,
+        python=python,
+        build_cron=cron,
+        test_cron=test_cron,
+        trusted_publishing=trusted_publishing,
+        action=action,
+        nightlies=tuple(names),
+    )
+    both = not build and not test_nightlies
+    written = write_workflows(
+        project_dir / ".github" / "workflows",
+        opts,
+        build=build or both,
+        test=test_nightlies or both,
+        force=force,
+    )
+    for path in written:
+        typer.echo(f"wrote {path}")
+    if build or both:
+        if trusted_publishing:
+            typer.echo(
+                f"next: register this repository's workflow {written[0].name} as a trusted "
+                f"publisher of your project on {opts.server}"
+            )
+        else:
+            typer.echo(
+                "next: add your upload token as the repository secret NIGHTWHEELS_TOKEN "
+                "(Settings > Secrets and variables > Actions)"
+            )
+
+
+def register(app: typer.Typer) -> None:
+    ci_app.command("init")(handle_errors(init))
+    app.add_typer(ci_app, name="ci")

@@ -1,0 +1,201 @@
+"""Sending one distribution to ``POST /legacy/``, with retries on transient failures.
+
+Retried (with exponential backoff and jitter): network errors, HTTP 5xx, 429. Not retried:
+other 4xx, which will not change on a retry. A refused token (401) stops the whole run, as
+does a server that stays unreachable through every retry: the files not yet sent are
+reported as such rather than each waiting through its own retries.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from dataclasses import dataclass, field
+from typing import Literal
+
+import httpx
+
+from nightwheels.upload.credentials import USER_AGENT, Credentials
+from nightwheels.upload.files import LocalDist
+
+Outcome = Literal["uploaded", "replaced", "unchanged", "failed"]
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    attempts: int = 4  # tries in all, per file
+    backoff: float = 1.0  # first wait in seconds, doubled each time
+    max_wait: float = 30.0
+
+    def wait(self, attempt: int, retry_after: float | None = None) -> float:
+        if retry_after is not None:
+            return min(retry_after, self.max_wait)
+        base = min(self.backoff * 2 ** (attempt - 1), self.max_wait)
+        return base * random.uniform(0.5, 1.0)
+
+
+@dataclass
+class FileResult:
+    dist: LocalDist
+    outcome: Outcome
+    reason: str | None = None
+    attempts: int = 0
+    project: str | None = None
+    warnings: list[str] = field(default_factory=list)
+
+
+class Retrying(Exception):
+    def __init__(self, reason: str, retry_after: float | None = None, connect: bool = False):
+        super().__init__(reason)
+        self.reason = reason
+        self.retry_after = retry_after
+        self.connect = connect
+
+
+def _message(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+        if isinstance(body, dict) and body.get("message"):
+            return str(body["message"])
+    except ValueError:
+        pass
+    text = " ".join(response.text.split())
+    return text[:300] or response.reason_phrase
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("retry-after", "")
+    return float(value) if value.isdigit() else None
+
+
+def _describe(exc: httpx.TransportError) -> str:
+    text = str(exc) or type(exc).__name__
+    if isinstance(exc, httpx.ConnectError):
+        return f"cannot connect ({text})"
+    if isinstance(exc, httpx.TimeoutException):
+        return f"timed out ({type(exc).__name__})"
+    return f"connection broken ({text})"
+
+
+class Uploader:
+    """Thread-safe: one pooled HTTP client shared by the upload workers."""
+
+    def __init__(
+        self,
+        credentials: Credentials,
+        labels: list[str],
+        *,
+        policy: RetryPolicy | None = None,
+        connections: int = 8,
+        timeout: float = 60.0,
+        on_retry=None,  # type: ignore[no-untyped-def]  # callable(dist, attempt, reason, wait)
+    ) -> None:
+        self.credentials = credentials
+        self.labels = labels
+        self.policy = policy or RetryPolicy()
+        self.on_retry = on_retry
+        self.aborted: str | None = None
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self.client = httpx.Client(
+            auth=httpx.BasicAuth("__token__", credentials.token),
+            headers={"Accept": "application/json", "User-Agent": USER_AGENT},
+            timeout=httpx.Timeout(timeout, connect=10.0),
+            limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
+        )
+
+    @property
+    def url(self) -> str:
+        return self.credentials.server + "/legacy/"
+
+    def close(self) -> None:
+        self.client.close()
+
+    def abort(self, reason: str) -> None:
+        with self._lock:
+            if self.aborted is None:
+                self.aborted = reason
+        self._stop.set()
+
+    def _fields(self, dist: LocalDist) -> dict[str, str | list[str]]:
+        return {
+            ":action": "file_upload",
+            "protocol_version": "1",
+            "name": dist.name,
+            "version": dist.version,
+            "filetype": dist.packagetype,
+            "pyversion": dist.pyversion,
+            "metadata_version": dist.metadata_version,
+            "sha256_digest": dist.sha256,
+            "label": list(self.labels),
+        }
+
+    def _send(self, dist: LocalDist) -> FileResult:
+        """One attempt: a result, or :class:`Retrying`."""
+        try:
+            with dist.path.open("rb") as stream:
+                response = self.client.post(
+                    self.url,
+                    data=self._fields(dist),
+                    files={"content": (dist.filename, stream, "application/octet-stream")},
+                )
+        except httpx.TransportError as exc:
+            raise Retrying(
+                f"network error: {_describe(exc)}", connect=isinstance(exc, httpx.ConnectError)
+            ) from None
+        status = response.status_code
+        if status == 200:
+            return self._success(dist, response)
+        message = _message(response)
+        if status in RETRY_STATUSES:
+            raise Retrying(f"server error (HTTP {status}): {message}", _retry_after(response))
+        if status == 401:
+            self.abort(f"the server refused the token: {message}")
+            return FileResult(dist, "failed", f"the server refused the token: {message}")
+        return FileResult(dist, "failed", f"refused (HTTP {status}): {message}")
+
+    def _success(self, dist: LocalDist, response: httpx.Response) -> FileResult:
+        outcome: Outcome = "uploaded"
+        try:
+            body = response.json()
+        except ValueError:  # an index that speaks plain text only
+            words = response.text.split()
+            if len(words) >= 3 and words[0] == "OK:" and words[2] in ("replaced", "unchanged"):
+                outcome = words[2]  # type: ignore[assignment]
+            return FileResult(dist, outcome)
+        if body.get("outcome") in ("uploaded", "replaced", "unchanged"):
+            outcome = body["outcome"]
+        warnings = [str(w) for w in body.get("warnings") or []]
+        return FileResult(dist, outcome, project=body.get("project"), warnings=warnings)
+
+    def upload(self, dist: LocalDist) -> FileResult:
+        """Upload one file with retries; never raises for a failure, returns it."""
+        last = "not attempted"
+        connect_failure = False
+        for attempt in range(1, self.policy.attempts + 1):
+            if self.aborted is not None:
+                done = attempt - 1
+                reason = (
+                    f"{last}; then stopped: {self.aborted}" if done else f"not sent: {self.aborted}"
+                )
+                return FileResult(dist, "failed", reason, done)
+            try:
+                result = self._send(dist)
+                result.attempts = attempt
+                return result
+            except Retrying as retry:
+                last, connect_failure = retry.reason, retry.connect
+                if attempt == self.policy.attempts:
+                    break
+                wait = self.policy.wait(attempt, retry.retry_after)
+                if self.on_retry is not None:
+                    self.on_retry(dist, attempt, retry.reason, wait)
+                if self._stop.wait(wait):
+                    continue  # aborted while waiting: the loop head reports it
+        if connect_failure:
+            self.abort(f"the server at {self.credentials.server} is unreachable")
+        tries = self.policy.attempts
+        return FileResult(
+            dist, "failed", f"{last} (after {tries} attempt{'s' if tries > 1 else ''})", tries
+        )

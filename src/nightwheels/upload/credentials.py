@@ -1,0 +1,154 @@
+"""Where the upload goes and with what token: options, environment, or trusted publishing.
+
+Trusted publishing (inside GitHub Actions with ``permissions: id-token: write``): the job
+asks the Actions runtime for an OIDC token with audience ``nightwheels`` and exchanges it at
+the server for a short-lived upload token scoped to the project(s) registered for this
+repository and workflow. No long-lived secret is stored in the repository.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import httpx
+
+from nightwheels import __version__
+from nightwheels.errors import Misconfigured, TrustedPublishingFailed
+
+AUDIENCE = "nightwheels"
+EXCHANGE_PATH = "/api/v1/trusted-publishing/exchange"
+USER_AGENT = f"nightwheels/{__version__}"
+
+
+@dataclass(frozen=True)
+class Credentials:
+    server: str  # base URL, no trailing slash
+    token: str
+    how: str  # "option", "NIGHTWHEELS_TOKEN", "trusted publishing"
+
+    def __repr__(self) -> str:  # never show the token in a traceback or log
+        return f"Credentials(server={self.server!r}, how={self.how!r})"
+
+
+def normalize_server(url: str) -> str:
+    url = url.strip().rstrip("/")
+    for suffix in ("/legacy", "/simple"):
+        url = url.removesuffix(suffix)
+    parsed = httpx.URL(url)
+    if parsed.scheme not in ("http", "https") or not parsed.host:
+        raise Misconfigured(f"{url!r} is not an http(s) URL of a nightwheels server")
+    return url
+
+
+def resolve_server(option: str | None, env: Mapping[str, str] = os.environ) -> str:
+    server = option or env.get("NIGHTWHEELS_SERVER")
+    if not server:
+        raise Misconfigured(
+            "no server given: pass --server URL or set NIGHTWHEELS_SERVER "
+            "(refusing to guess where to upload, to prevent accidental uploads)"
+        )
+    return normalize_server(server)
+
+
+def in_github_actions(env: Mapping[str, str]) -> bool:
+    return env.get("GITHUB_ACTIONS") == "true"
+
+
+def github_oidc_token(
+    env: Mapping[str, str] = os.environ, audience: str = AUDIENCE, timeout: float = 30
+) -> str:
+    """Ask the GitHub Actions runtime for an OIDC token (JWT) for ``audience``."""
+    url = env.get("ACTIONS_ID_TOKEN_REQUEST_URL")
+    request_token = env.get("ACTIONS_ID_TOKEN_REQUEST_TOKEN")
+    if not url or not request_token:
+        raise TrustedPublishingFailed(
+            "no OIDC token available: give the job `permissions: id-token: write` "
+            "(GitHub does not provide one to pull requests from forks)"
+        )
+    try:
+        response = httpx.get(
+            httpx.URL(url).copy_merge_params({"audience": audience}),
+            headers={"Authorization": f"Bearer {request_token}", "User-Agent": USER_AGENT},
+            timeout=timeout,
+        )
+    except httpx.HTTPError as exc:
+        raise TrustedPublishingFailed(f"cannot reach the GitHub OIDC endpoint: {exc}") from None
+    if response.status_code != 200:
+        raise TrustedPublishingFailed(
+            f"the GitHub OIDC endpoint answered HTTP {response.status_code}"
+        )
+    try:
+        value = response.json()["value"]
+    except (ValueError, KeyError, TypeError):
+        raise TrustedPublishingFailed("the GitHub OIDC endpoint sent no token") from None
+    if not isinstance(value, str) or not value:
+        raise TrustedPublishingFailed("the GitHub OIDC endpoint sent an empty token")
+    return value
+
+
+def _error_message(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+        if isinstance(body, dict) and body.get("message"):
+            return str(body["message"])
+    except ValueError:
+        pass
+    return response.text.strip()[:300] or response.reason_phrase
+
+
+def exchange_oidc_token(server: str, oidc_token: str, timeout: float = 30) -> str:
+    """Exchange a CI OIDC token for a short-lived nightwheels upload token."""
+    try:
+        response = httpx.post(
+            server + EXCHANGE_PATH,
+            json={"token": oidc_token},
+            headers={"Accept": "application/json", "User-Agent": USER_AGENT},
+            timeout=timeout,
+        )
+    except httpx.HTTPError as exc:
+        raise TrustedPublishingFailed(f"cannot reach {server}: {exc}") from None
+    if response.status_code in (404, 405):
+        raise TrustedPublishingFailed(
+            f"{server} does not offer trusted publishing (HTTP {response.status_code}): "
+            "use a token in NIGHTWHEELS_TOKEN instead"
+        )
+    if response.status_code != 200:
+        raise TrustedPublishingFailed(
+            f"trusted publishing refused (HTTP {response.status_code}): {_error_message(response)}"
+        )
+    try:
+        token = response.json()["token"]
+    except (ValueError, KeyError, TypeError):
+        raise TrustedPublishingFailed("the server's exchange answer has no token") from None
+    if not isinstance(token, str) or not token:
+        raise TrustedPublishingFailed("the server's exchange answer has an empty token")
+    return token
+
+
+def trusted_publishing_token(server: str, env: Mapping[str, str] = os.environ) -> str:
+    return exchange_oidc_token(server, github_oidc_token(env))
+
+
+def resolve(
+    server_option: str | None,
+    token_option: str | None,
+    env: Mapping[str, str] = os.environ,
+) -> Credentials:
+    """Server and token, in order: options, environment, trusted publishing; else refuse."""
+    server = resolve_server(server_option, env)
+    if token_option:
+        return Credentials(server, token_option.strip(), "option")
+    if env.get("NIGHTWHEELS_TOKEN", "").strip():
+        return Credentials(server, env["NIGHTWHEELS_TOKEN"].strip(), "NIGHTWHEELS_TOKEN")
+    if env.get("ACTIONS_ID_TOKEN_REQUEST_URL"):
+        return Credentials(server, trusted_publishing_token(server, env), "trusted publishing")
+    hint = (
+        " or give this GitHub Actions job `permissions: id-token: write` for trusted publishing"
+        if in_github_actions(env)
+        else ""
+    )
+    raise Misconfigured(
+        f"no token given: pass --token or set NIGHTWHEELS_TOKEN (from a CI secret){hint}"
+    )

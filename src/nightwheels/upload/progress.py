@@ -1,0 +1,120 @@
+"""Showing an upload as it goes: a rich progress bar on a terminal, plain lines in CI logs."""
+
+from __future__ import annotations
+
+import sys
+import threading
+from typing import Protocol, TextIO
+
+from nightwheels.upload.client import FileResult
+from nightwheels.upload.files import LocalDist
+
+
+def human_size(size: float) -> str:
+    for unit in ("B", "kB", "MB", "GB"):
+        if size < 1000 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1000
+    return f"{size:.1f} GB"
+
+
+def describe(result: FileResult) -> str:
+    line = f"{result.outcome:<9} {result.dist.filename} ({human_size(result.dist.size)})"
+    if result.reason:
+        line += f": {result.reason}"
+    return line
+
+
+class Reporter(Protocol):
+    def start(self, files: int, size: int) -> None: ...
+    def retrying(self, dist: LocalDist, attempt: int, reason: str, wait: float) -> None: ...
+    def done(self, result: FileResult) -> None: ...
+    def stop(self) -> None: ...
+
+
+class PlainReporter:
+    """One line per finished file, numbered: readable in CI logs, safe from threads."""
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self.stream = stream or sys.stdout
+        self.total = 0
+        self.count = 0
+        self._lock = threading.Lock()
+
+    def _print(self, text: str) -> None:
+        with self._lock:
+            print(text, file=self.stream, flush=True)
+
+    def start(self, files: int, size: int) -> None:
+        self.total = files
+        self._print(f"uploading {files} file{'s' if files != 1 else ''} ({human_size(size)})")
+
+    def retrying(self, dist: LocalDist, attempt: int, reason: str, wait: float) -> None:
+        self._print(f"retry     {dist.filename}: {reason}; attempt {attempt + 1} in {wait:.1f} s")
+
+    def done(self, result: FileResult) -> None:
+        with self._lock:
+            self.count += 1
+            width = len(str(self.total))
+            print(f"[{self.count:>{width}}/{self.total}] {describe(result)}", file=self.stream)
+            self.stream.flush()
+
+    def stop(self) -> None:
+        pass
+
+
+class RichReporter:
+    """A progress bar (bytes, speed, time left) with finished files listed above it."""
+
+    def __init__(self) -> None:
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+            TransferSpeedColumn,
+        )
+
+        self.console = Console()
+        self.progress = Progress(
+            TextColumn("uploading"),
+            BarColumn(),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+            TimeRemainingColumn(),
+            console=self.console,
+            transient=True,
+        )
+        self.task = None
+        self._lock = threading.Lock()
+
+    def start(self, files: int, size: int) -> None:
+        self.task = self.progress.add_task("upload", total=size)
+        self.progress.start()
+
+    def retrying(self, dist: LocalDist, attempt: int, reason: str, wait: float) -> None:
+        self.progress.console.print(
+            f"[yellow]retry[/]     {dist.filename}: {reason}; attempt {attempt + 1} in {wait:.1f} s",
+            markup=True,
+            highlight=False,
+        )
+
+    def done(self, result: FileResult) -> None:
+        with self._lock:
+            colour = "red" if result.outcome == "failed" else "green"
+            self.progress.console.print(
+                f"[{colour}]{result.outcome:<9}[/] " + describe(result)[10:].replace("[", r"\["),
+                markup=True,
+                highlight=False,
+            )
+            if self.task is not None:
+                self.progress.advance(self.task, result.dist.size)
+
+    def stop(self) -> None:
+        self.progress.stop()
+
+
+def reporter_for(ci: bool) -> Reporter:
+    return PlainReporter() if ci else RichReporter()

@@ -1,0 +1,122 @@
+"""Uploading a folder: check every file, send them in parallel, summarise."""
+
+from __future__ import annotations
+
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from nightwheels.core.names import DEFAULT_LABEL, validate_label
+from nightwheels.errors import InvalidDistribution, Misconfigured
+from nightwheels.upload.client import FileResult, RetryPolicy, Uploader
+from nightwheels.upload.credentials import Credentials
+from nightwheels.upload.files import LocalDist, Rejected, find_distributions, preflight
+from nightwheels.upload.progress import Reporter
+
+OUTCOMES = ("uploaded", "replaced", "unchanged", "failed")
+
+
+@dataclass
+class Summary:
+    server: str
+    labels: list[str]
+    results: list[FileResult] = field(default_factory=list)
+
+    @property
+    def counts(self) -> Counter[str]:
+        return Counter(r.outcome for r in self.results)
+
+    @property
+    def failed(self) -> list[FileResult]:
+        return sorted(
+            (r for r in self.results if r.outcome == "failed"), key=lambda r: r.dist.filename
+        )
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+    @property
+    def warnings(self) -> list[str]:
+        return list(dict.fromkeys(w for r in self.results for w in r.warnings))
+
+    @property
+    def projects(self) -> list[str]:
+        names = {r.project or r.dist.name for r in self.results if r.outcome != "failed"}
+        return sorted(names, key=str.lower)
+
+    def index_url(self, label: str) -> str:
+        if label == DEFAULT_LABEL:
+            return f"{self.server}/simple/"
+        return f"{self.server}/label/{label}/simple/"
+
+    def line(self) -> str:
+        counts = self.counts
+        return ", ".join(f"{name} {counts.get(name, 0)}" for name in OUTCOMES)
+
+
+def describe_rejected(rejected: list[Rejected]) -> str:
+    lines = [f"  {r.path.name}: {r.reason}" for r in rejected]
+    return (
+        f"{len(rejected)} file{'s' if len(rejected) != 1 else ''} failed the check before "
+        "upload; nothing was uploaded:\n" + "\n".join(lines)
+    )
+
+
+def prepare(folder: Path, *, sdist: bool = False) -> list[LocalDist]:
+    """The checked distributions in ``folder``; refuse the lot if any file is broken.
+
+    All or nothing: a nightly published without some of its wheels (or with one that
+    installers refuse) is worse than yesterday's complete one.
+    """
+    good, bad = preflight(find_distributions(folder, sdist=sdist))
+    if bad:
+        raise InvalidDistribution(describe_rejected(bad))
+    return good
+
+
+def upload_folder(
+    folder: Path,
+    credentials: Credentials,
+    reporter: Reporter,
+    *,
+    labels: list[str] | None = None,
+    sdist: bool = False,
+    jobs: int = 8,
+    policy: RetryPolicy | None = None,
+    timeout: float = 60.0,
+) -> Summary:
+    labels = [validate_label(label) for label in (labels or [DEFAULT_LABEL])]
+    if jobs < 1:
+        raise Misconfigured("--jobs must be at least 1")
+    dists = prepare(folder, sdist=sdist)
+    # Largest first, so one big wheel does not start last and stretch the run.
+    dists.sort(key=lambda d: (-d.size, d.filename))
+    summary = Summary(server=credentials.server, labels=labels)
+    uploader = Uploader(
+        credentials,
+        labels,
+        policy=policy,
+        connections=jobs,
+        timeout=timeout,
+        on_retry=reporter.retrying,
+    )
+    reporter.start(len(dists), sum(d.size for d in dists))
+    try:
+        with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="upload") as pool:
+            futures = [pool.submit(uploader.upload, dist) for dist in dists]
+            pending = set(futures)
+            while pending:
+                try:
+                    for future in as_completed(pending):
+                        pending.discard(future)
+                        result = future.result()
+                        summary.results.append(result)
+                        reporter.done(result)
+                except KeyboardInterrupt:
+                    uploader.abort("interrupted")
+    finally:
+        reporter.stop()
+        uploader.close()
+    return summary
