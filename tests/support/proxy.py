@@ -2,11 +2,13 @@
 
 Requests are forwarded to the real server unless a rule says otherwise: answer 500 for a
 filename (always, or its first N times), or run a hook (revoke a token, stop the server)
-before forwarding the n-th upload. Every upload's filename is recorded.
+before forwarding the n-th upload. Every upload's filename is recorded. ``routes`` answer chosen paths
+themselves (stand-ins for endpoints the server does not have).
 """
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 from collections import Counter
@@ -26,6 +28,10 @@ class FaultProxy:
     fail_always: dict[str, int] = field(default_factory=dict)  # filename -> status
     fail_first: dict[str, int] = field(default_factory=dict)  # filename -> failures left
     before_upload: Callable[[str, int], None] | None = None  # (filename, n-th upload, from 1)
+    # path (without query) -> handler(method, full path, headers, body) -> (status, JSON body)
+    routes: dict[str, Callable[[str, str, dict[str, str], bytes], tuple[int, object]]] = field(
+        default_factory=dict
+    )
     seen: Counter[str] = field(default_factory=Counter)
     uploads: int = 0
 
@@ -62,6 +68,11 @@ class FaultProxy:
 
             def _handle(self) -> None:
                 body = self._body() if self.command == "POST" else b""
+                route = proxy.routes.get(self.path.split("?", 1)[0])
+                if route is not None:
+                    status, answer = route(self.command, self.path, dict(self.headers), body)
+                    self._send(status, json.dumps(answer).encode(), "application/json")
+                    return
                 match = _FILENAME.search(body)
                 filename = match.group(1).decode() if match else None
                 if filename is not None:

@@ -1,0 +1,373 @@
+"""`nightwheels upload` against the live server: happy paths, bad input, and failures."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from nightwheels.core.tokens import split_token
+from nightwheels.errors import TrustedPublishingFailed
+from nightwheels.upload.credentials import (
+    EXCHANGE_PATH,
+    exchange_oidc_token,
+    github_oidc_token,
+    resolve,
+)
+from tests.support import clients
+from tests.support.proxy import FaultProxy
+from tests.support.server import LiveServer, free_port
+from tests.support.wheels import make_sdist, make_wheel
+
+VERSION = "2.0.0.dev202611250102"
+PLATFORM_TAGS = [
+    "py3-none-any",
+    "cp312-cp312-manylinux_2_17_x86_64.manylinux2014_x86_64",
+    "cp312-cp312-musllinux_1_2_aarch64",
+    "cp311-cp311-macosx_11_0_arm64",
+    "cp313-cp313t-win_amd64",
+    "pp310-pypy310_pp73-manylinux_2_28_x86_64",
+]
+FAST = ["--retries", "2", "--backoff", "0.01"]
+
+
+def upload(
+    *args: str, server: str | None = None, token: str | None = None, **env: str
+) -> subprocess.CompletedProcess[str]:
+    extra = dict(env)
+    if server:
+        extra["NIGHTWHEELS_SERVER"] = server
+    if token:
+        extra["NIGHTWHEELS_TOKEN"] = token
+    return clients.run(
+        [sys.executable, "-m", "nightwheels", "upload", *args],
+        env=clients.clean_env(CI="true", **extra),
+        check=False,
+    )
+
+
+def summary(out: subprocess.CompletedProcess[str]) -> dict[str, int]:
+    match = re.search(r"uploaded (\d+), replaced (\d+), unchanged (\d+), failed (\d+)", out.stdout)
+    assert match, out.stdout + out.stderr
+    return dict(
+        zip(("uploaded", "replaced", "unchanged", "failed"), map(int, match.groups()), strict=True)
+    )
+
+
+def platform_wheels(folder: Path, name: str = "demo", version: str = VERSION) -> list[Path]:
+    return [
+        make_wheel(folder, name, version, tag, module_source=f"T = {tag!r}\n")
+        for tag in PLATFORM_TAGS
+    ]
+
+
+def listed(server: LiveServer, project: str = "demo", label: str = "main") -> set[str]:
+    base = server.simple_url if label == "main" else f"{server.url}/label/{label}/simple/"
+    response = httpx.get(
+        f"{base}{project}/", headers={"Accept": "application/vnd.pypi.simple.v1+json"}
+    )
+    if response.status_code == 404:
+        return set()
+    return {f["filename"] for f in response.json()["files"]}
+
+
+def test_upload_folder_rerun_and_replace(server: LiveServer, uploader: str, tmp_path: Path) -> None:
+    dist = tmp_path / "dist"
+    wheels = platform_wheels(dist)
+    (dist / "build.log").write_text("not a distribution: ignored")
+    out = upload(str(dist), server=server.url, token=uploader)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert summary(out) == {"uploaded": 6, "replaced": 0, "unchanged": 0, "failed": 0}
+    assert listed(server) == {w.name for w in wheels}
+    assert "[6/6]" in out.stdout  # plain numbered lines in CI
+    assert f"pip install --pre --upgrade --extra-index-url {server.simple_url} demo" in out.stdout
+
+    # Safe to re-run: same bytes are a no-op.
+    again = upload(str(dist), server=server.url, token=uploader)
+    assert summary(again) == {"uploaded": 0, "replaced": 0, "unchanged": 6, "failed": 0}
+
+    # The same static version rebuilt with new bytes replaces (nightly semantics).
+    make_wheel(dist, "demo", VERSION, PLATFORM_TAGS[0], module_source="T = 'new'\n")
+    third = upload(str(dist), server=server.url, token=uploader)
+    assert summary(third) == {"uploaded": 0, "replaced": 1, "unchanged": 5, "failed": 0}
+    assert third.returncode == 0
+
+
+def test_labels_and_sdist(server: LiveServer, uploader: str, tmp_path: Path) -> None:
+    server.stop()
+    server.env["NIGHTWHEELS_ALLOW_SDIST"] = "true"
+    server.start()
+    dist = tmp_path / "dist"
+    wheel = make_wheel(dist, "demo", VERSION)
+    sdist = make_sdist(dist, "demo", VERSION)
+    out = upload(str(dist), "--label", "branch-2.x", server=server.url, token=uploader)
+    assert summary(out)["uploaded"] == 1  # wheels only by default
+    assert listed(server, label="branch-2.x") == {wheel.name}
+    assert listed(server) == set()
+    assert f"{server.url}/label/branch-2.x/simple/ demo" in out.stdout
+    out = upload(str(dist), "--sdist", "--label", "main", server=server.url, token=uploader)
+    assert summary(out) == {"uploaded": 2, "replaced": 0, "unchanged": 0, "failed": 0}
+    assert listed(server) == {wheel.name, sdist.name}
+
+
+def test_mismatched_wheel_is_refused_before_anything_is_sent(
+    server: LiveServer, uploader: str, tmp_path: Path
+) -> None:
+    dist = tmp_path / "dist"
+    good = make_wheel(dist, "demo", VERSION)
+    # A static X.Y.0.dev0 build renamed to a nightly: pip 24.1+ and uv would refuse it.
+    make_wheel(
+        dist,
+        "demo",
+        "2.0.0.dev0",
+        "cp312-cp312-win_amd64",
+        filename=f"demo-{VERSION}-cp312-cp312-win_amd64.whl",
+    )
+    (dist / "demo-1.0-py3-none-any.whl").write_bytes(b"not a zip")
+    out = upload(str(dist), server=server.url, token=uploader)
+    assert out.returncode == 1
+    assert "2 files failed the check before upload; nothing was uploaded" in out.stderr
+    assert (
+        f"demo-{VERSION}-cp312-cp312-win_amd64.whl: the filename says version {VERSION}"
+        in out.stderr
+    )
+    assert "nightwheels build" in out.stderr  # the fix
+    assert "demo-1.0-py3-none-any.whl: not a valid zip archive" in out.stderr
+    assert listed(server) == set()
+    assert good.exists()
+
+
+@pytest.mark.parametrize(
+    ("setup", "message"),
+    [
+        ("empty", "no wheels (.whl) in"),
+        ("sdist-only", "sdists are uploaded only with --sdist"),
+        ("missing", "does not exist"),
+        ("no-server", "no server given"),
+        ("no-token", "no token given"),
+        ("bad-server", "is not an http(s) URL"),
+        ("bad-label", "is not a valid label"),
+    ],
+)
+def test_refuses_without_files_server_or_token(tmp_path: Path, setup: str, message: str) -> None:
+    dist = tmp_path / "dist"
+    dist.mkdir()
+    args = [str(dist)]
+    server: str | None = "http://127.0.0.1:9"
+    token: str | None = "nwt_0123456789ab_secret"
+    if setup != "empty":
+        make_wheel(dist, "demo", VERSION)
+    if setup == "sdist-only":
+        (dist / "demo-1.0-py3-none-any.whl").unlink(missing_ok=True)
+        for p in dist.glob("*.whl"):
+            p.unlink()
+        make_sdist(dist, "demo", VERSION)
+    if setup == "missing":
+        args = [str(tmp_path / "nowhere")]
+    if setup == "no-server":
+        server = None
+    if setup == "no-token":
+        token = None
+    if setup == "bad-server":
+        server = "ftp://example"
+    if setup == "bad-label":
+        args += ["--label", "Not Valid"]
+    out = upload(*args, server=server, token=token)
+    assert message in out.stderr, out.stderr
+    assert out.returncode in (1, 2)
+    assert out.returncode == (1 if setup == "bad-label" else 2)
+    assert "Traceback" not in out.stderr
+
+
+def test_server_500_for_one_file(server: LiveServer, uploader: str, tmp_path: Path) -> None:
+    dist = tmp_path / "dist"
+    wheels = platform_wheels(dist)
+    broken, flaky = wheels[1].name, wheels[2].name
+    with FaultProxy(server.url, fail_always={broken: 500}, fail_first={flaky: 1}) as proxy:
+        out = upload(str(dist), *FAST, server=proxy.url, token=uploader)
+    assert out.returncode == 1
+    assert summary(out) == {"uploaded": 5, "replaced": 0, "unchanged": 0, "failed": 1}
+    assert proxy.seen[broken] == 3  # first try + 2 retries
+    assert proxy.seen[flaky] == 2  # failed once, then went through
+    assert (
+        f"error: {broken}: server error (HTTP 500): injected failure (after 3 attempts)"
+        in out.stderr
+    )
+    assert f"retry     {flaky}" in out.stdout
+    assert listed(server) == {w.name for w in wheels} - {broken}
+
+
+def test_server_down(tmp_path: Path) -> None:
+    dist = tmp_path / "dist"
+    platform_wheels(dist)
+    out = upload(
+        str(dist),
+        "--jobs",
+        "2",
+        *FAST,
+        server=f"http://127.0.0.1:{free_port()}",
+        token="nwt_0123456789ab_secret",
+    )
+    assert out.returncode == 1
+    assert summary(out) == {"uploaded": 0, "replaced": 0, "unchanged": 0, "failed": 6}
+    assert "cannot connect" in out.stderr
+    assert "is unreachable" in out.stderr  # the rest were not each retried for nothing
+    assert "install with" not in out.stdout
+
+
+def test_server_stops_mid_run(server: LiveServer, uploader: str, tmp_path: Path) -> None:
+    dist = tmp_path / "dist"
+    wheels = platform_wheels(dist)
+
+    def stop_at_third(filename: str, n: int) -> None:
+        if n == 3:
+            server.stop()
+
+    with FaultProxy(server.url, before_upload=stop_at_third) as proxy:
+        out = upload(str(dist), "--jobs", "1", *FAST, server=proxy.url, token=uploader)
+    assert out.returncode == 1
+    counts = summary(out)
+    assert counts["uploaded"] == 2 and counts["failed"] == 4
+    failed = re.findall(r"^error: (\S+\.whl): (.*)$", out.stderr, re.M)
+    assert len(failed) == 4 and {name for name, _ in failed} <= {w.name for w in wheels}
+    assert all(
+        "server error (HTTP 5" in why or "network error" in why or "not sent" in why
+        for _, why in failed
+    ), failed
+
+
+def test_token_revoked_mid_run(server: LiveServer, uploader: str, tmp_path: Path) -> None:
+    dist = tmp_path / "dist"
+    platform_wheels(dist)
+    prefix = split_token(uploader)
+    assert prefix
+
+    def revoke_at_third(filename: str, n: int) -> None:
+        if n == 3:
+            server.cli("token", "revoke", prefix)
+
+    with FaultProxy(server.url, before_upload=revoke_at_third) as proxy:
+        out = upload(str(dist), "--jobs", "1", *FAST, server=proxy.url, token=uploader)
+    assert out.returncode == 1
+    assert summary(out) == {"uploaded": 2, "replaced": 0, "unchanged": 0, "failed": 4}
+    assert "the server refused the token: token 'upload' was revoked" in out.stderr
+    assert out.stderr.count("not sent: the server refused the token") == 3
+    assert sum(proxy.seen.values()) == 3  # nothing sent after the refusal
+    assert len(listed(server)) == 2
+
+
+def test_forbidden_project_fails_that_file_only(
+    server: LiveServer, uploader: str, tmp_path: Path
+) -> None:
+    dist = tmp_path / "dist"
+    make_wheel(dist, "demo", VERSION)
+    other = make_wheel(dist, "other", VERSION)
+    out = upload(str(dist), server=server.url, token=uploader)
+    assert out.returncode == 1
+    assert summary(out) == {"uploaded": 1, "replaced": 0, "unchanged": 0, "failed": 1}
+    assert (
+        f"error: {other.name}: refused (HTTP 403): token 'upload' may not upload to 'other'"
+        in out.stderr
+    )
+
+
+def test_expiring_token_warning_is_shown(server: LiveServer, tmp_path: Path) -> None:
+    server.create_user("bob")
+    token = server.token("bob", "demo", expires="3d")
+    dist = tmp_path / "dist"
+    platform_wheels(dist)
+    out = upload(str(dist), server=server.url, token=token, GITHUB_ACTIONS="true")
+    assert out.returncode == 0
+    warnings = [line for line in out.stderr.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and "expires in 2 days" in warnings[0]
+    assert "::warning title=nightwheels::token 'upload' expires" in out.stdout
+    assert token not in out.stdout + out.stderr
+
+
+def test_github_step_summary(server: LiveServer, uploader: str, tmp_path: Path) -> None:
+    dist = tmp_path / "dist"
+    make_wheel(dist, "demo", VERSION)
+    step_summary = tmp_path / "summary.md"
+    out = upload(
+        str(dist),
+        server=server.url,
+        token=uploader,
+        GITHUB_ACTIONS="true",
+        GITHUB_STEP_SUMMARY=str(step_summary),
+    )
+    assert out.returncode == 0
+    assert "| 1 | 0 | 0 | 0 |" in step_summary.read_text()
+
+
+def test_trusted_publishing_flow(server: LiveServer, tmp_path: Path) -> None:
+    """OIDC token from a loopback stand-in for GitHub, exchanged at a stand-in endpoint.
+
+    The stand-ins sit in the proxy in front of the live server; the upload itself goes
+    through to the live server with the exchanged token.
+    """
+    server.create_user("ci")
+    upload_token = server.token("ci", "demo")
+    calls: list[tuple[str, str, str]] = []
+
+    def oidc(method: str, path: str, headers: dict[str, str], body: bytes) -> tuple[int, object]:
+        auth = {k.lower(): v for k, v in headers.items()}.get("authorization", "")
+        calls.append(("oidc", path, auth))
+        return 200, {"value": "header.claims.signature"}
+
+    def exchange(
+        method: str, path: str, headers: dict[str, str], body: bytes
+    ) -> tuple[int, object]:
+        token = json.loads(body)["token"]
+        calls.append(("exchange", path, token))
+        if token != "header.claims.signature":
+            return 401, {"error": "unauthenticated", "message": "bad OIDC token"}
+        return 200, {"token": upload_token, "expires_at": "2026-11-25T02:00:00Z"}
+
+    routes = {"/token": oidc, EXCHANGE_PATH: exchange}
+    with FaultProxy(server.url, routes=routes) as proxy:
+        env = {
+            "ACTIONS_ID_TOKEN_REQUEST_URL": f"{proxy.url}/token?api-version=2.0",
+            "ACTIONS_ID_TOKEN_REQUEST_TOKEN": "runtime-request-token",
+            "GITHUB_ACTIONS": "true",
+        }
+        assert github_oidc_token(env) == "header.claims.signature"
+        assert calls[0] == (
+            "oidc",
+            "/token?api-version=2.0&audience=nightwheels",
+            "Bearer runtime-request-token",
+        )
+        creds = resolve(proxy.url, None, env)
+        assert creds.how == "trusted publishing" and creds.token == upload_token
+        assert calls[-1] == ("exchange", EXCHANGE_PATH, "header.claims.signature")
+        assert upload_token not in repr(creds)
+        with pytest.raises(TrustedPublishingFailed, match="refused \\(HTTP 401\\): bad OIDC token"):
+            exchange_oidc_token(proxy.url, "forged")
+
+        dist = tmp_path / "dist"
+        wheel = make_wheel(dist, "demo", VERSION)
+        out = upload(str(dist), server=proxy.url, **env)
+        assert out.returncode == 0, out.stdout + out.stderr
+        assert "using a short-lived token from trusted publishing" in out.stdout
+        assert upload_token not in out.stdout + out.stderr
+        assert listed(server) == {wheel.name}
+
+    # An OIDC endpoint that answers without a token: a clear message, exit 2.
+    out = upload(
+        str(dist),
+        server=server.url,
+        **env | {"ACTIONS_ID_TOKEN_REQUEST_URL": f"{server.url}/-/health?x=1"},
+    )
+    assert out.returncode == 2
+    # No id-token permission in GitHub Actions: say how to get one.
+    no_perm = upload(str(dist), server=server.url, GITHUB_ACTIONS="true")
+    assert no_perm.returncode == 2 and "id-token: write" in no_perm.stderr
+
+
+def test_exchange_endpoint_missing_is_explained(server: LiveServer) -> None:
+    with pytest.raises(TrustedPublishingFailed, match="does not offer trusted publishing"):
+        exchange_oidc_token(server.url, "header.claims.signature")
