@@ -229,7 +229,7 @@ jobs:
     )
 
 
-def test_workflow(opts: WorkflowOptions) -> str:
+def weekly_test_workflow(opts: WorkflowOptions) -> str:
     """Weekly: test against nightlies (read-only), then report (issue-writing, no project code)."""
     nightly = f" --nightly {','.join(opts.nightlies)}" if opts.nightlies else ""
     return (
@@ -304,7 +304,7 @@ def write_workflows(
     if build:
         wanted[directory / BUILD_FILE] = build_workflow(opts)
     if test:
-        wanted[directory / TEST_FILE] = test_workflow(opts)
+        wanted[directory / TEST_FILE] = weekly_test_workflow(opts)
     existing = [p for p in wanted if p.exists()]
     if existing and not force:
         names = ", ".join(str(p) for p in existing)
