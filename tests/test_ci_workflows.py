@@ -47,7 +47,7 @@ def steps(job: dict[str, Any]) -> list[dict[str, Any]]:
 def runs_project_code(job: dict[str, Any]) -> bool:
     return any(
         str(s.get("uses", "")).startswith("actions/checkout")
-        or re.search(r"nightwheels (build|test)\b", str(s.get("run", "")))
+        or re.search(r"nightwheels (build|test)\b|cibuildwheel", str(s.get("run", "")))
         for s in steps(job)
     )
 
@@ -63,6 +63,14 @@ def variants() -> list[WorkflowOptions]:
             trusted_publishing=True,
             action=ACTION,
             nightlies=("numpy", "scipy"),
+        ),
+        WorkflowOptions(repository=REPO, server=SERVER, cibuildwheel=True),
+        WorkflowOptions(
+            repository=REPO,
+            server=SERVER,
+            cibuildwheel=True,
+            trusted_publishing=True,
+            runners=("ubuntu-latest", "macos-15-intel"),
         ),
     ]
 
@@ -121,6 +129,22 @@ def test_build_workflow(opts: WorkflowOptions) -> None:
         assert last["run"] == f"nightwheels upload dist/ --label {opts.label}"
         assert last["env"]["NIGHTWHEELS_SERVER"] == SERVER
     assert "id-token" not in str(build["permissions"])
+    download = upload["steps"][0]
+    assert download["with"]["pattern"] == "nightly-dist*" and download["with"]["merge-multiple"]
+    if opts.cibuildwheel:
+        assert build["strategy"]["matrix"]["os"] == list(opts.runners)
+        (stamp,) = [s for s in build["steps"] if s.get("id") == "version"]
+        assert "nightwheels version --write" in stamp["run"] and stamp["shell"] == "bash"
+        (cibw,) = [s for s in build["steps"] if "cibuildwheel --output-dir" in str(s.get("run"))]
+        assert (
+            cibw["env"]["SETUPTOOLS_SCM_PRETEND_VERSION"] == "${{ steps.version.outputs.version }}"
+        )
+        assert cibw["env"]["CIBW_ENVIRONMENT_PASS_LINUX"] == "SETUPTOOLS_SCM_PRETEND_VERSION"
+        assert build["steps"][-1]["with"]["name"] == "nightly-dist-${{ matrix.os }}"
+    else:
+        assert any(
+            s.get("run") == "nightwheels build --wheel --outdir dist" for s in build["steps"]
+        )
 
 
 @pytest.mark.parametrize("opts", variants())
@@ -149,6 +173,7 @@ def test_test_workflow(opts: WorkflowOptions) -> None:
         ({"python": "3.12; rm -rf /"}, "version like 3.12"),
         ({"nightlies": ("numpy", "bad name!")}, "not a valid project name"),
         ({"install": 'nightwheels" && curl evil'}, "plain requirement"),
+        ({"runners": ("ubuntu-latest", "$(id)")}, "runner label"),
     ],
 )
 def test_options_are_validated(change: dict[str, Any], message: str) -> None:

@@ -184,3 +184,22 @@ def test_sigterm_during_build_restores_the_project(tmp_path: Path) -> None:
     assert "interrupted" in err and "restored" in err
     assert (root / "pyproject.toml").read_bytes() == original
     assert not list(root.glob("*.nightwheels-orig"))
+
+
+def test_version_write_sets_the_version_for_good(tmp_path: Path) -> None:
+    """For CI checkouts before cibuildwheel: static versions are written, scm ones are not."""
+    root = static_project(tmp_path / "p")
+    out = nightwheels("version", str(root), "--write")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == f"1.2.0.dev{STAMP}"
+    assert f'version = "1.2.0.dev{STAMP}"' in (root / "pyproject.toml").read_text()
+    assert "wrote version" in out.stderr
+    # Running it again (another step, another runner) gives the same version.
+    assert nightwheels("version", str(root), "--write").stdout.strip() == f"1.2.0.dev{STAMP}"
+
+    scm = scm_project(tmp_path / "s")
+    before = (scm / "pyproject.toml").read_text()
+    out = nightwheels("version", str(scm), "--write")
+    assert out.stdout.strip() == f"0.4.2.dev{STAMP}"
+    assert f"SETUPTOOLS_SCM_PRETEND_VERSION=0.4.2.dev{STAMP}" in out.stderr
+    assert (scm / "pyproject.toml").read_text() == before

@@ -60,6 +60,17 @@ def _write_atomic(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
+def write_version(source: VersionSource, version: str) -> Path | None:
+    """Set ``version`` in the project's files for good (for a CI checkout, e.g. before
+    cibuildwheel). scm projects have no file to write: ``None``; they take
+    ``SETUPTOOLS_SCM_PRETEND_VERSION`` instead."""
+    if source.kind == "scm" or source.path is None:
+        return None
+    text = source.path.read_text(encoding="utf-8")
+    _write_atomic(source.path, rewrite_version(source, text, version).encode("utf-8"))
+    return source.path
+
+
 @contextlib.contextmanager
 def _sigterm_unwinds() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():

@@ -32,15 +32,16 @@ class Pin:
         return f"{self.repo}@{self.sha} # {self.tag}"
 
 
-# Released versions, pinned by the commit their tag points to.
-CHECKOUT = Pin("actions/checkout", "11bd71901bbe5b1630ceea73d27597364c9af683", "v4.2.2")
-SETUP_PYTHON = Pin("actions/setup-python", "a26af69be951a213d495a4c3e4e4022e16d87065", "v5.6.0")
+# Released versions (Node 24 runtimes), pinned by the commit their tag points to.
+CHECKOUT = Pin("actions/checkout", "8e8c483db84b4bee98b60c0593521ed34d9990e8", "v6.0.1")
+SETUP_PYTHON = Pin("actions/setup-python", "e797f83bcb11b83ae66e0230d6156d7c80228e7c", "v6.0.0")
 UPLOAD_ARTIFACT = Pin(
-    "actions/upload-artifact", "ea165f8d65b6e75b540449e92b4886f43607fa02", "v4.6.2"
+    "actions/upload-artifact", "330a01c490aca151604b8cf639adc76d48f6c5d4", "v5.0.0"
 )
 DOWNLOAD_ARTIFACT = Pin(
-    "actions/download-artifact", "d3f86a106a0bac45b974a628896c90dbdf5c8093", "v4.3.0"
+    "actions/download-artifact", "634f93cb2916e3fdff6788551b99b062d0335ce0", "v5.0.0"
 )
+CIBUILDWHEEL = "cibuildwheel==4.3.5"
 
 BUILD_FILE = "nightly-wheels.yml"
 TEST_FILE = "test-nightlies.yml"
@@ -51,6 +52,8 @@ _CRON_FIELD = re.compile(r"^[0-9*/,-]+$")
 _PYTHON = re.compile(r"^3\.\d{1,2}$")
 _ACTION_REF = re.compile(r"^[A-Za-z0-9-]+/[A-Za-z0-9._/-]+@[0-9a-f]{40}$")
 _REQUIREMENT = re.compile(r"^[A-Za-z0-9._\[\],<>=!~ -]+$")
+_RUNNER = re.compile(r"^[a-z0-9][a-z0-9.-]{1,40}$")
+DEFAULT_RUNNERS = ("ubuntu-latest", "ubuntu-24.04-arm", "windows-latest", "macos-latest")
 _GITHUB_REMOTE = re.compile(
     r"(?:github\.com[:/])(?P<repo>[A-Za-z0-9-]+/[A-Za-z0-9._-]+?)(?:\.git)?/?$"
 )
@@ -86,6 +89,8 @@ class WorkflowOptions:
     action: str | None = None  # owner/repo@sha of the nightwheels action, instead of pip
     install: str = f"nightwheels=={__version__}"
     nightlies: tuple[str, ...] = field(default_factory=tuple)
+    cibuildwheel: bool = False  # compiled project: a runner matrix with cibuildwheel
+    runners: tuple[str, ...] = DEFAULT_RUNNERS
 
     def __post_init__(self) -> None:
         check_repository(self.repository)
@@ -106,6 +111,9 @@ class WorkflowOptions:
             raise Misconfigured(f"--install {self.install!r} is not a plain requirement")
         for name in self.nightlies:
             normalize_name(name)
+        for runner in self.runners:
+            if not _RUNNER.match(runner):
+                raise Misconfigured(f"--runner {runner!r} is not a GitHub runner label")
 
     @property
     def guard(self) -> str:
@@ -136,16 +144,91 @@ def _install_steps(opts: WorkflowOptions) -> str:
 """
 
 
+def _build_job(opts: WorkflowOptions) -> str:
+    checkout = f"""\
+      - uses: {CHECKOUT}
+        with:
+          fetch-depth: 0 # tags and the commit date make the nightly version
+          persist-credentials: false
+"""
+    if not opts.cibuildwheel:
+        return (
+            f"""\
+  build:
+    name: Build the nightly
+    # The canonical repository only: forks do not publish nightlies.
+    if: {opts.guard}
+    runs-on: ubuntu-latest
+    permissions:
+      contents: read
+    steps:
+"""
+            + checkout
+            + _install_steps(opts)
+            + f"""\
+      - name: Build the wheel with its nightly version
+        run: nightwheels build --wheel --outdir dist
+      - uses: {UPLOAD_ARTIFACT}
+        with:
+          name: nightly-dist
+          path: dist/
+          if-no-files-found: error
+          retention-days: 3
+"""
+        )
+    return (
+        f"""\
+  build:
+    name: Build wheels on ${{{{ matrix.os }}}}
+    # The canonical repository only: forks do not publish nightlies.
+    if: {opts.guard}
+    runs-on: ${{{{ matrix.os }}}}
+    permissions:
+      contents: read
+    strategy:
+      fail-fast: false
+      matrix:
+        os: [{", ".join(opts.runners)}]
+    steps:
+"""
+        + checkout
+        + f"""\
+      - uses: {SETUP_PYTHON}
+        with:
+          python-version: "{opts.python}"
+      - name: Install nightwheels and cibuildwheel
+        run: python -m pip install "{opts.install}" "{CIBUILDWHEEL}"
+      - name: Set the nightly version in this checkout
+        id: version
+        shell: bash
+        # Same commit, same version on every runner. Writes a static version in place;
+        # setuptools-scm and hatch-vcs projects take SETUPTOOLS_SCM_PRETEND_VERSION below.
+        run: echo "version=$(nightwheels version --write)" >> "$GITHUB_OUTPUT"
+      - name: Build the wheels
+        run: python -m cibuildwheel --output-dir dist
+        env:
+          SETUPTOOLS_SCM_PRETEND_VERSION: ${{{{ steps.version.outputs.version }}}}
+          CIBW_ENVIRONMENT_PASS_LINUX: SETUPTOOLS_SCM_PRETEND_VERSION
+      - uses: {UPLOAD_ARTIFACT}
+        with:
+          name: nightly-dist-${{{{ matrix.os }}}}
+          path: dist/
+          if-no-files-found: error
+          retention-days: 3
+"""
+    )
+
+
 def build_workflow(opts: WorkflowOptions) -> str:
     """Nightly: build (no secrets) then upload (no project code), canonical repo only."""
     if opts.trusted_publishing:
-        upload_permissions = (
+        permissions = (
+            "    permissions:\n"
             "      id-token: write # trusted publishing: exchanged for a short-lived upload token\n"
         )
-        upload_env = ""
-        token_input = ""
+        upload_env = token_input = ""
     else:
-        upload_permissions = "      {}\n"
+        permissions = "    permissions: {}\n"
         upload_env = f"          NIGHTWHEELS_TOKEN: ${{{{ secrets.{TOKEN_SECRET} }}}}\n"
         token_input = f"          token: ${{{{ secrets.{TOKEN_SECRET} }}}}\n"
     if opts.action:
@@ -167,12 +250,8 @@ def build_workflow(opts: WorkflowOptions) -> str:
           NIGHTWHEELS_SERVER: {opts.server}
 {upload_env}"""
         )
-    if upload_permissions.strip() == "{}":
-        permissions_block = "    permissions: {}\n"
-    else:
-        permissions_block = "    permissions:\n" + upload_permissions
     return (
-        _header("Build a nightly wheel every night and upload it to the nightly index.", opts)
+        _header("Build nightly wheels every night and upload them to the nightly index.", opts)
         + f"""\
 name: Nightly wheels
 
@@ -188,29 +267,9 @@ concurrency:
   cancel-in-progress: true
 
 jobs:
-  build:
-    name: Build the nightly
-    # The canonical repository only: forks do not publish nightlies.
-    if: {opts.guard}
-    runs-on: ubuntu-latest
-    permissions:
-      contents: read
-    steps:
-      - uses: {CHECKOUT}
-        with:
-          fetch-depth: 0 # tags and the commit date make the nightly version
-          persist-credentials: false
 """
-        + _install_steps(opts)
+        + _build_job(opts)
         + f"""\
-      - name: Build the wheel with its nightly version
-        run: nightwheels build --wheel --outdir dist
-      - uses: {UPLOAD_ARTIFACT}
-        with:
-          name: nightly-dist
-          path: dist/
-          if-no-files-found: error
-          retention-days: 3
 
   upload:
     name: Upload the nightly
@@ -218,11 +277,12 @@ jobs:
     # Separate from the build: this job holds the upload credential and runs no project code.
     if: {opts.guard} && (github.event_name == 'schedule' || github.event_name == 'workflow_dispatch')
     runs-on: ubuntu-latest
-{permissions_block}\
+{permissions}\
     steps:
       - uses: {DOWNLOAD_ARTIFACT}
         with:
-          name: nightly-dist
+          pattern: nightly-dist*
+          merge-multiple: true
           path: dist/
 """
         + upload_steps

@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 from packaging.version import Version
 
-from nightwheels.building.build import run_build
+from nightwheels.building.build import run_build, write_version
 from nightwheels.building.project import head_commit, source_time, version_source
 from nightwheels.building.stamp import nightly_version, parse_base
 from nightwheels.cli.common import handle_errors
@@ -35,12 +35,28 @@ def version(
     base_version: str | None = BaseOption,
     time_source: str = TimeOption,
     as_json: bool = typer.Option(False, "--json", help="print details as JSON"),
+    write: bool = typer.Option(
+        False,
+        "--write",
+        help="also set it in the project's files, for good (in a CI checkout, before "
+        "cibuildwheel or another build tool); scm projects take SETUPTOOLS_SCM_PRETEND_VERSION",
+    ),
 ) -> None:
     """Print the nightly version (X.Y.Z.devYYYYMMDDHHMM) for the project in PROJECT_DIR."""
-    source = None if base_version else version_source(project_dir)
+    source = None if base_version and not write else version_source(project_dir)
     base = base_version or (source.base if source else "")
     when = source_time(project_dir, time_source)
     nightly = nightly_version(base, when)
+    if write and source is not None:
+        written = write_version(source, str(nightly))
+        if written is None:
+            typer.echo(
+                f"nothing written: {source.where} is read at build time; set "
+                f"SETUPTOOLS_SCM_PRETEND_VERSION={nightly} for the build",
+                err=True,
+            )
+        else:
+            typer.echo(f"wrote version {nightly} to {written}", err=True)
     if not as_json:
         typer.echo(str(nightly))
         return

@@ -54,6 +54,12 @@ def init(
     nightly: list[str] = typer.Option(
         [], "--nightly", help="dependency to test at its nightly (repeatable; default: all found)"
     ),
+    cibuildwheel: bool = typer.Option(
+        False, "--cibuildwheel", help="compiled project: build on a runner matrix with cibuildwheel"
+    ),
+    runner: list[str] = typer.Option(
+        [], "--runner", help="runner label for the cibuildwheel matrix (repeatable)"
+    ),
     force: bool = typer.Option(False, "--force", help="overwrite existing workflow files"),
 ) -> None:
     """Write .github/workflows/ files: nightly build+upload and weekly tests against nightlies.
@@ -82,6 +88,8 @@ def init(
         trusted_publishing=trusted_publishing,
         action=action,
         nightlies=tuple(names),
+        cibuildwheel=cibuildwheel,
+        **({"runners": tuple(runner)} if runner else {}),
     )
     both = not build and not test_nightlies
     written = write_workflows(
