@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import sys
 import threading
-from typing import Protocol, TextIO
+from typing import TYPE_CHECKING, Protocol, TextIO
 
 from nightwheels.upload.client import FileResult
 from nightwheels.upload.files import LocalDist
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 
 def human_size(size: float) -> str:
@@ -66,7 +69,7 @@ class PlainReporter:
 class RichReporter:
     """A progress bar (bytes, speed, time left) with finished files listed above it."""
 
-    def __init__(self) -> None:
+    def __init__(self, console: Console | None = None) -> None:
         from rich.console import Console
         from rich.progress import (
             BarColumn,
@@ -77,7 +80,7 @@ class RichReporter:
             TransferSpeedColumn,
         )
 
-        self.console = Console()
+        self.console = console or Console()
         self.progress = Progress(
             TextColumn("uploading"),
             BarColumn(),
