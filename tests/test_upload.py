@@ -371,3 +371,43 @@ def test_trusted_publishing_flow(server: LiveServer, tmp_path: Path) -> None:
 def test_exchange_endpoint_missing_is_explained(server: LiveServer) -> None:
     with pytest.raises(TrustedPublishingFailed, match="does not offer trusted publishing"):
         exchange_oidc_token(server.url, "header.claims.signature")
+
+
+def test_redirect_and_cleartext_warnings(tmp_path: Path) -> None:
+    """A server that redirects uploads is named; a token over plain http to a remote host is warned."""
+    from nightwheels.upload.credentials import is_cleartext_remote
+
+    assert is_cleartext_remote("http://nightlies.example.org")
+    assert not is_cleartext_remote("https://nightlies.example.org")
+    assert not is_cleartext_remote("http://127.0.0.1:8000")
+
+    dist = tmp_path / "dist"
+    make_wheel(dist, "demo", VERSION)
+    import http.server
+    import threading
+
+    class Redirect(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("content-length", 0)))
+            self.send_response(308)
+            self.send_header("Location", "https://nightlies.example.org/legacy/")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+    stand_in = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Redirect)
+    threading.Thread(target=stand_in.serve_forever, daemon=True).start()
+    try:
+        out = upload(
+            str(dist),
+            server=f"http://127.0.0.1:{stand_in.server_address[1]}",
+            token="nwt_0123456789ab_secret",
+        )
+    finally:
+        stand_in.shutdown()
+        stand_in.server_close()
+    assert out.returncode == 1
+    assert "redirected the upload to https://nightlies.example.org/legacy/" in out.stderr
+    assert "plain http" not in out.stderr  # loopback

@@ -92,6 +92,12 @@ def upload(
         credentials = creds.resolve(server, token)
     except (Misconfigured, TrustedPublishingFailed) as exc:
         fail(exc.message, EXIT_USAGE)
+    if creds.is_cleartext_remote(credentials.server):
+        typer.echo(
+            f"warning: {credentials.server} is plain http: the token crosses the network "
+            "unencrypted; use https",
+            err=True,
+        )
     if credentials.how == "trusted publishing":
         typer.echo("using a short-lived token from trusted publishing")
     started = time.monotonic()

@@ -150,6 +150,13 @@ class Uploader:
         message = _message(response)
         if status in RETRY_STATUSES:
             raise Retrying(f"server error (HTTP {status}): {message}", _retry_after(response))
+        if 300 <= status < 400:
+            where = response.headers.get("location", "elsewhere")
+            return FileResult(
+                dist,
+                "failed",
+                f"the server redirected the upload to {where}: use that URL as the server",
+            )
         if status == 401:
             self.abort(f"the server refused the token: {message}")
             return FileResult(dist, "failed", f"the server refused the token: {message}")

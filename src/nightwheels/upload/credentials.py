@@ -42,6 +42,12 @@ def normalize_server(url: str) -> str:
     return url
 
 
+def is_cleartext_remote(server: str) -> bool:
+    """Plain http to a host other than this machine: the token would cross the network in clear."""
+    url = httpx.URL(server)
+    return url.scheme == "http" and url.host not in ("127.0.0.1", "localhost", "::1")
+
+
 def resolve_server(option: str | None, env: Mapping[str, str] = os.environ) -> str:
     server = option or env.get("NIGHTWHEELS_SERVER")
     if not server:
