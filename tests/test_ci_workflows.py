@@ -23,6 +23,7 @@ from nightwheels.ci.workflows import (
 )
 from nightwheels.errors import Misconfigured
 from tests.support import clients
+from tests.support.cli import nightwheels
 from tests.support.projects import git, static_project
 from tests.support.server import LiveServer
 from tests.support.wheels import make_wheel
@@ -193,10 +194,6 @@ def test_options_are_validated(change: dict[str, Any], message: str) -> None:
 )
 def test_repository_from_remote(url: str, repo: str | None) -> None:
     assert repository_from_remote(url) == repo
-
-
-def nightwheels(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return clients.run([sys.executable, "-m", "nightwheels", *args], cwd=cwd, check=False)
 
 
 def test_ci_init_cli(tmp_path: Path) -> None:

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -19,7 +18,7 @@ from nightwheels.upload.credentials import (
     github_oidc_token,
     resolve,
 )
-from tests.support import clients
+from tests.support.cli import Outcome, nightwheels
 from tests.support.proxy import FaultProxy
 from tests.support.server import LiveServer, free_port
 from tests.support.wheels import make_sdist, make_wheel
@@ -34,24 +33,41 @@ PLATFORM_TAGS = [
     "pp310-pypy310_pp73-manylinux_2_28_x86_64",
 ]
 FAST = ["--retries", "2", "--backoff", "0.01"]
+PROJECTS = ("rerun", "labels", "mismatch", "flaky", "summary")
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """One live server for the tests that do not stop it (each uses its own project)."""
+    data = tmp_path_factory.mktemp("shared") / "data"
+    data.mkdir()
+    live = LiveServer(data=data, env={"NIGHTWHEELS_ALLOW_SDIST": "true"})
+    live.start()
+    try:
+        live.create_user("alice")
+        yield live
+    finally:
+        live.stop()
+
+
+@pytest.fixture(scope="module")
+def token(shared: LiveServer) -> str:
+    """alice's token, scoped to :data:`PROJECTS`."""
+    return shared.token("alice", *PROJECTS)
 
 
 def upload(
-    *args: str, server: str | None = None, token: str | None = None, **env: str
-) -> subprocess.CompletedProcess[str]:
-    extra = dict(env)
+    *args: str, server: str | None = None, token: str | None = None, real: bool = False, **env: str
+) -> Outcome:
+    extra = {"CI": "true", **env}
     if server:
         extra["NIGHTWHEELS_SERVER"] = server
     if token:
         extra["NIGHTWHEELS_TOKEN"] = token
-    return clients.run(
-        [sys.executable, "-m", "nightwheels", "upload", *args],
-        env=clients.clean_env(CI="true", **extra),
-        check=False,
-    )
+    return nightwheels("upload", *args, real=real, **extra)
 
 
-def summary(out: subprocess.CompletedProcess[str]) -> dict[str, int]:
+def summary(out: Outcome) -> dict[str, int]:
     match = re.search(r"uploaded (\d+), replaced (\d+), unchanged (\d+), failed (\d+)", out.stdout)
     assert match, out.stdout + out.stderr
     return dict(
@@ -59,7 +75,7 @@ def summary(out: subprocess.CompletedProcess[str]) -> dict[str, int]:
     )
 
 
-def platform_wheels(folder: Path, name: str = "demo", version: str = VERSION) -> list[Path]:
+def platform_wheels(folder: Path, name: str, version: str = VERSION) -> list[Path]:
     return [
         make_wheel(folder, name, version, tag, module_source=f"T = {tag!r}\n")
         for tag in PLATFORM_TAGS
@@ -76,69 +92,67 @@ def listed(server: LiveServer, project: str = "demo", label: str = "main") -> se
     return {f["filename"] for f in response.json()["files"]}
 
 
-def test_upload_folder_rerun_and_replace(server: LiveServer, uploader: str, tmp_path: Path) -> None:
+def test_upload_folder_rerun_and_replace(shared: LiveServer, token: str, tmp_path: Path) -> None:
     dist = tmp_path / "dist"
-    wheels = platform_wheels(dist)
+    wheels = platform_wheels(dist, "rerun")
     (dist / "build.log").write_text("not a distribution: ignored")
-    out = upload(str(dist), server=server.url, token=uploader)
+    # The installed command, as a real process.
+    out = upload(str(dist), server=shared.url, token=token, real=True)
     assert out.returncode == 0, out.stdout + out.stderr
     assert summary(out) == {"uploaded": 6, "replaced": 0, "unchanged": 0, "failed": 0}
-    assert listed(server) == {w.name for w in wheels}
+    assert listed(shared, "rerun") == {w.name for w in wheels}
     assert "[6/6]" in out.stdout  # plain numbered lines in CI
-    assert f"pip install --pre --upgrade --extra-index-url {server.simple_url} demo" in out.stdout
+    assert f"pip install --pre --upgrade --extra-index-url {shared.simple_url} rerun" in out.stdout
 
     # Safe to re-run: same bytes are a no-op.
-    again = upload(str(dist), server=server.url, token=uploader)
+    again = upload(str(dist), server=shared.url, token=token)
     assert summary(again) == {"uploaded": 0, "replaced": 0, "unchanged": 6, "failed": 0}
 
     # The same static version rebuilt with new bytes replaces (nightly semantics).
-    make_wheel(dist, "demo", VERSION, PLATFORM_TAGS[0], module_source="T = 'new'\n")
-    third = upload(str(dist), server=server.url, token=uploader)
+    make_wheel(dist, "rerun", VERSION, PLATFORM_TAGS[0], module_source="T = 'new'\n")
+    third = upload(str(dist), server=shared.url, token=token)
     assert summary(third) == {"uploaded": 0, "replaced": 1, "unchanged": 5, "failed": 0}
     assert third.returncode == 0
 
 
-def test_labels_and_sdist(server: LiveServer, uploader: str, tmp_path: Path) -> None:
-    server.stop()
-    server.env["NIGHTWHEELS_ALLOW_SDIST"] = "true"
-    server.start()
+def test_labels_and_sdist(shared: LiveServer, token: str, tmp_path: Path) -> None:
     dist = tmp_path / "dist"
-    wheel = make_wheel(dist, "demo", VERSION)
-    sdist = make_sdist(dist, "demo", VERSION)
-    out = upload(str(dist), "--label", "branch-2.x", server=server.url, token=uploader)
+    wheel = make_wheel(dist, "labels", VERSION)
+    sdist = make_sdist(dist, "labels", VERSION)
+    out = upload(str(dist), "--label", "branch-2.x", server=shared.url, token=token)
     assert summary(out)["uploaded"] == 1  # wheels only by default
-    assert listed(server, label="branch-2.x") == {wheel.name}
-    assert listed(server) == set()
-    assert f"{server.url}/label/branch-2.x/simple/ demo" in out.stdout
-    out = upload(str(dist), "--sdist", "--label", "main", server=server.url, token=uploader)
+    assert listed(shared, "labels", label="branch-2.x") == {wheel.name}
+    assert listed(shared, "labels") == set()
+    assert f"{shared.url}/label/branch-2.x/simple/ labels" in out.stdout
+    out = upload(str(dist), "--sdist", "--label", "main", server=shared.url, token=token)
     assert summary(out) == {"uploaded": 2, "replaced": 0, "unchanged": 0, "failed": 0}
-    assert listed(server) == {wheel.name, sdist.name}
+    assert listed(shared, "labels") == {wheel.name, sdist.name}
 
 
 def test_mismatched_wheel_is_refused_before_anything_is_sent(
-    server: LiveServer, uploader: str, tmp_path: Path
+    shared: LiveServer, token: str, tmp_path: Path
 ) -> None:
     dist = tmp_path / "dist"
-    good = make_wheel(dist, "demo", VERSION)
+    good = make_wheel(dist, "mismatch", VERSION)
     # A static X.Y.0.dev0 build renamed to a nightly: pip 24.1+ and uv would refuse it.
     make_wheel(
         dist,
-        "demo",
+        "mismatch",
         "2.0.0.dev0",
         "cp312-cp312-win_amd64",
-        filename=f"demo-{VERSION}-cp312-cp312-win_amd64.whl",
+        filename=f"mismatch-{VERSION}-cp312-cp312-win_amd64.whl",
     )
-    (dist / "demo-1.0-py3-none-any.whl").write_bytes(b"not a zip")
-    out = upload(str(dist), server=server.url, token=uploader)
+    (dist / "mismatch-1.0-py3-none-any.whl").write_bytes(b"not a zip")
+    out = upload(str(dist), server=shared.url, token=token)
     assert out.returncode == 1
     assert "2 files failed the check before upload; nothing was uploaded" in out.stderr
     assert (
-        f"demo-{VERSION}-cp312-cp312-win_amd64.whl: the filename says version {VERSION}"
+        f"mismatch-{VERSION}-cp312-cp312-win_amd64.whl: the filename says version {VERSION}"
         in out.stderr
     )
     assert "nightwheels build" in out.stderr  # the fix
-    assert "demo-1.0-py3-none-any.whl: not a valid zip archive" in out.stderr
-    assert listed(server) == set()
+    assert "mismatch-1.0-py3-none-any.whl: not a valid zip archive" in out.stderr
+    assert listed(shared, "mismatch") == set()
     assert good.exists()
 
 
@@ -184,12 +198,12 @@ def test_refuses_without_files_server_or_token(tmp_path: Path, setup: str, messa
     assert "Traceback" not in out.stderr
 
 
-def test_server_500_for_one_file(server: LiveServer, uploader: str, tmp_path: Path) -> None:
+def test_server_500_for_one_file(shared: LiveServer, token: str, tmp_path: Path) -> None:
     dist = tmp_path / "dist"
-    wheels = platform_wheels(dist)
+    wheels = platform_wheels(dist, "flaky")
     broken, flaky = wheels[1].name, wheels[2].name
-    with FaultProxy(server.url, fail_always={broken: 500}, fail_first={flaky: 1}) as proxy:
-        out = upload(str(dist), *FAST, server=proxy.url, token=uploader)
+    with FaultProxy(shared.url, fail_always={broken: 500}, fail_first={flaky: 1}) as proxy:
+        out = upload(str(dist), *FAST, server=proxy.url, token=token)
     assert out.returncode == 1
     assert summary(out) == {"uploaded": 5, "replaced": 0, "unchanged": 0, "failed": 1}
     assert proxy.seen[broken] == 3  # first try + 2 retries
@@ -199,12 +213,12 @@ def test_server_500_for_one_file(server: LiveServer, uploader: str, tmp_path: Pa
         in out.stderr
     )
     assert f"retry     {flaky}" in out.stdout
-    assert listed(server) == {w.name for w in wheels} - {broken}
+    assert listed(shared, "flaky") == {w.name for w in wheels} - {broken}
 
 
 def test_server_down(tmp_path: Path) -> None:
     dist = tmp_path / "dist"
-    platform_wheels(dist)
+    platform_wheels(dist, "demo")
     out = upload(
         str(dist),
         "--jobs",
@@ -221,8 +235,9 @@ def test_server_down(tmp_path: Path) -> None:
 
 
 def test_server_stops_mid_run(server: LiveServer, uploader: str, tmp_path: Path) -> None:
+    """Its own server: this test stops it."""
     dist = tmp_path / "dist"
-    wheels = platform_wheels(dist)
+    wheels = platform_wheels(dist, "demo")
 
     def stop_at_third(filename: str, n: int) -> None:
         if n == 3:
@@ -241,33 +256,34 @@ def test_server_stops_mid_run(server: LiveServer, uploader: str, tmp_path: Path)
     ), failed
 
 
-def test_token_revoked_mid_run(server: LiveServer, uploader: str, tmp_path: Path) -> None:
+def test_token_revoked_mid_run(shared: LiveServer, tmp_path: Path) -> None:
+    doomed = shared.token("alice", "revoked")
     dist = tmp_path / "dist"
-    platform_wheels(dist)
-    prefix = split_token(uploader)
+    platform_wheels(dist, "revoked")
+    prefix = split_token(doomed)
     assert prefix
 
     def revoke_at_third(filename: str, n: int) -> None:
         if n == 3:
-            server.cli("token", "revoke", prefix)
+            shared.cli("token", "revoke", prefix)
 
-    with FaultProxy(server.url, before_upload=revoke_at_third) as proxy:
-        out = upload(str(dist), "--jobs", "1", *FAST, server=proxy.url, token=uploader)
+    with FaultProxy(shared.url, before_upload=revoke_at_third) as proxy:
+        out = upload(str(dist), "--jobs", "1", *FAST, server=proxy.url, token=doomed)
     assert out.returncode == 1
     assert summary(out) == {"uploaded": 2, "replaced": 0, "unchanged": 0, "failed": 4}
     assert "the server refused the token: token 'upload' was revoked" in out.stderr
     assert out.stderr.count("not sent: the server refused the token") == 3
     assert sum(proxy.seen.values()) == 3  # nothing sent after the refusal
-    assert len(listed(server)) == 2
+    assert len(listed(shared, "revoked")) == 2
 
 
 def test_forbidden_project_fails_that_file_only(
-    server: LiveServer, uploader: str, tmp_path: Path
+    shared: LiveServer, token: str, tmp_path: Path
 ) -> None:
     dist = tmp_path / "dist"
-    make_wheel(dist, "demo", VERSION)
+    make_wheel(dist, "summary", "0.1.dev1")
     other = make_wheel(dist, "other", VERSION)
-    out = upload(str(dist), server=server.url, token=uploader)
+    out = upload(str(dist), server=shared.url, token=token)
     assert out.returncode == 1
     assert summary(out) == {"uploaded": 1, "replaced": 0, "unchanged": 0, "failed": 1}
     assert (
@@ -276,12 +292,11 @@ def test_forbidden_project_fails_that_file_only(
     )
 
 
-def test_expiring_token_warning_is_shown(server: LiveServer, tmp_path: Path) -> None:
-    server.create_user("bob")
-    token = server.token("bob", "demo", expires="3d")
+def test_expiring_token_warning_is_shown(shared: LiveServer, tmp_path: Path) -> None:
+    token = shared.token("alice", "expiring", expires="3d")
     dist = tmp_path / "dist"
-    platform_wheels(dist)
-    out = upload(str(dist), server=server.url, token=token, GITHUB_ACTIONS="true")
+    platform_wheels(dist, "expiring")
+    out = upload(str(dist), server=shared.url, token=token, GITHUB_ACTIONS="true")
     assert out.returncode == 0
     warnings = [line for line in out.stderr.splitlines() if line.startswith("warning:")]
     assert len(warnings) == 1 and "expires in 2 days" in warnings[0]
@@ -289,14 +304,14 @@ def test_expiring_token_warning_is_shown(server: LiveServer, tmp_path: Path) -> 
     assert token not in out.stdout + out.stderr
 
 
-def test_github_step_summary(server: LiveServer, uploader: str, tmp_path: Path) -> None:
+def test_github_step_summary(shared: LiveServer, token: str, tmp_path: Path) -> None:
     dist = tmp_path / "dist"
-    make_wheel(dist, "demo", VERSION)
+    make_wheel(dist, "summary", VERSION)
     step_summary = tmp_path / "summary.md"
     out = upload(
         str(dist),
-        server=server.url,
-        token=uploader,
+        server=shared.url,
+        token=token,
         GITHUB_ACTIONS="true",
         GITHUB_STEP_SUMMARY=str(step_summary),
     )
@@ -304,14 +319,14 @@ def test_github_step_summary(server: LiveServer, uploader: str, tmp_path: Path) 
     assert "| 1 | 0 | 0 | 0 |" in step_summary.read_text()
 
 
-def test_trusted_publishing_flow(server: LiveServer, tmp_path: Path) -> None:
+def test_trusted_publishing_flow(shared: LiveServer, tmp_path: Path) -> None:
     """OIDC token from a loopback stand-in for GitHub, exchanged at a stand-in endpoint.
 
     The stand-ins sit in the proxy in front of the live server; the upload itself goes
     through to the live server with the exchanged token.
     """
-    server.create_user("ci")
-    upload_token = server.token("ci", "demo")
+    shared.create_user("ci")
+    upload_token = shared.token("ci", "trusted")
     calls: list[tuple[str, str, str]] = []
 
     def oidc(method: str, path: str, headers: dict[str, str], body: bytes) -> tuple[int, object]:
@@ -329,7 +344,7 @@ def test_trusted_publishing_flow(server: LiveServer, tmp_path: Path) -> None:
         return 200, {"token": upload_token, "expires_at": "2026-11-25T02:00:00Z"}
 
     routes = {"/token": oidc, EXCHANGE_PATH: exchange}
-    with FaultProxy(server.url, routes=routes) as proxy:
+    with FaultProxy(shared.url, routes=routes) as proxy:
         env = {
             "ACTIONS_ID_TOKEN_REQUEST_URL": f"{proxy.url}/token?api-version=2.0",
             "ACTIONS_ID_TOKEN_REQUEST_TOKEN": "runtime-request-token",
@@ -349,28 +364,28 @@ def test_trusted_publishing_flow(server: LiveServer, tmp_path: Path) -> None:
             exchange_oidc_token(proxy.url, "forged")
 
         dist = tmp_path / "dist"
-        wheel = make_wheel(dist, "demo", VERSION)
+        wheel = make_wheel(dist, "trusted", VERSION)
         out = upload(str(dist), server=proxy.url, **env)
         assert out.returncode == 0, out.stdout + out.stderr
         assert "using a short-lived token from trusted publishing" in out.stdout
         assert upload_token not in out.stdout + out.stderr
-        assert listed(server) == {wheel.name}
+        assert listed(shared, "trusted") == {wheel.name}
 
     # An OIDC endpoint that answers without a token: a clear message, exit 2.
     out = upload(
         str(dist),
-        server=server.url,
-        **env | {"ACTIONS_ID_TOKEN_REQUEST_URL": f"{server.url}/-/health?x=1"},
+        server=shared.url,
+        **env | {"ACTIONS_ID_TOKEN_REQUEST_URL": f"{shared.url}/-/health?x=1"},
     )
     assert out.returncode == 2
     # No id-token permission in GitHub Actions: say how to get one.
-    no_perm = upload(str(dist), server=server.url, GITHUB_ACTIONS="true")
+    no_perm = upload(str(dist), server=shared.url, GITHUB_ACTIONS="true")
     assert no_perm.returncode == 2 and "id-token: write" in no_perm.stderr
 
 
-def test_exchange_endpoint_missing_is_explained(server: LiveServer) -> None:
+def test_exchange_endpoint_missing_is_explained(shared: LiveServer) -> None:
     with pytest.raises(TrustedPublishingFailed, match="does not offer trusted publishing"):
-        exchange_oidc_token(server.url, "header.claims.signature")
+        exchange_oidc_token(shared.url, "header.claims.signature")
 
 
 def test_redirect_and_cleartext_warnings(tmp_path: Path) -> None:

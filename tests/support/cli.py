@@ -7,11 +7,16 @@ itself is exercised by the subprocess calls in ``LiveServer.cli``.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 from typer.testing import CliRunner
 
 from nightwheels.cli.main import app
+from tests.support import clients
 from tests.support.server import LiveServer
 
 
@@ -40,3 +45,36 @@ class Cli:
         if check and outcome.returncode != 0:
             raise AssertionError(f"nightwheels {' '.join(args)} failed:\n{outcome.stderr}")
         return outcome
+
+
+# Environment variables that change the client tools' behaviour: scrubbed unless a test sets
+# them (this machine's, and CI's own, e.g. CI and GITHUB_ACTIONS).
+_SCRUB = ("NIGHTWHEELS_", "GITHUB_", "ACTIONS_", "CI")
+
+
+def nightwheels(*args: str, cwd: Path | None = None, real: bool = False, **env: str) -> Outcome:
+    """``nightwheels ARGS`` with ``env`` added to a scrubbed environment.
+
+    In-process by default; ``real=True`` runs the installed command as a process (for what
+    only a process shows: output of child processes, signals, the entry point itself).
+    """
+    if real:
+        done = subprocess.run(
+            [sys.executable, "-m", "nightwheels", *args],
+            env=clients.clean_env(**env),
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+        return Outcome(done.returncode, done.stdout, done.stderr)
+    overrides: dict[str, str | None] = {k: None for k in os.environ if k.startswith(_SCRUB)}
+    overrides.update(env)
+    previous = Path.cwd()
+    if cwd is not None:
+        os.chdir(cwd)
+    try:
+        result = CliRunner().invoke(app, list(args), env=overrides, catch_exceptions=False)
+    finally:
+        os.chdir(previous)
+    return Outcome(result.exit_code, result.stdout, result.stderr)
