@@ -299,7 +299,7 @@ def test_expiring_token_warning_is_shown(shared: LiveServer, tmp_path: Path) -> 
     out = upload(str(dist), server=shared.url, token=token, GITHUB_ACTIONS="true")
     assert out.returncode == 0
     warnings = [line for line in out.stderr.splitlines() if line.startswith("warning:")]
-    assert len(warnings) == 1 and "expires in 2 days" in warnings[0]
+    assert len(warnings) == 1 and re.search(r"expires in [23] days", warnings[0])
     assert "::warning title=nightwheels::token 'upload' expires" in out.stdout
     assert token not in out.stdout + out.stderr
 
@@ -381,11 +381,6 @@ def test_trusted_publishing_flow(shared: LiveServer, tmp_path: Path) -> None:
     # No id-token permission in GitHub Actions: say how to get one.
     no_perm = upload(str(dist), server=shared.url, GITHUB_ACTIONS="true")
     assert no_perm.returncode == 2 and "id-token: write" in no_perm.stderr
-
-
-def test_exchange_endpoint_missing_is_explained(shared: LiveServer) -> None:
-    with pytest.raises(TrustedPublishingFailed, match="does not offer trusted publishing"):
-        exchange_oidc_token(shared.url, "header.claims.signature")
 
 
 def test_redirect_and_cleartext_warnings(tmp_path: Path) -> None:

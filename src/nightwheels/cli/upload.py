@@ -9,7 +9,8 @@ from pathlib import Path
 import typer
 
 from nightwheels.cli.common import EXIT_ERROR, EXIT_USAGE, fail, handle_errors, is_ci
-from nightwheels.errors import Misconfigured, TrustedPublishingFailed
+from nightwheels.core.filenames import parse_filename
+from nightwheels.errors import Misconfigured, NightwheelsError, TrustedPublishingFailed
 from nightwheels.upload import credentials as creds
 from nightwheels.upload.client import RetryPolicy
 from nightwheels.upload.progress import human_size, reporter_for
@@ -56,6 +57,18 @@ def _print_summary(summary: Summary, elapsed: float) -> None:
             out.write("\n".join(lines) + "\n")
 
 
+def _single_project(path: Path) -> str | None:
+    """The one project the files in ``path`` belong to, if one (a hint for trusted publishing)."""
+    names = set()
+    candidates = [path] if path.is_file() else (path.iterdir() if path.is_dir() else [])
+    for candidate in candidates:
+        try:
+            names.add(parse_filename(candidate.name).name)
+        except NightwheelsError:
+            continue
+    return names.pop() if len(names) == 1 else None
+
+
 def upload(
     path: Path = typer.Argument(
         Path("dist"), help="folder of wheels (or one file)", show_default=True
@@ -89,7 +102,7 @@ def upload(
     upload or no server or token.
     """
     try:
-        credentials = creds.resolve(server, token)
+        credentials = creds.resolve(server, token, project=_single_project(path))
     except (Misconfigured, TrustedPublishingFailed) as exc:
         fail(exc.message, EXIT_USAGE)
     if creds.is_cleartext_remote(credentials.server):

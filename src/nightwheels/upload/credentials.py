@@ -104,12 +104,18 @@ def _error_message(response: httpx.Response) -> str:
     return response.text.strip()[:300] or response.reason_phrase
 
 
-def exchange_oidc_token(server: str, oidc_token: str, timeout: float = 30) -> str:
-    """Exchange a CI OIDC token for a short-lived nightwheels upload token."""
+def exchange_oidc_token(
+    server: str, oidc_token: str, project: str | None = None, timeout: float = 30
+) -> str:
+    """Exchange a CI OIDC token for a short-lived nightwheels upload token.
+
+    ``project`` is needed only when the workflow is a trusted publisher of several projects.
+    """
+    body = {"token": oidc_token} | ({"project": project} if project else {})
     try:
         response = httpx.post(
             server + EXCHANGE_PATH,
-            json={"token": oidc_token},
+            json=body,
             headers={"Accept": "application/json", "User-Agent": USER_AGENT},
             timeout=timeout,
         )
@@ -133,14 +139,17 @@ def exchange_oidc_token(server: str, oidc_token: str, timeout: float = 30) -> st
     return token
 
 
-def trusted_publishing_token(server: str, env: Mapping[str, str] = os.environ) -> str:
-    return exchange_oidc_token(server, github_oidc_token(env))
+def trusted_publishing_token(
+    server: str, env: Mapping[str, str] = os.environ, project: str | None = None
+) -> str:
+    return exchange_oidc_token(server, github_oidc_token(env), project)
 
 
 def resolve(
     server_option: str | None,
     token_option: str | None,
     env: Mapping[str, str] = os.environ,
+    project: str | None = None,
 ) -> Credentials:
     """Server and token, in order: options, environment, trusted publishing; else refuse."""
     server = resolve_server(server_option, env)
@@ -149,7 +158,8 @@ def resolve(
     if env.get("NIGHTWHEELS_TOKEN", "").strip():
         return Credentials(server, env["NIGHTWHEELS_TOKEN"].strip(), "NIGHTWHEELS_TOKEN")
     if env.get("ACTIONS_ID_TOKEN_REQUEST_URL"):
-        return Credentials(server, trusted_publishing_token(server, env), "trusted publishing")
+        token = trusted_publishing_token(server, env, project)
+        return Credentials(server, token, "trusted publishing")
     hint = (
         " or give this GitHub Actions job `permissions: id-token: write` for trusted publishing"
         if in_github_actions(env)
