@@ -104,8 +104,8 @@ def init(
     if build or both:
         if trusted_publishing:
             typer.echo(
-                f"next: register this repository's workflow {written[0].name} as a trusted "
-                f"publisher of your project on {opts.server}"
+                f"next: register the workflow as a trusted publisher: nightwheels project "
+                f"publisher add PROJECT --repository {opts.repository} --workflow {written[0].name}"
             )
         else:
             typer.echo(
