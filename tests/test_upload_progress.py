@@ -36,12 +36,14 @@ def test_rich_bar_on_a_terminal() -> None:
     console = Console(file=out, force_terminal=True, width=120, color_system=None)
     reporter = RichReporter(console)
     reporter.start(2, 24_690)
+    reporter.retrying(dist("a.whl"), 1, "network error: [Errno 111] refused", 0.25)
     reporter.done(FileResult(dist("a.whl"), "unchanged"))
     reporter.done(FileResult(dist("b.whl"), "failed", "refused: [red]not markup[/]"))
     reporter.stop()
     text = out.getvalue()
     assert "unchanged a.whl (12.3 kB)" in text
     assert "failed    b.whl (12.3 kB): refused: [red]not markup[/]" in text  # shown as is
+    assert "retry     a.whl: network error: [Errno 111] refused; attempt 2 in 0.2 s" in text
     assert "uploading" in text  # the bar was drawn
 
 

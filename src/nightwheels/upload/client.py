@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -89,7 +90,7 @@ class Uploader:
         policy: RetryPolicy | None = None,
         connections: int = 8,
         timeout: float = 60.0,
-        on_retry=None,  # type: ignore[no-untyped-def]  # callable(dist, attempt, reason, wait)
+        on_retry: Callable[[LocalDist, int, str, float], None] | None = None,
     ) -> None:
         self.credentials = credentials
         self.labels = labels

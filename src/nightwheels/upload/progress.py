@@ -98,17 +98,22 @@ class RichReporter:
         self.progress.start()
 
     def retrying(self, dist: LocalDist, attempt: int, reason: str, wait: float) -> None:
+        from rich.markup import escape
+
         self.progress.console.print(
-            f"[yellow]retry[/]     {dist.filename}: {reason}; attempt {attempt + 1} in {wait:.1f} s",
+            f"[yellow]retry[/]     {escape(dist.filename)}: {escape(reason)}; "
+            f"attempt {attempt + 1} in {wait:.1f} s",
             markup=True,
             highlight=False,
         )
 
     def done(self, result: FileResult) -> None:
+        from rich.markup import escape
+
         with self._lock:
             colour = "red" if result.outcome == "failed" else "green"
             self.progress.console.print(
-                f"[{colour}]{result.outcome:<9}[/] " + describe(result)[10:].replace("[", r"\["),
+                f"[{colour}]{result.outcome:<9}[/] " + escape(describe(result)[10:]),
                 markup=True,
                 highlight=False,
             )
