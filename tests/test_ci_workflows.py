@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
+from nightwheels import __version__
 from nightwheels.ci.workflows import (
     CHECKOUT,
     DOWNLOAD_ARTIFACT,
@@ -157,6 +158,8 @@ def test_test_workflow(opts: WorkflowOptions) -> None:
     assert report["permissions"] == {"issues": "write"}
     assert report["needs"] == "test" and "!cancelled()" in report["if"]
     assert report["steps"][-1]["env"] == {"GITHUB_TOKEN": "${{ github.token }}"}
+    installs = [s["run"] for s in test["steps"] if "pip install" in str(s.get("run"))]
+    assert installs == [f'python -m pip install "nightwheels[nightly]=={__version__}"']
     run = next(s["run"] for s in test["steps"] if "nightwheels test" in str(s.get("run")))
     assert f"--index {opts.index_url}" in run
     if opts.nightlies:
@@ -322,3 +325,19 @@ def test_the_checks_catch_bad_workflows(name: str) -> None:
     bad = yaml.safe_load(good.replace(old, new, 1))
     with pytest.raises(AssertionError):
         check_common(bad, "17 3 * * *")
+
+
+@pytest.mark.parametrize("opts", variants())
+def test_generated_commands_exist(opts: WorkflowOptions) -> None:
+    """Every `nightwheels ...` a workflow runs names a real command and real options."""
+    for text in (build_workflow(opts), weekly_test_workflow(opts)):
+        for job in yaml.safe_load(text)["jobs"].values():
+            for step in steps(job):
+                for command in re.findall(
+                    r"nightwheels ([a-z]+)([^\n;|)]*)", str(step.get("run", ""))
+                ):
+                    name, rest = command
+                    help_text = nightwheels(name, "--help").stdout
+                    assert "Usage:" in help_text, f"no command nightwheels {name}"
+                    for option in re.findall(r"(--[a-z-]+)", rest):
+                        assert option in help_text, f"nightwheels {name} has no {option}"

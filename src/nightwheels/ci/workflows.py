@@ -134,13 +134,22 @@ def _header(title: str, opts: WorkflowOptions) -> str:
     )
 
 
-def _install_steps(opts: WorkflowOptions) -> str:
+def _with_extra(requirement: str, extra: str) -> str:
+    """``nightwheels==1.0`` -> ``nightwheels[nightly]==1.0`` (a requirement with no extras)."""
+    match = re.match(r"^([A-Za-z0-9._-]+)(\[[^\]]*\])?(.*)$", requirement)
+    if match is None or match.group(2):
+        return requirement
+    return f"{match.group(1)}[{extra}]{match.group(3)}"
+
+
+def _install_steps(opts: WorkflowOptions, extra: str | None = None) -> str:
+    requirement = _with_extra(opts.install, extra) if extra else opts.install
     return f"""\
       - uses: {SETUP_PYTHON}
         with:
           python-version: "{opts.python}"
       - name: Install nightwheels
-        run: python -m pip install "{opts.install}"
+        run: python -m pip install "{requirement}"
 """
 
 
@@ -321,7 +330,7 @@ jobs:
         with:
           persist-credentials: false
 """
-        + _install_steps(opts)
+        + _install_steps(opts, extra="nightly")  # uv, for the fresh test environments
         + f"""\
       - name: Test against nightlies
         run: nightwheels test . --index {opts.index_url}{nightly} --save report.json
