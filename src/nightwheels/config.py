@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import cached_property
 from pathlib import Path
 
 from pydantic import Field
@@ -55,6 +56,6 @@ class Settings(BaseSettings):
     def storage_url(self) -> str:
         return self.storage or str((self.data / "files").resolve())
 
-    @property
+    @cached_property
     def tmp_dir(self) -> Path:
         return (self.data / "tmp").resolve()

@@ -7,9 +7,10 @@ SQLite runs in WAL mode with a busy timeout, and write transactions start with
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any, TypeVar
 
 from sqlalchemy import Engine, create_engine, event
@@ -58,6 +59,13 @@ class Database:
             self.read_engine = self.write_engine = create_engine(url, **kwargs)
         self._read = sessionmaker(self.read_engine, expire_on_commit=False)
         self._write = sessionmaker(self.write_engine, expire_on_commit=False)
+        # SQLite has one writer at a time, and a writer that finds the lock taken sleeps in
+        # steps of up to 100 ms (its busy handler). Threads of this process queue on a lock
+        # instead, and are handed the database as soon as it is free; other processes
+        # (the CLI, a second server) still meet the busy timeout.
+        self._write_lock: AbstractContextManager[object] = (
+            threading.RLock() if self.is_sqlite else nullcontext()
+        )
 
     @property
     def is_sqlite(self) -> bool:
@@ -71,7 +79,7 @@ class Database:
     @contextmanager
     def write(self) -> Iterator[Session]:
         """A transaction that commits on success and rolls back on any error."""
-        with self._write() as session, session.begin():
+        with self._write_lock, self._write() as session, session.begin():
             yield session
 
     def run_write(self, fn: Callable[[Session], T], attempts: int = 5) -> T:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import errno
 import hashlib
-import os
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,9 +52,10 @@ class StagingFile:
             raise
 
     def finish(self) -> StagedFile:
+        """Close the file. No fsync here: this runs on the event loop, and the blob store
+        makes the bytes durable when it commits them (in a worker thread)."""
         try:
             self._fh.flush()
-            os.fsync(self._fh.fileno())
         except OSError as exc:
             if exc.errno in (errno.ENOSPC, errno.EDQUOT):
                 raise StorageFull("the server's storage is full; try again later") from None
