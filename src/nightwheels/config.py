@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import cached_property
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from nightwheels.core.trusted_publishing import GITHUB_ISSUER, GITHUB_JWKS_URL
@@ -45,6 +45,37 @@ class Settings(BaseSettings):
     # Web UI sign-in: absolute lifetime of a browser session, and how long it survives idle.
     session_hours: float = Field(default=12, gt=0)
     session_idle_minutes: float = Field(default=120, gt=0)
+
+    # Retention (docs/retention.md). Per-project overrides live on the project row.
+    retention_keep: int = Field(default=5, ge=1, description="newest versions kept")
+    retention_days: int = Field(default=30, ge=1, description="drop versions older than this")
+    retention_tag_days: int = Field(
+        default=90, ge=1, description="window of the last wheel of a platform tag"
+    )
+    prune_max_share: float = Field(
+        default=0.5, gt=0, le=1, description="largest share of a project's files pruned unforced"
+    )
+    # Seconds between scheduled maintenance runs (prune, gc, freshness notices); 0 = off.
+    prune_interval: float = Field(default=0, ge=0)
+    history_days: float = Field(default=30, ge=0, description="removed files stay retrievable")
+    gc_grace_hours: float = Field(default=24, ge=0, description="delay before bytes are deleted")
+
+    # Freshness: thresholds in days since a project's last upload.
+    freshness_warn_days: int = Field(default=15, ge=1)
+    freshness_final_days: int = Field(default=25, ge=1)
+    freshness_cooldown_days: int = Field(default=60, ge=0)
+    # Notifiers (any combination; none configured = no notices).
+    notify_dry_run: bool = False
+    github_token: SecretStr | None = None
+    github_api_url: str = "https://api.github.com"
+    notify_webhook_url: str | None = None
+    notify_webhook_secret: SecretStr | None = None
+    smtp_host: str | None = None
+    smtp_port: int = 25
+    smtp_from: str | None = None
+    smtp_starttls: bool = False
+    smtp_user: str | None = None
+    smtp_password: SecretStr | None = None
 
     @property
     def database(self) -> str:

@@ -155,3 +155,9 @@ class BuildFailed(NightwheelsError):
 class TrustedPublishingFailed(NightwheelsError):
     code = "trusted-publishing-failed"
     status = 400
+
+class PruneAborted(NightwheelsError):
+    """The retention plan could not be made safely: nothing was removed."""
+
+    code = "prune-aborted"
+    status = 409
