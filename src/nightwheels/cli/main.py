@@ -129,6 +129,7 @@ FEATURES: tuple[str, ...] = (
     "upload",
     "building",
     "ci",
+    "retention",
 )
 
 

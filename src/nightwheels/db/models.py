@@ -301,3 +301,26 @@ class WebSession(Base):
     last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime] = mapped_column()
     source: Mapped[str | None] = mapped_column(String(100))
+
+class FreshnessNotice(Base):
+    """What one notifier last told a project's maintainers about stale nightlies.
+
+    ``episode`` is the last upload the notice is about: a new upload starts a new episode.
+    ``suppressed_until`` is set when a maintainer closed the notice by hand.
+    """
+
+    __tablename__ = "freshness_notices"
+    __table_args__ = (UniqueConstraint("project_id", "notifier"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    notifier: Mapped[str] = mapped_column(String(50))
+    episode: Mapped[datetime | None] = mapped_column()
+    level: Mapped[str | None] = mapped_column(String(10))  # warn | final; None: nothing open
+    ref: Mapped[str | None] = mapped_column(String(300))  # e.g. an issue number
+    is_open: Mapped[bool] = mapped_column(Boolean, default=False)
+    suppressed_until: Mapped[datetime | None] = mapped_column()
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+Index("ix_files_removed_at", File.removed_at)

@@ -13,7 +13,7 @@ from starlette.routing import BaseRoute, Mount, Route
 
 from nightwheels.config import Settings
 from nightwheels.errors import NightwheelsError
-from nightwheels.server import files, health, simple, upload
+from nightwheels.server import asof, files, health, simple, upload
 from nightwheels.server.api import create_api
 from nightwheels.server.auth import FailureThrottle
 from nightwheels.server.errors import handle_nightwheels_error, handle_unexpected
@@ -28,6 +28,13 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     pages = PageCache(services)
     throttle = FailureThrottle(settings.auth_failures_per_minute)
     background: list = []  # objects with start()/stop(), e.g. the prune scheduler
+    if services.settings.prune_interval > 0:
+        from nightwheels.services.maintenance import Scheduler
+        from nightwheels.trackers.notifiers import from_settings
+
+        background.append(
+            Scheduler(services, services.settings.prune_interval, from_settings(services.settings))
+        )
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -46,6 +53,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     api.state.throttle = throttle
     routes: list[BaseRoute] = [
         *simple.routes,
+        *asof.routes,
         *files.routes,
         *upload.routes,
         *health.routes,
@@ -63,6 +71,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     )
     app.state.services = services
     app.state.pages = pages
+    app.state.asof = asof.AsOfPages(services, pages)
     app.state.file_lookup = files.FileLookup(services)
     app.state.throttle = throttle
     app.state.background = background

@@ -6,6 +6,7 @@ import errno
 import os
 import shutil
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 from nightwheels.errors import StorageFull
@@ -24,7 +25,14 @@ class LocalBlobStore:
 
     def put_file(self, key: str, path: Path) -> None:
         target = self._path(key)
-        if target.exists():
+        try:
+            # Already stored: refresh its time, which tells a concurrent garbage collection
+            # that the blob is in use again (see delete_if_idle). If gc moved it away
+            # between our check and now, utime fails and we store it afresh.
+            os.utime(target)
+        except FileNotFoundError:
+            pass
+        else:
             path.unlink(missing_ok=True)
             return
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -74,8 +82,48 @@ class LocalBlobStore:
         if not base.is_dir():
             return
         for path in base.glob("*/*/*"):
-            if path.is_file():
+            if path.is_file() and not path.name.startswith("."):
                 yield path.relative_to(self.root).as_posix()
+
+    def modified(self, key: str) -> datetime | None:
+        try:
+            return datetime.fromtimestamp(self._path(key).stat().st_mtime, UTC)
+        except FileNotFoundError:
+            return None
+
+    def delete_if_idle(self, key: str, cutoff: datetime) -> bool:
+        """Delete a blob unless it was stored or re-stored after ``cutoff``.
+
+        The blob is first renamed away, then its time is read: an upload that re-stored
+        the same bytes either touched it before the rename (seen here: it is put back)
+        or finds it gone and writes it again. Either way no committed row loses its blob.
+        """
+        target = self._path(key)
+        aside = target.with_name(f".{target.name}.{os.getpid()}.gc")
+        try:
+            os.replace(target, aside)
+        except FileNotFoundError:
+            return False
+        try:
+            modified = datetime.fromtimestamp(aside.stat().st_mtime, UTC)
+        except FileNotFoundError:  # another collection's recovery put it back
+            return False
+        if modified > cutoff:
+            if target.exists():  # stored again meanwhile: same bytes
+                aside.unlink()
+            else:
+                os.replace(aside, target)
+            return False
+        aside.unlink(missing_ok=True)
+        return True
+
+    def leftovers(self) -> Iterator[Path]:
+        """Partial files of interrupted writes or collections (``.<digest>.<pid>.*``)."""
+        base = self.root / "sha256"
+        if base.is_dir():
+            for path in base.glob("*/*/.*"):
+                if path.is_file():
+                    yield path
 
     def url(self, key: str, filename: str) -> str | None:
         return None

@@ -24,6 +24,7 @@ ROUTERS = (
     "trusted_publishing",
     "audit",
     "compat",
+    "retention",
 )
 
 

@@ -1,0 +1,104 @@
+"""Freshness of a project's nightlies, and when to tell its maintainers. Pure rules, no I/O.
+
+A project is stale from ``warn_days`` without an upload; a final warning goes out at
+``final_days``. Retention then removes all but the newest version at its ``days`` (the
+newest version is never pruned). A notice is resolved (a GitHub issue closed) when a new
+upload arrives; a notice a maintainer closed by hand is not raised again for
+``cooldown_days``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Literal
+
+Level = Literal["warn", "final"]
+Action = Literal["warn", "final", "resolved"]
+_RANK = {None: 0, "warn": 1, "final": 2}
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    warn_days: int = 15
+    final_days: int = 25
+    cooldown_days: int = 60
+
+
+def level_for(age: timedelta, thresholds: Thresholds) -> Level | None:
+    if age >= timedelta(days=thresholds.final_days):
+        return "final"
+    if age >= timedelta(days=thresholds.warn_days):
+        return "warn"
+    return None
+
+
+@dataclass(frozen=True)
+class NoticeState:
+    """What a notifier last said about a project (``episode``: the last upload it was about)."""
+
+    episode: datetime | None = None
+    level: Level | None = None
+    is_open: bool = False
+    suppressed_until: datetime | None = None
+    ref: str | None = None
+
+
+def next_action(
+    state: NoticeState, last_upload: datetime, now: datetime, thresholds: Thresholds
+) -> Action | None:
+    """The notice to send now, if any."""
+    level = level_for(now - last_upload, thresholds)
+    if level is None:
+        return "resolved" if state.is_open else None
+    if state.suppressed_until is not None and now < state.suppressed_until:
+        return None
+    sent = state.level if state.episode == last_upload else None
+    if _RANK[level] > _RANK[sent]:
+        return level
+    return None
+
+
+@dataclass(frozen=True)
+class Notice:
+    """One message about one project, for any notifier."""
+
+    project: str
+    action: Action
+    last_upload: datetime
+    age_days: int
+    removal_at: datetime  # when retention leaves only the newest version
+    repository_url: str | None = None
+    emails: tuple[str, ...] = ()
+    index_url: str | None = None
+    ref: str | None = None  # the notifier's reference from an earlier delivery
+
+    @property
+    def title(self) -> str:
+        if self.action == "resolved":
+            return f"Nightly wheels of {self.project} are fresh again"
+        return f"Nightly wheels of {self.project}: no upload for {self.age_days} days"
+
+    def body(self) -> str:
+        when = f"{self.last_upload:%Y-%m-%d %H:%M} UTC"
+        where = f" on {self.index_url}" if self.index_url else ""
+        if self.action == "resolved":
+            return f"A new nightly of {self.project} arrived{where}: the latest upload is {when}."
+        final = "Final warning: " if self.action == "final" else ""
+        return (
+            f"{final}the last nightly wheel of {self.project}{where} was uploaded {when}, "
+            f"{self.age_days} days ago. The nightly build or upload job may be broken.\n\n"
+            f"On {self.removal_at:%Y-%m-%d}, retention removes every version but the newest, "
+            "and downstream projects keep testing against an ever older build. Upload a new "
+            "nightly to resolve this; this notice is then closed automatically."
+        )
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """What a notifier did. ``closed_by_maintainer``: its earlier notice was closed by hand."""
+
+    outcome: Literal["sent", "skipped", "dry-run", "failed", "closed-by-maintainer"]
+    ref: str | None = None
+    detail: str = ""
+    closed_at: datetime | None = None

@@ -1,0 +1,204 @@
+"""Pruning: apply the retention plan (core/retention.py) to the index.
+
+The plan is made from one read of every live file; nothing is written unless the whole plan
+was made without error. It is then applied one project per short write transaction, so
+uploads and page renders interleave with a long prune. Inside each transaction the project's
+rules are evaluated again on its current rows, and a file is removed only if both the plan
+and this fresh evaluation remove it: a concurrent upload, replace or prune can only make a
+run remove less, never break the rules' guarantees.
+
+Removing a file marks its row (``removed_reason='pruned'``): it leaves the simple pages at
+once, stays downloadable for the history window, and its bytes go with garbage collection.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from nightwheels.core.names import normalize_name
+from nightwheels.core.retention import (
+    Decision,
+    FileRecord,
+    Plan,
+    ProjectInput,
+    make_plan,
+    plan_project,
+)
+from nightwheels.db.models import File, Project, utcnow
+from nightwheels.errors import NotFound
+from nightwheels.services import audit, serials
+from nightwheels.services.audit import Actor
+from nightwheels.services.context import Services
+from nightwheels.services.retention import project_policy
+
+log = logging.getLogger(__name__)
+
+_FILE_COLUMNS = (
+    File.id,
+    File.filename,
+    File.version,
+    File.uploaded_at,
+    File.label,
+    File.pinned,
+    File.size,
+)
+
+
+@dataclass
+class PruneResult:
+    plan: Plan
+    dry_run: bool
+    removed: dict[str, list[Decision]] = field(default_factory=dict)
+    # planned removals not applied because the project changed meanwhile
+    skipped: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def removed_count(self) -> int:
+        return sum(len(v) for v in self.removed.values())
+
+    @property
+    def removed_bytes(self) -> int:
+        return sum(d.file.size for v in self.removed.values() for d in v)
+
+
+def _inputs(
+    session: Session, services: Services, names: Iterable[str] | None = None
+) -> list[ProjectInput]:
+    query = select(
+        Project.id, Project.name, Project.retention_keep, Project.retention_days,
+        Project.retention_exempt,
+    ).order_by(Project.name)  # fmt: skip
+    if names is not None:
+        wanted = sorted({normalize_name(n) for n in names})
+        query = query.where(Project.name.in_(wanted))
+        found = {row.name for row in session.execute(query)}
+        missing = [n for n in wanted if n not in found]
+        if missing:
+            raise NotFound(f"no project named {', '.join(map(repr, missing))}")
+    projects = list(session.execute(query))
+    files: dict[int, list[FileRecord]] = defaultdict(list)
+    file_query = select(File.project_id, *_FILE_COLUMNS).where(File.removed_at.is_(None))
+    if names is not None:
+        file_query = file_query.where(File.project_id.in_([p.id for p in projects]))
+    for row in session.execute(file_query):
+        files[row[0]].append(FileRecord(*row[1:]))
+    return [
+        ProjectInput(
+            p.name,
+            project_policy(
+                services.settings, p.retention_keep, p.retention_days, p.retention_exempt
+            ),
+            tuple(files.get(p.id, ())),
+        )
+        for p in projects
+    ]
+
+
+def build_plan(
+    services: Services,
+    *,
+    now: datetime | None = None,
+    force: bool = False,
+    projects: Iterable[str] | None = None,
+) -> Plan:
+    """The whole plan, or :class:`PruneAborted` if any project cannot be planned safely."""
+    with services.db.read() as session:
+        inputs = _inputs(session, services, projects)
+    return make_plan(inputs, now or utcnow(), force=force)
+
+
+def _apply_project(
+    services: Services, actor: Actor, name: str, planned: set[int], now: datetime, force: bool
+) -> tuple[list[Decision], int]:
+    def run(session: Session) -> tuple[list[Decision], int, int | None]:
+        project = session.execute(
+            select(Project).where(Project.name == name).with_for_update()
+        ).scalar_one_or_none()
+        if project is None:
+            return [], len(planned), None
+        rows = session.execute(
+            select(*_FILE_COLUMNS).where(File.project_id == project.id, File.removed_at.is_(None))
+        )
+        fresh = plan_project(
+            ProjectInput(
+                name,
+                project_policy(
+                    services.settings,
+                    project.retention_keep,
+                    project.retention_days,
+                    project.retention_exempt,
+                ),
+                tuple(FileRecord(*row) for row in rows),
+            ),
+            now,
+            force=force,
+        )
+        removals = [d for d in fresh.removals if d.file.id in planned]
+        if not removals:
+            return [], len(planned), None
+        removed_at = utcnow()
+        session.execute(
+            update(File)
+            .where(File.id.in_([d.file.id for d in removals]), File.removed_at.is_(None))
+            .values(removed_at=removed_at, removed_reason="pruned"),
+            execution_options={"synchronize_session": False},
+        )
+        for d in removals:
+            audit.record(
+                session,
+                actor,
+                "file.prune",
+                project=name,
+                target=d.file.filename,
+                label=d.file.label,
+                version=d.file.version,
+                reason=d.reason,
+            )
+        serial = serials.bump(session, project)
+        return removals, len(planned) - len(removals), serial
+
+    removals, skipped, serial = services.db.run_write(run)
+    if serial is not None:
+        services.changed(name, serial)
+    return removals, skipped
+
+
+def apply_plan(services: Services, actor: Actor, plan: Plan, *, force: bool = False) -> PruneResult:
+    result = PruneResult(plan, dry_run=False)
+    for project in plan.projects:
+        planned = {d.file.id for d in project.removals}
+        if not planned:
+            continue
+        removed, skipped = _apply_project(
+            services, actor, project.project, planned, plan.now, force
+        )
+        if removed:
+            result.removed[project.project] = removed
+        if skipped:
+            result.skipped[project.project] = skipped
+    if result.removed:
+        log.info("pruned %d files of %d projects", result.removed_count, len(result.removed))
+    return result
+
+
+def prune(
+    services: Services,
+    actor: Actor,
+    *,
+    dry_run: bool = False,
+    force: bool = False,
+    now: datetime | None = None,
+    projects: Iterable[str] | None = None,
+) -> PruneResult:
+    """Plan, and unless ``dry_run``, apply. Refused projects are reported, not pruned."""
+    plan = build_plan(services, now=now, force=force, projects=projects)
+    if dry_run:
+        return PruneResult(plan, dry_run=True)
+    return apply_plan(services, actor, plan, force=force)
