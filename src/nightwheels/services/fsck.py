@@ -82,6 +82,7 @@ class _Row:
     sha256: str
     metadata_sha256: str | None
     live: bool
+    removed_reason: str | None
 
 
 def _rows(session: Session) -> list[_Row]:
@@ -93,6 +94,7 @@ def _rows(session: Session) -> list[_Row]:
         File.sha256,
         File.metadata_sha256,
         File.removed_at.is_(None),
+        File.removed_reason,
     ).join(Project, Project.id == File.project_id)
     return [_Row(*r) for r in session.execute(query)]
 
@@ -194,12 +196,12 @@ def _temp_files(services: Services, report: FsckReport, repair: bool, tmp_age: f
             age = now - path.stat().st_ctime
         except FileNotFoundError:
             continue
-        if age < GC_ASIDE_AGE:
+        if age < min(GC_ASIDE_AGE, tmp_age):
             report.findings.append(Finding("in-progress", str(path), "a collection is running"))
             continue
         finding = Finding("interrupted-gc", str(path), "a blob moved aside by a killed collection")
         if repair:
-            recover_interrupted(services.store, min_age=GC_ASIDE_AGE)
+            recover_interrupted(services.store, min_age=min(GC_ASIDE_AGE, tmp_age))
             finding.repaired = "put back"
         report.findings.append(finding)
 
@@ -240,6 +242,8 @@ def fsck(
                 report.findings.append(
                     Finding("missing-blob", r.filename, f"{r.project}: bytes {key} are gone", True)
                 )
+            elif r.removed_reason == "lost":
+                pass  # unlisted by an earlier repair: known, nothing left to do
             else:
                 report.findings.append(
                     Finding("missing-history-blob", r.filename, f"{r.project}: {key} is gone")
