@@ -111,3 +111,60 @@ def live_filenames(services: Services, project: str, label: str = "main") -> set
 
 def sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def bulk_seed(
+    services: Services,
+    *,
+    projects: int,
+    versions: int,
+    tags: tuple[str, ...] = ("cp312-cp312-manylinux_2_17_x86_64", "cp312-cp312-macosx_11_0_arm64"),
+    hours_between: float = 24.0,
+    now: datetime | None = None,
+    prefix: str = "proj",
+) -> int:
+    """``projects`` x ``versions`` x ``tags`` live files, one version every ``hours_between``.
+
+    All rows share one tiny blob (content addressing allows it) so that setup is fast; rows
+    go in with executemany. Returns the number of file rows.
+    """
+    from sqlalchemy import insert
+
+    now = now or utcnow()
+    blob = put_blob(services, b"shared wheel bytes")
+    meta = put_blob(services, b"Metadata-Version: 2.1\nName: x\nVersion: 0\n")
+    count = 0
+    with services.db.write() as session:
+        names = [f"{prefix}{i:05d}" for i in range(projects)]
+        session.execute(insert(Project), [{"name": n, "display_name": n} for n in names])
+        ids = dict(session.execute(select(Project.name, Project.id)).all())
+        rows = []
+        for name in names:
+            module = name.replace("-", "_")
+            for v in range(versions):
+                version = f"1.0.dev{v}"
+                uploaded = now - timedelta(hours=hours_between * (versions - 1 - v))
+                for tag in tags:
+                    rows.append(
+                        {
+                            "project_id": ids[name],
+                            "label": "main",
+                            "filename": f"{module}-{version}-{tag}.whl",
+                            "version": version,
+                            "packagetype": "bdist_wheel",
+                            "sha256": blob,
+                            "size": 18,
+                            "metadata_sha256": meta,
+                            "uploaded_at": uploaded,
+                        }
+                    )
+            if len(rows) >= 20000:
+                session.execute(insert(File), rows)
+                count += len(rows)
+                rows = []
+        if rows:
+            session.execute(insert(File), rows)
+            count += len(rows)
+        for project in session.execute(select(Project)).scalars():
+            serials.bump(session, project)
+    return count

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from packaging.version import InvalidVersion, Version
@@ -109,6 +109,7 @@ class ProjectInput:
 class Plan:
     now: datetime
     projects: tuple[ProjectPlan, ...]
+    cache: ParseCache = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def removals(self) -> list[tuple[str, Decision]]:
@@ -137,24 +138,34 @@ def _version_key(version: str) -> tuple[int, Version | str]:
         return (0, version)
 
 
-def _parse(project: str, record: FileRecord) -> _Parsed:
+# Parsed filenames (normalised name, version, tags), shared by the plan and its re-checks.
+ParseCache = dict[str, tuple[str, str, frozenset[str]]]
+
+
+def _parse_filename(filename: str, cache: ParseCache) -> tuple[str, str, frozenset[str]]:
+    hit = cache.get(filename)
+    if hit is None:
+        dist = parse_filename(filename)
+        tags = frozenset(str(t) for t in dist.tags) if dist.tags else frozenset({SDIST_TAG})
+        hit = cache[filename] = (dist.name, str(dist.version), tags)
+    return hit
+
+
+def _parse(project: str, record: FileRecord, cache: ParseCache) -> _Parsed:
     where = f"project {project!r}, file {record.filename!r} (id {record.id})"
     try:
-        dist = parse_filename(record.filename)
+        name, version, tags = _parse_filename(record.filename, cache)
     except NightwheelsError as exc:
         raise PruneAborted(f"{where}: {exc.message}; nothing was removed") from None
-    if dist.name != project:
-        raise PruneAborted(
-            f"{where}: the filename names project {dist.name!r}; nothing was removed"
-        )
-    if str(dist.version) != record.version:
+    if name != project:
+        raise PruneAborted(f"{where}: the filename names project {name!r}; nothing was removed")
+    if version != record.version:
         raise PruneAborted(
             f"{where}: the row says version {record.version!r} but the filename says "
-            f"{dist.version}; nothing was removed"
+            f"{version}; nothing was removed"
         )
     if record.uploaded_at.tzinfo is None:
         raise PruneAborted(f"{where}: upload time has no time zone; nothing was removed")
-    tags = frozenset(str(t) for t in dist.tags) if dist.tags else frozenset({SDIST_TAG})
     return _Parsed(record, tags)
 
 
@@ -240,8 +251,15 @@ def _plan_label(files: list[_Parsed], policy: Policy, now: datetime) -> dict[int
     return decisions
 
 
-def plan_project(project: ProjectInput, now: datetime, *, force: bool = False) -> ProjectPlan:
+def plan_project(
+    project: ProjectInput,
+    now: datetime,
+    *,
+    force: bool = False,
+    cache: ParseCache | None = None,
+) -> ProjectPlan:
     """Decide the fate of every live file of one project."""
+    cache = {} if cache is None else cache
     if now.tzinfo is None:
         raise PruneAborted("the prune time has no time zone; nothing was removed")
     problem = project.policy.problem()
@@ -256,7 +274,7 @@ def plan_project(project: ProjectInput, now: datetime, *, force: bool = False) -
                 f"project {project.name!r}: file id {r.id} appears twice; nothing was removed"
             )
         seen.add(r.id)
-    parsed = [_parse(project.name, r) for r in project.files]
+    parsed = [_parse(project.name, r, cache) for r in project.files]
     total = len(parsed)
     if project.policy.exempt:
         decisions = tuple(
@@ -307,4 +325,5 @@ def _check_invariants(
 
 def make_plan(projects: Iterable[ProjectInput], now: datetime, *, force: bool = False) -> Plan:
     """Plan every project; any error aborts the whole plan."""
-    return Plan(now, tuple(plan_project(p, now, force=force) for p in projects))
+    cache: ParseCache = {}
+    return Plan(now, tuple(plan_project(p, now, force=force, cache=cache) for p in projects), cache)

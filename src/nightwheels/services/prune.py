@@ -26,6 +26,7 @@ from nightwheels.core.names import normalize_name
 from nightwheels.core.retention import (
     Decision,
     FileRecord,
+    ParseCache,
     Plan,
     ProjectInput,
     make_plan,
@@ -115,7 +116,13 @@ def build_plan(
 
 
 def _apply_project(
-    services: Services, actor: Actor, name: str, planned: set[int], now: datetime, force: bool
+    services: Services,
+    actor: Actor,
+    name: str,
+    planned: set[int],
+    now: datetime,
+    force: bool,
+    cache: ParseCache,
 ) -> tuple[list[Decision], int]:
     def run(session: Session) -> tuple[list[Decision], int, int | None]:
         project = session.execute(
@@ -139,6 +146,7 @@ def _apply_project(
             ),
             now,
             force=force,
+            cache=cache,
         )
         removals = [d for d in fresh.removals if d.file.id in planned]
         if not removals:
@@ -150,17 +158,21 @@ def _apply_project(
             .values(removed_at=removed_at, removed_reason="pruned"),
             execution_options={"synchronize_session": False},
         )
-        for d in removals:
-            audit.record(
-                session,
-                actor,
-                "file.prune",
-                project=name,
-                target=d.file.filename,
-                label=d.file.label,
-                version=d.file.version,
-                reason=d.reason,
-            )
+        audit.record_many(
+            session,
+            actor,
+            "file.prune",
+            [
+                {
+                    "project": name,
+                    "target": d.file.filename,
+                    "label": d.file.label,
+                    "version": d.file.version,
+                    "reason": d.reason,
+                }
+                for d in removals
+            ],
+        )
         serial = serials.bump(session, project)
         return removals, len(planned) - len(removals), serial
 
@@ -177,7 +189,7 @@ def apply_plan(services: Services, actor: Actor, plan: Plan, *, force: bool = Fa
         if not planned:
             continue
         removed, skipped = _apply_project(
-            services, actor, project.project, planned, plan.now, force
+            services, actor, project.project, planned, plan.now, force, plan.cache
         )
         if removed:
             result.removed[project.project] = removed
