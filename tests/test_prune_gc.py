@@ -63,10 +63,12 @@ def test_prune_marks_rows_and_keeps_them_downloadable(services: Services) -> Non
         project = session.execute(select(Project)).scalar_one()
         assert project.serial > serial_before
         events = session.execute(
-            select(AuditEvent).where(AuditEvent.action == "file.prune")
+            select(AuditEvent).where(AuditEvent.action == "files.prune")
         ).scalars()
         (event,) = list(events)
-    assert event.target == old.filename and "not among the newest 2" in event.details["reason"]
+    assert event.project == "demo" and event.details["count"] == 1
+    ((filename, label, reason),) = event.details["files"]
+    assert (filename, label) == (old.filename, "main") and "not among the newest 2" in reason
     assert changed == [("demo", project.serial)]
     # Bytes stay (history window); a second prune finds nothing more.
     assert services.store.exists(blob_key(old.sha256))

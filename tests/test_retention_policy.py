@@ -329,3 +329,52 @@ def test_invariants(project: ProjectInput, force: bool) -> None:
                 or (rank > 0 and NOW - latest[f.version] > days)
                 or latest[f.version] - f.uploaded_at > days
             )
+
+
+# -- the parts-wise filename parser equals the full one ---------------------------------
+
+JUNK = ["", "x y", "..", "é", "1.0..0", "-", "a-b"]
+
+
+@st.composite
+def wheel_filenames(draw):  # type: ignore[no-untyped-def]
+    parts = [
+        draw(st.sampled_from(["demo", "Demo_Pkg", "demo.x", "d_e", "other"])),
+        draw(st.sampled_from(["1.0", "1.0.dev0", "2!1.0+local", "1.0rc1.post2.dev3", "01.00"])),
+    ]
+    if draw(st.booleans()):
+        parts.append(draw(st.sampled_from(["1", "12abc", "abc", "0"])))
+    parts += [
+        draw(st.sampled_from(["cp312", "py2.py3", "py3", "pp310", "cp312."])),
+        draw(st.sampled_from(["cp312", "none", "abi3", "cp312.abi3"])),
+        draw(st.sampled_from(["manylinux_2_17_x86_64.manylinux2014_x86_64", "any", "win_amd64"])),
+    ]
+    if draw(st.integers(0, 3)) == 0:  # corrupt a part, drop one or add one
+        i = draw(st.integers(0, len(parts) - 1))
+        how = draw(st.sampled_from(["replace", "drop", "add"]))
+        if how == "replace":
+            parts[i] = draw(st.sampled_from(JUNK))
+        elif how == "drop":
+            del parts[i]
+        else:
+            parts.insert(i, draw(st.sampled_from([*JUNK, "cp311"])))
+    suffix = draw(st.sampled_from([".whl"] * 8 + [".tar.gz", ".zip"]))
+    return "-".join(parts) + suffix
+
+
+@settings(max_examples=1000, deadline=None)
+@given(wheel_filenames())
+def test_partwise_parser_equals_parse_filename(filename: str) -> None:
+    from nightwheels.core.filenames import parse_filename
+    from nightwheels.core.retention import _parse_filename
+    from nightwheels.errors import NightwheelsError
+
+    try:
+        dist = parse_filename(filename)
+    except NightwheelsError as exc:
+        with pytest.raises(NightwheelsError) as info:
+            _parse_filename(filename, {})
+        assert info.value.message == exc.message
+        return
+    tags = frozenset(str(t) for t in dist.tags) or frozenset({"sdist"})
+    assert _parse_filename(filename, {}) == (dist.name, str(dist.version), tags)

@@ -258,6 +258,7 @@ def test_scheduled_prune_in_the_server(tmp_path: Path) -> None:
     finally:
         live.stop()
     audit = sqlite3.connect(live.data / "nightwheels.db").execute(
-        "SELECT actor, target FROM audit_events WHERE action = 'file.prune' ORDER BY target"
+        "SELECT actor, details FROM audit_events WHERE action = 'files.prune'"
     )
-    assert list(audit) == [("scheduler", wheels[0].name), ("scheduler", wheels[1].name)]
+    pruned = sorted((actor, f[0]) for actor, details in audit for f in json.loads(details)["files"])
+    assert pruned == [("scheduler", wheels[0].name), ("scheduler", wheels[1].name)]

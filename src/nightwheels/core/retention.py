@@ -29,10 +29,11 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import lru_cache
 
 from packaging.version import InvalidVersion, Version
 
-from nightwheels.core.filenames import parse_filename
+from nightwheels.core.filenames import check_safe, parse_filename
 from nightwheels.errors import NightwheelsError, PruneAborted
 
 SDIST_TAG = "sdist"
@@ -131,6 +132,7 @@ def _days(delta: timedelta) -> str:
     return f"{days:.0f} days" if days >= 10 else f"{days:.1f} days"
 
 
+@lru_cache(maxsize=65536)
 def _version_key(version: str) -> tuple[int, Version | str]:
     try:
         return (1, Version(version))
@@ -142,12 +144,41 @@ def _version_key(version: str) -> tuple[int, Version | str]:
 ParseCache = dict[str, tuple[str, str, frozenset[str]]]
 
 
+@lru_cache(maxsize=65536)
+def _wheel_head(head: str) -> tuple[str, str]:
+    """Name and version of ``<name>-<version>[-<build>]``, by the full parser."""
+    dist = parse_filename(f"{head}-py3-none-any.whl")
+    return dist.name, str(dist.version)
+
+
+@lru_cache(maxsize=4096)
+def _wheel_tags(tag: str) -> frozenset[str]:
+    return frozenset(str(t) for t in parse_filename(f"x-0-{tag}.whl").tags)
+
+
 def _parse_filename(filename: str, cache: ParseCache) -> tuple[str, str, frozenset[str]]:
+    """(normalised name, version, tags) of a filename, as ``parse_filename`` finds them.
+
+    A wheel filename is ``<head>-<python>-<abi>-<platform>.whl`` and the parser checks each
+    part on its own, so the parts are parsed once each (a version's files share the head,
+    the whole index shares a few dozen tags): a 200,000-file plan parses ~45,000 parts.
+    Anything unusual goes through the full parser, which also words the error.
+    """
     hit = cache.get(filename)
-    if hit is None:
-        dist = parse_filename(filename)
+    if hit is not None:
+        return hit
+    parts = filename[:-4].split("-") if filename.endswith(".whl") else []
+    try:
+        if len(parts) not in (5, 6):
+            raise ValueError
+        check_safe(filename)
+        name, version = _wheel_head("-".join(parts[:-3]))
+        tags = _wheel_tags("-".join(parts[-3:]))
+    except (NightwheelsError, ValueError):
+        dist = parse_filename(filename)  # raises with the right message, or parses an sdist
+        name, version = dist.name, str(dist.version)
         tags = frozenset(str(t) for t in dist.tags) if dist.tags else frozenset({SDIST_TAG})
-        hit = cache[filename] = (dist.name, str(dist.version), tags)
+    hit = cache[filename] = (name, version, tags)
     return hit
 
 

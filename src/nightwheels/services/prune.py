@@ -158,20 +158,14 @@ def _apply_project(
             .values(removed_at=removed_at, removed_reason="pruned"),
             execution_options={"synchronize_session": False},
         )
-        audit.record_many(
+        # One event per project and run: a first prune of a big index removes 10^5 files.
+        audit.record(
             session,
             actor,
-            "file.prune",
-            [
-                {
-                    "project": name,
-                    "target": d.file.filename,
-                    "label": d.file.label,
-                    "version": d.file.version,
-                    "reason": d.reason,
-                }
-                for d in removals
-            ],
+            "files.prune",
+            project=name,
+            count=len(removals),
+            files=[[d.file.filename, d.file.label, d.reason] for d in removals],
         )
         serial = serials.bump(session, project)
         return removals, len(planned) - len(removals), serial
