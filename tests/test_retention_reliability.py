@@ -62,7 +62,7 @@ def test_prune_during_uploads_and_downloads(tmp_path: Path) -> None:
         token = live.token("alice", "demo")
         wheels = [
             make_wheel(tmp_path / str(n), "demo", f"1.0.dev{n}", payload=bytes([n]) * 200_000)
-            for n in range(14)
+            for n in range(20)
         ]
         by_name = {w.name: w.read_bytes() for w in wheels}
         stop = threading.Event()
@@ -72,6 +72,7 @@ def test_prune_during_uploads_and_downloads(tmp_path: Path) -> None:
 
         def uploader() -> None:
             for wheel in wheels:
+                time.sleep(0.4)  # a nightly upload now and then, while prunes run
                 r = upload(live, token, wheel)
                 statuses.append(("upload", r.status_code))
                 if r.status_code != 200:
@@ -131,7 +132,7 @@ def test_prune_during_uploads_and_downloads(tmp_path: Path) -> None:
             "SELECT COUNT(*) FROM audit_events WHERE action = 'files.prune' "
             "AND at < (SELECT MAX(uploaded_at) FROM files)"
         ).fetchone()
-        assert overlapping >= 3
+        assert overlapping >= 2
         assert set(recorded) == set(by_name)
         assert {r for n, r in recorded.items() if n not in (wheels[-1].name, wheels[-2].name)} == {
             "pruned"

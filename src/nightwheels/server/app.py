@@ -29,12 +29,9 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     throttle = FailureThrottle(settings.auth_failures_per_minute)
     background: list = []  # objects with start()/stop(), e.g. the prune scheduler
     if services.settings.prune_interval > 0:
-        from nightwheels.services.maintenance import Scheduler
-        from nightwheels.trackers.notifiers import from_settings
+        from nightwheels.server.maintenance import Scheduler
 
-        background.append(
-            Scheduler(services, services.settings.prune_interval, from_settings(services.settings))
-        )
+        background.append(Scheduler(services.settings, services.settings.prune_interval))
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

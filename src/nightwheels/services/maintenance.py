@@ -1,18 +1,22 @@
 """Scheduled maintenance: prune, collect garbage, send freshness notices.
 
-The server runs it every ``prune_interval`` seconds (0: never) in a background thread;
-``nightwheels prune``, ``gc`` and ``notify`` run the same steps by hand. Running it in
-several processes at once is safe (each step re-checks the database), only wasteful.
+The server runs one round every ``prune_interval`` seconds (0: never; see
+server/maintenance.py); ``nightwheels prune``, ``gc`` and ``notify`` run the same steps by
+hand. Running it in several processes at once is safe (each step re-checks the database),
+only wasteful.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
+import time
 from dataclasses import dataclass, field
 
+from sqlalchemy.orm import Session
+
+from nightwheels.db.models import utcnow
 from nightwheels.errors import NightwheelsError
-from nightwheels.services import freshness, gc, prune
+from nightwheels.services import audit, freshness, gc, prune
 from nightwheels.services.audit import Actor
 from nightwheels.services.context import Services
 
@@ -33,6 +37,8 @@ def run_once(
     services: Services, notifiers: list[freshness.Notifier], actor: Actor = SCHEDULER
 ) -> MaintenanceResult:
     """One round; a failing step is logged and does not stop the next ones."""
+    started = utcnow()
+    clock, cpu = time.monotonic(), time.process_time()
     result = MaintenanceResult()
     try:
         result.prune = prune.prune(services, actor)
@@ -55,35 +61,22 @@ def run_once(
             result.gc = value  # type: ignore[assignment]
         else:
             result.notices = value  # type: ignore[assignment]
+
+    def record(session: Session) -> None:
+        audit.record(
+            session,
+            actor,
+            "maintenance.run",
+            started=started.isoformat(),
+            seconds=round(time.monotonic() - clock, 3),
+            cpu_seconds=round(time.process_time() - cpu, 3),
+            pruned=result.prune.removed_count if result.prune else None,
+            refused=[p.project for p in result.prune.plan.refused] if result.prune else [],
+            purged_rows=result.gc.purged_rows if result.gc else None,
+            deleted_blobs=len(result.gc.deleted) if result.gc else None,
+            notices=len(result.notices),
+            errors=result.errors,
+        )
+
+    services.db.run_write(record)
     return result
-
-
-class Scheduler:
-    """A background thread with ``start()``/``stop()`` for ``app.state.background``."""
-
-    def __init__(
-        self, services: Services, interval: float, notifiers: list[freshness.Notifier]
-    ) -> None:
-        self.services = services
-        self.interval = interval
-        self.notifiers = notifiers
-        self.runs = 0
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._loop, name="maintenance", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=30)
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self.interval):
-            try:
-                run_once(self.services, self.notifiers)
-            except Exception:
-                log.exception("maintenance run failed")
-            self.runs += 1
