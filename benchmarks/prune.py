@@ -4,9 +4,9 @@ Builds an index of PROJECTS x VERSIONS x TAGS files (default 1,000 x 40 x 5 = 20
 one version a day, rows inserted directly and all sharing one tiny blob. Then, with a live
 server answering simple-page requests from CLIENTS threads:
 
-1. idle: simple-page latency with nothing else running (the reference);
+1. idle: simple-page latency with nothing else running (the reference, same run);
 2. prune: the same while a prune runs, in a separate process (``nightwheels prune``, as
-   cron or an operator would) or inside the server (``--in-server``: the scheduler thread).
+   cron or an operator would) or by the server's own schedule (``--in-server``).
 
 Scenarios: ``first`` (keep 5: removes 35 of 40 versions, 175,000 files, the worst case of a
 first run on a full index) and ``nightly`` (keep 39: one version per project, 5,000 files,
@@ -23,12 +23,15 @@ import argparse
 import json
 import os
 import random
+import resource
+import sqlite3
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -54,12 +57,22 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
+def summary(samples: list[tuple[float, float]]) -> dict[str, float]:
+    v = [latency for _, latency in samples]
+    return {
+        "requests": len(v),
+        "p50_ms": round(statistics.median(v), 2),
+        "p99_ms": round(percentile(v, 0.99), 2),
+        "max_ms": round(max(v), 2),
+    }
+
+
 class Load:
-    """CLIENTS threads requesting random simple pages; latencies in ms."""
+    """CLIENTS threads requesting random simple pages: (wall time, latency ms) samples."""
 
     def __init__(self, url: str, names: list[str], clients: int) -> None:
         self.url, self.names, self.clients = url, names, clients
-        self.latencies: list[float] = []
+        self.samples: list[tuple[float, float]] = []
         self.errors = 0
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -71,39 +84,42 @@ class Load:
                 name = rng.choice(self.names)
                 t = time.perf_counter()
                 r = client.get(f"{self.url}/simple/{name}/")
-                self.latencies.append((time.perf_counter() - t) * 1000)
-                if r.status_code >= 500:
+                self.samples.append((time.time(), (time.perf_counter() - t) * 1000))
+                if r.status_code != 200:
                     self.errors += 1
 
-    def start(self) -> None:
+    def start(self) -> Load:
         self._threads = [
             threading.Thread(target=self._run, args=(i,), daemon=True) for i in range(self.clients)
         ]
         for t in self._threads:
             t.start()
+        return self
 
     def stop(self) -> None:
         self._stop.set()
         for t in self._threads:
             t.join()
 
-    def summary(self) -> dict[str, float]:
-        v = self.latencies
-        return {
-            "requests": len(v),
-            "p50_ms": round(statistics.median(v), 2),
-            "p99_ms": round(percentile(v, 0.99), 2),
-            "max_ms": round(max(v), 2),
-            "errors": self.errors,
-        }
+    def between(self, start: float, end: float) -> list[tuple[float, float]]:
+        return [s for s in self.samples if start <= s[0] <= end]
 
 
-def measure(url: str, names: list[str], clients: int, seconds: float) -> dict[str, float]:
-    load = Load(url, names, clients)
-    load.start()
-    time.sleep(seconds)
-    load.stop()
-    return load.summary()
+def warm(url: str, names: list[str]) -> None:
+    with httpx.Client(timeout=60) as client:
+        for name in names:
+            client.get(f"{url}/simple/{name}/").raise_for_status()
+
+
+def maintenance_event(data: Path) -> dict | None:  # type: ignore[type-arg]
+    db = sqlite3.connect(data / "nightwheels.db")
+    try:
+        row = db.execute(
+            "SELECT details FROM audit_events WHERE action = 'maintenance.run' ORDER BY id LIMIT 1"
+        ).fetchone()
+    finally:
+        db.close()
+    return json.loads(row[0]) if row else None
 
 
 def main() -> None:
@@ -111,10 +127,12 @@ def main() -> None:
     parser.add_argument("--projects", type=int, default=1000)
     parser.add_argument("--versions", type=int, default=40)
     parser.add_argument("--scenario", choices=sorted(SCENARIOS), default="first")
-    parser.add_argument("--in-server", action="store_true", help="prune in the server thread")
+    parser.add_argument(
+        "--in-server", action="store_true", help="prune by the server's schedule, not the CLI"
+    )
     parser.add_argument("--clients", type=int, default=2)
     parser.add_argument("--idle-seconds", type=float, default=15)
-    parser.add_argument("--database-url", default=None)
+    parser.add_argument("--start-after", type=float, default=90, help="--in-server: schedule")
     parser.add_argument("--output", type=Path, default=None, help="append results (JSON lines)")
     args = parser.parse_args()
     policy = SCENARIOS[args.scenario]
@@ -126,10 +144,7 @@ def main() -> None:
         "NIGHTWHEELS_RETENTION_DAYS": str(policy["days"]),
         "NIGHTWHEELS_PRUNE_MAX_SHARE": "1",
     }
-    if args.database_url:
-        env["NIGHTWHEELS_DATABASE_URL"] = args.database_url
-    for key, value in env.items():
-        os.environ[key] = value
+    os.environ.update(env)
     services = open_services(data)
     t = time.perf_counter()
     files = bulk_seed(services, projects=args.projects, versions=args.versions, tags=TAGS)
@@ -140,42 +155,60 @@ def main() -> None:
 
     server_env = dict(env)
     if args.in_server:
-        server_env["NIGHTWHEELS_PRUNE_INTERVAL"] = "1e9"  # started by hand below
+        server_env["NIGHTWHEELS_PRUNE_INTERVAL"] = str(args.start_after)
     live = LiveServer(data=data, env=server_env)
+    started = time.time()
     live.start()
     try:
-        measure(live.url, names, args.clients, 3)  # warm the page cache
-        idle = measure(live.url, names, args.clients, args.idle_seconds)
-        load = Load(live.url, names, args.clients)
-        load.start()
-        t = time.perf_counter()
+        warm(live.url, names)
+        load = Load(live.url, names, args.clients).start()
+        time.sleep(args.idle_seconds)
+        idle_end = time.time()
         if args.in_server:
-            raise SystemExit("--in-server: see docs/retention.md (run by the scheduler)")
-        out = subprocess.run(
-            [sys.executable, "-m", "nightwheels", "prune", "--force"],
-            env={**os.environ, "NIGHTWHEELS_DATA": str(data)},
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        prune_s = time.perf_counter() - t
+            if idle_end > started + args.start_after:
+                raise SystemExit("warm-up and idle took longer than --start-after: raise it")
+            while (event := maintenance_event(data)) is None:
+                time.sleep(0.5)
+            begin = datetime.fromisoformat(event["started"]).timestamp()
+            prune_s, cpu_s = event["seconds"], event["cpu_seconds"]
+            end = begin + prune_s
+            outcome = f"removed {event['pruned']} files"
+        else:
+            time.sleep(1)
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
+            begin = time.time()
+            out = subprocess.run(
+                [sys.executable, "-m", "nightwheels", "prune", "--force"],
+                env={**os.environ, "NIGHTWHEELS_DATA": str(data)},
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            end = time.time()
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            prune_s = end - begin
+            cpu_s = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+            outcome = out.stderr.strip().splitlines()[-1]
+        time.sleep(1)
         load.stop()
-        during = load.summary()
     finally:
         live.stop()
-    removed = out.stderr.strip().splitlines()[-1]
+    idle = summary(load.between(idle_end - args.idle_seconds, idle_end))
+    during = summary(load.between(begin, end))
     result = {
         "scenario": args.scenario,
-        "database": "postgresql" if args.database_url else "sqlite",
+        "prune_in": "server (scheduled child process)" if args.in_server else "CLI process",
         "files": files,
         "projects": args.projects,
         "prune_seconds": round(prune_s, 1),
-        "prune_summary": removed,
+        "prune_cpu_seconds": round(cpu_s, 1),
+        "outcome": outcome,
         "idle": idle,
         "during_prune": during,
         "p99_ratio": round(during["p99_ms"] / idle["p99_ms"], 2),
+        "failed_requests": load.errors,
         "cpus": os.cpu_count(),
-        "load_average": os.getloadavg()[0],
+        "load_average_1m": round(os.getloadavg()[0], 1),
     }
     print(json.dumps(result, indent=2))
     if args.output:
