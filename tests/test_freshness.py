@@ -21,7 +21,7 @@ from nightwheels.trackers.email import EmailNotifier
 from nightwheels.trackers.github import GitHubClient, GitHubIssueNotifier, parse_repository
 from nightwheels.trackers.webhook import SIGNATURE_HEADER, WebhookNotifier, sign
 from tests.support.recorder import Recorder
-from tests.support.seed import add_file, open_services
+from tests.support.seed import add_file, open_services, postgres_database
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
 LIMITS = Thresholds(warn_days=15, final_days=25, cooldown_days=60)
@@ -80,11 +80,13 @@ def test_parse_repository(url: str | None, repo: str | None) -> None:
 # -- the service with real notifiers ------------------------------------------------------
 
 
-@pytest.fixture
-def services(tmp_path: Path) -> Iterator[Services]:
-    s = open_services(tmp_path / "data", retention_days=30)
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def services(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Services]:
+    url, drop = postgres_database() if request.param == "postgresql" else (None, lambda: None)
+    s = open_services(tmp_path / "data", database_url=url, retention_days=30)
     yield s
     s.close()
+    drop()
 
 
 @pytest.fixture
@@ -296,10 +298,8 @@ def test_email_to_project_members(services: Services) -> None:
 def test_freshness_listing(services: Services) -> None:
     _upload_at(services, T0, "1.0.dev1")
     add_file(services, "recent", "1.0", now=days(19))
-    rows = {
-        f.project: f
-        for f in freshness.freshness(services.db.read().__enter__(), services.settings, days(20))
-    }
+    with services.db.read() as session:
+        rows = {f.project: f for f in freshness.freshness(session, services.settings, days(20))}
     assert rows["demo"].level == "warn" and rows["demo"].age_days == 20
     assert rows["recent"].level is None and rows["recent"].last_upload == days(19)
     assert json.dumps(rows["demo"].last_upload.isoformat())

@@ -18,17 +18,21 @@ from nightwheels.services.audit import SYSTEM
 from nightwheels.services.context import Services
 from nightwheels.storage.base import blob_key
 from nightwheels.storage.staging import write_bytes_staged
-from tests.support.seed import add_file, live_filenames, open_services
+from tests.support.seed import add_file, live_filenames, open_services, postgres_database
 
 LINUX = "cp312-cp312-manylinux_2_17_x86_64"
 MAC = "cp312-cp312-macosx_11_0_arm64"
 
 
-@pytest.fixture
-def services(tmp_path: Path) -> Iterator[Services]:
-    s = open_services(tmp_path / "data", retention_keep=2, retention_days=30, history_days=30)
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def services(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Services]:
+    url, drop = postgres_database() if request.param == "postgresql" else (None, lambda: None)
+    s = open_services(
+        tmp_path / "data", database_url=url, retention_keep=2, retention_days=30, history_days=30
+    )
     yield s
     s.close()
+    drop()
 
 
 def _row(services: Services, file_id: int) -> File:

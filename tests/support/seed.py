@@ -8,6 +8,7 @@ with SQLAlchemy, blobs through the real blob store, exactly as the publish servi
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -168,3 +169,23 @@ def bulk_seed(
         for project in session.execute(select(Project)).scalars():
             serials.bump(session, project)
     return count
+
+
+PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+def postgres_database() -> tuple[str, Callable[[], None]]:
+    """A fresh PostgreSQL database on the test server: (SQLAlchemy URL, drop)."""
+    import uuid
+
+    import psycopg
+
+    name = f"nw_retention_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+
+    def drop() -> None:
+        with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    return f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}", drop

@@ -226,7 +226,10 @@ def usage(session: Session, name: str | None = None) -> list[Usage]:
     )
     if name is not None:
         query = query.where(Project.name == normalize_name(name))
-    rows = [Usage(*row) for row in session.execute(query)]
+    rows = [
+        Usage(name, int(lf), int(lb), int(hf), int(hb), quota)  # PostgreSQL sums are Decimal
+        for name, lf, lb, hf, hb, quota in session.execute(query)
+    ]
     if name is not None and not rows:
         raise NotFound(f"no project named {normalize_name(name)!r}")
     return rows
