@@ -9,9 +9,11 @@ checked against the project's serial like the live pages.
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 from datetime import UTC, datetime, timedelta
 
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
@@ -56,19 +58,22 @@ class AsOfPages:
         self.services = services
         self.pages = pages
         self._cache: OrderedDict[tuple[object, ...], tuple[int, dict[str, Page]]] = OrderedDict()
+        self._lock = threading.Lock()  # renders run in worker threads
 
     def _get(self, key: tuple[object, ...], serial: int) -> dict[str, Page] | None:
-        hit = self._cache.get(key)
-        if hit is not None and hit[0] == serial:
-            self._cache.move_to_end(key)
-            return hit[1]
-        return None
+        with self._lock:
+            hit = self._cache.get(key)
+            if hit is not None and hit[0] == serial:
+                self._cache.move_to_end(key)
+                return hit[1]
+            return None
 
     def _put(self, key: tuple[object, ...], serial: int, pages: dict[str, Page]) -> None:
-        self._cache[key] = (serial, pages)
-        self._cache.move_to_end(key)
-        while len(self._cache) > self.MAX_ENTRIES:
-            self._cache.popitem(last=False)
+        with self._lock:
+            self._cache[key] = (serial, pages)
+            self._cache.move_to_end(key)
+            while len(self._cache) > self.MAX_ENTRIES:
+                self._cache.popitem(last=False)
 
     def _tracks(self, name: str) -> tuple[str, ...]:
         settings = self.services.settings
@@ -116,7 +121,7 @@ def _moment_and_label(request: Request) -> tuple[datetime, str]:
 
 async def index(request: Request) -> Response:
     moment, label = _moment_and_label(request)
-    return _serve(request, _asof(request).index(moment, label))
+    return _serve(request, await run_in_threadpool(_asof(request).index, moment, label))
 
 
 async def project(request: Request) -> Response:
@@ -132,7 +137,7 @@ async def project(request: Request) -> Response:
         return RedirectResponse(target, status_code=301)
     # /as-of/<t>/simple/<name>/ is four levels below the root; a label adds two.
     root = "../" * (4 if "label" not in request.path_params else 6)
-    pages = _asof(request).project(moment, label, normalized, root)
+    pages = await run_in_threadpool(_asof(request).project, moment, label, normalized, root)
     if pages is None:
         return PlainTextResponse(
             f"no project named {name!r} was listed on this index at {moment:%Y-%m-%dT%H:%M:%SZ}\n",
