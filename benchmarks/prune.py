@@ -6,7 +6,10 @@ server answering simple-page requests from CLIENTS threads:
 
 1. idle: simple-page latency with nothing else running (the reference, same run);
 2. prune: the same while a prune runs, in a separate process (``nightwheels prune``, as
-   cron or an operator would) or by the server's own schedule (``--in-server``).
+   cron or an operator would) or by the server's own schedule (``--in-server``);
+3. page changes only: the pruned projects' serials bumped again at the prune's own pace,
+   with no prune work: the cost of re-rendering changed pages, which any change (uploads
+   too) brings, separated from the cost of the prune itself.
 
 Scenarios: ``first`` (keep 5: removes 35 of 40 versions, 175,000 files, the worst case of a
 first run on a full index) and ``nightly`` (keep 39: one version per project, 5,000 files,
@@ -122,7 +125,39 @@ def maintenance_event(data: Path) -> dict | None:  # type: ignore[type-arg]
     return json.loads(row[0]) if row else None
 
 
+def replay(data: Path) -> None:
+    """Bump the serial of every pruned project at the same pace as the prune did, and
+    nothing else: what serving pays for the page changes alone (any change, e.g. 1,000
+    uploads, costs the same re-renders), as opposed to the prune's own work."""
+    from sqlalchemy import select
+
+    from nightwheels.db.models import AuditEvent, Project
+    from nightwheels.services import serials
+
+    services = open_services(data)
+    with services.db.read() as session:
+        events = session.execute(
+            select(AuditEvent.at, AuditEvent.project)
+            .where(AuditEvent.action == "files.prune")
+            .order_by(AuditEvent.id)
+        ).all()
+    start, first = time.monotonic(), events[0][0]
+    for at, name in events:
+        delay = (at - first).total_seconds() - (time.monotonic() - start)
+        if delay > 0:
+            time.sleep(delay)
+
+        def bump(session, name=name):  # type: ignore[no-untyped-def]
+            project = session.execute(select(Project).where(Project.name == name)).scalar_one()
+            serials.bump(session, project)
+
+        services.db.run_write(bump)
+
+
 def main() -> None:
+    if sys.argv[1:2] == ["--replay"]:
+        replay(Path(sys.argv[2]))
+        return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--projects", type=int, default=1000)
     parser.add_argument("--versions", type=int, default=40)
@@ -189,12 +224,17 @@ def main() -> None:
             prune_s = end - begin
             cpu_s = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
             outcome = out.stderr.strip().splitlines()[-1]
+        time.sleep(2)
+        replay_begin = time.time()
+        subprocess.run([sys.executable, __file__, "--replay", str(data)], check=True)
+        replay_end = time.time()
         time.sleep(1)
         load.stop()
     finally:
         live.stop()
     idle = summary(load.between(idle_end - args.idle_seconds, idle_end))
     during = summary(load.between(begin, end))
+    changes_only = summary(load.between(replay_begin, replay_end))
     result = {
         "scenario": args.scenario,
         "prune_in": "server (scheduled child process)" if args.in_server else "CLI process",
@@ -206,6 +246,8 @@ def main() -> None:
         "idle": idle,
         "during_prune": during,
         "p99_ratio": round(during["p99_ms"] / idle["p99_ms"], 2),
+        "page_changes_only": changes_only,
+        "p99_ratio_changes_only": round(changes_only["p99_ms"] / idle["p99_ms"], 2),
         "failed_requests": load.errors,
         "cpus": os.cpu_count(),
         "load_average_1m": round(os.getloadavg()[0], 1),

@@ -125,14 +125,6 @@ class PageCache:
                 log.exception("serial poll failed")
 
     # -- pages -----------------------------------------------------------------------
-    def is_fresh(self, label: str, name: str, root: str) -> bool:
-        """Whether :meth:`project` answers from memory, without a query or a render."""
-        serial = self.serials.get(name)
-        if serial is None:
-            return True
-        cached = self._projects.get((label, name, root))
-        return cached is not None and cached.serial == serial
-
     def project(self, label: str, name: str, root: str) -> dict[str, Page] | None:
         """Rendered pages of a project in a label view, or ``None`` if it lists no file."""
         serial = self.serials.get(name)

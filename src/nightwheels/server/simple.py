@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
@@ -68,11 +67,7 @@ async def project(request: Request) -> Response:
             target += "?" + request.url.query
         return RedirectResponse(target, status_code=301)
     root = "../../" if "label" not in request.path_params else "../../../../"
-    cache = _cache(request)
-    if cache.is_fresh(label, normalized, root):
-        pages = cache.project(label, normalized, root)
-    else:  # render off the event loop: requests for cached pages go on meanwhile
-        pages = await run_in_threadpool(cache.project, label, normalized, root)
+    pages = _cache(request).project(label, normalized, root)
     if pages is None:
         return PlainTextResponse(f"no project named {name!r} on this index\n", status_code=404)
     return _serve(request, pages)
