@@ -18,7 +18,7 @@ from nightwheels.services import freshness, retention
 from nightwheels.services.audit import SYSTEM
 from nightwheels.services.context import Services
 from nightwheels.trackers.email import EmailNotifier
-from nightwheels.trackers.github import GitHubClient, GitHubIssueNotifier, parse_repository
+from nightwheels.trackers.github import GitHubIssueNotifier, parse_repository
 from nightwheels.trackers.webhook import SIGNATURE_HEADER, WebhookNotifier, sign
 from tests.support.recorder import Recorder
 from tests.support.seed import add_file, open_services, postgres_database
@@ -35,9 +35,10 @@ def days(n: float) -> datetime:
 
 
 def test_levels() -> None:
-    assert level_for(timedelta(days=14.9), LIMITS) is None
-    assert level_for(timedelta(days=15), LIMITS) == "warn"
-    assert level_for(timedelta(days=25), LIMITS) == "final"
+    assert level_for(T0, days(14.9), LIMITS) is None
+    assert level_for(T0, days(15), LIMITS) == "warn"
+    assert level_for(T0, days(25), LIMITS) == "final"
+    assert level_for(T0, days(300), LIMITS) == "final"  # expired: still the final notice
 
 
 def test_state_machine() -> None:
@@ -96,8 +97,7 @@ def recorder() -> Iterator[Recorder]:
 
 
 def github(recorder: Recorder, dry_run: bool = False) -> GitHubIssueNotifier:
-    client = GitHubClient(recorder.github.token, recorder.url)
-    return GitHubIssueNotifier(client, dry_run=dry_run)
+    return GitHubIssueNotifier(recorder.github.token, recorder.url, dry_run=dry_run)
 
 
 def _upload_at(services: Services, when: datetime, version: str) -> None:
@@ -211,7 +211,7 @@ def test_github_without_repository_or_token(services: Services, recorder: Record
     retention.set_retention(
         services, SYSTEM, "demo", {}, repository_url="https://github.com/o/demo"
     )
-    bad = GitHubIssueNotifier(GitHubClient("wrong", recorder.url))
+    bad = GitHubIssueNotifier("wrong", recorder.url)
     out = freshness.notify(services, SYSTEM, [bad], now=days(26))
     assert out[0].delivery.outcome == "failed" and "401" in out[0].delivery.detail
 

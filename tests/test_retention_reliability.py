@@ -221,7 +221,9 @@ def test_sigkill_mid_upload_then_fsck(tmp_path: Path) -> None:
     repaired = fsck(live, "--repair", "--tmp-age", "0s")
     assert repaired["unservable"] == 0
     assert live.tmp_files() == []
-    assert fsck(live)["findings"] == []
+    # What remains: bytes of killed uploads, kept for the grace period (gc deletes them later).
+    assert {f["kind"] for f in fsck(live)["findings"]} <= {"recent-orphan"}
+    assert live.cli("fsck").returncode == 0
 
 
 def _swallow(fn) -> None:  # type: ignore[no-untyped-def]

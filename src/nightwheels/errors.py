@@ -156,6 +156,7 @@ class TrustedPublishingFailed(NightwheelsError):
     code = "trusted-publishing-failed"
     status = 400
 
+
 class PruneAborted(NightwheelsError):
     """The retention plan could not be made safely: nothing was removed."""
 

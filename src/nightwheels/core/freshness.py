@@ -1,17 +1,19 @@
-"""Freshness of a project's nightlies, and when to tell its maintainers. Pure rules, no I/O.
+"""When to tell a project's maintainers that its nightlies are stale. Pure rules, no I/O.
 
-A project is stale from ``warn_days`` without an upload; a final warning goes out at
-``final_days``. Retention then removes all but the newest version at its ``days`` (the
-newest version is never pruned). A notice is resolved (a GitHub issue closed) when a new
-upload arrives; a notice a maintainer closed by hand is not raised again for
-``cooldown_days``.
+How stale a project is comes from ``core/expiry.py`` (also what the web UI shows): a warning
+from ``warn_days`` without an upload, a final warning from ``final_days``; retention then
+removes all but the newest version at its ``days``. A notice is resolved (a GitHub issue
+closed) when a new upload arrives; a notice a maintainer closed by hand is not raised again
+for ``cooldown_days``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Literal
+
+from nightwheels.core.expiry import FreshnessPolicy, State, assess
 
 Level = Literal["warn", "final"]
 Action = Literal["warn", "final", "resolved"]
@@ -25,12 +27,13 @@ class Thresholds:
     cooldown_days: int = 60
 
 
-def level_for(age: timedelta, thresholds: Thresholds) -> Level | None:
-    if age >= timedelta(days=thresholds.final_days):
+def level_for(last_upload: datetime, now: datetime, thresholds: Thresholds) -> Level | None:
+    """The notice a project's age calls for: ``warn``, ``final`` (also once expired), or none."""
+    policy = FreshnessPolicy(warn_days=thresholds.warn_days, final_days=thresholds.final_days)
+    state = assess(last_upload, now, policy).state
+    if state in (State.FINAL, State.EXPIRED):
         return "final"
-    if age >= timedelta(days=thresholds.warn_days):
-        return "warn"
-    return None
+    return "warn" if state is State.WARN else None
 
 
 @dataclass(frozen=True)
@@ -48,7 +51,7 @@ def next_action(
     state: NoticeState, last_upload: datetime, now: datetime, thresholds: Thresholds
 ) -> Action | None:
     """The notice to send now, if any."""
-    level = level_for(now - last_upload, thresholds)
+    level = level_for(last_upload, now, thresholds)
     if level is None:
         return "resolved" if state.is_open else None
     if state.suppressed_until is not None and now < state.suppressed_until:

@@ -302,6 +302,7 @@ class WebSession(Base):
     expires_at: Mapped[datetime] = mapped_column()
     source: Mapped[str | None] = mapped_column(String(100))
 
+
 class FreshnessNotice(Base):
     """What one notifier last told a project's maintainers about stale nightlies.
 

@@ -92,7 +92,7 @@ def freshness(session: Session, settings: Settings, now: datetime | None = None)
                 project=name,
                 last_upload=last,
                 age=age,
-                level=level_for(age, limits) if age is not None else None,
+                level=level_for(last, now, limits) if last is not None else None,
                 exempt=bool(exempt),
                 retention_days=days or settings.retention_days,
             )

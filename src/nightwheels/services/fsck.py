@@ -10,7 +10,8 @@ Findings, and what ``repair`` does about each:
   from the wheel and stored if its digest matches.
 - ``missing-history-blob``: an unlisted (history) row whose bytes are gone: reported only.
 - ``orphan-blob``: bytes no row refers to, left by a crash between storing and recording
-  an upload. Deleted once idle for the gc grace period.
+  an upload, idle for the gc grace period: deleted. Younger ones are ``recent-orphan``
+  (maybe an upload in flight): reported, not a problem.
 - ``interrupted-gc``: a blob a killed collection had moved aside: put back.
 - ``temp-file``: a staged upload (``<data>/tmp``) or a partial copy in the store, left by
   a crash. Deleted when older than ``tmp_age`` (a running upload writes continuously).
@@ -35,12 +36,19 @@ from nightwheels.errors import NightwheelsError
 from nightwheels.services import audit, serials
 from nightwheels.services.audit import Actor
 from nightwheels.services.context import Services
-from nightwheels.services.gc import blob_cutoff, delete_if_idle, recover_interrupted
+from nightwheels.services.gc import (
+    blob_cutoff,
+    blob_modified,
+    delete_if_idle,
+    recover_interrupted,
+)
 from nightwheels.storage.base import blob_key, digest_from_key
 from nightwheels.storage.staging import write_bytes_staged
 
 DEFAULT_TMP_AGE = 3600.0  # seconds
 GC_ASIDE_AGE = 60.0
+# Findings that describe work in progress, not damage.
+NOT_PROBLEMS = frozenset({"in-progress", "recent-orphan"})
 
 
 @dataclass
@@ -70,7 +78,7 @@ class FsckReport:
 
     @property
     def problems(self) -> list[Finding]:
-        return [f for f in self.findings if f.open and f.kind != "in-progress"]
+        return [f for f in self.findings if f.open and f.kind not in NOT_PROBLEMS]
 
 
 @dataclass(frozen=True)
@@ -272,12 +280,20 @@ def fsck(
             continue
         referenced = digest in by_digest or digest in metadata_digests
         if not referenced:
+            modified = blob_modified(store, key)
+            if modified is None or modified > cutoff:
+                report.findings.append(
+                    Finding(
+                        "recent-orphan",
+                        key,
+                        "no file refers to these bytes (yet): within "
+                        "the grace period, maybe an upload in flight",
+                    )
+                )
+                continue
             finding = Finding("orphan-blob", key, "no file refers to these bytes")
-            if repair:
-                if delete_if_idle(store, key, cutoff):
-                    finding.repaired = "deleted"
-                else:
-                    finding.kind, finding.repaired = "recent-orphan", "kept (within grace period)"
+            if repair and delete_if_idle(store, key, cutoff):
+                finding.repaired = "deleted"
             report.findings.append(finding)
             continue
         if not verify:

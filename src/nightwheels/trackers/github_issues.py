@@ -101,6 +101,11 @@ class GitHubIssues:
             match = _NEXT.search(response.headers.get("link", ""))
             url = match.group(1) if match else None
 
+    def get(self, number: int | str) -> dict[str, Any] | None:
+        """One issue (open or closed), or ``None`` if it does not exist (any more)."""
+        response = self._request("GET", f"/repos/{self.repo}/issues/{number}", allow=(404, 410))
+        return None if response.status_code in (404, 410) else dict(response.json())
+
     def create(self, title: str, body: str, labels: list[str] | None = None) -> dict[str, Any]:
         payload: dict[str, Any] = {"title": title, "body": body}
         if labels:

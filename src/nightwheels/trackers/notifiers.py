@@ -12,10 +12,13 @@ def from_settings(settings: Settings, *, dry_run: bool | None = None) -> list[An
     dry = settings.notify_dry_run if dry_run is None else dry_run
     notifiers: list[Any] = []
     if settings.github_token is not None:
-        from nightwheels.trackers.github import GitHubClient, GitHubIssueNotifier
+        from nightwheels.trackers.github import GitHubIssueNotifier
 
-        client = GitHubClient(settings.github_token.get_secret_value(), settings.github_api_url)
-        notifiers.append(GitHubIssueNotifier(client, dry_run=dry))
+        notifiers.append(
+            GitHubIssueNotifier(
+                settings.github_token.get_secret_value(), settings.github_api_url, dry_run=dry
+            )
+        )
     if settings.notify_webhook_url:
         from nightwheels.trackers.webhook import WebhookNotifier
 

@@ -1,7 +1,7 @@
 """retention: freshness notices, index on files.removed_at
 
 Revision ID: retention_1
-Revises: 0001
+Revises: web_1
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from alembic import op
 import nightwheels.db.models
 
 revision = "retention_1"
-down_revision = "0001"
+down_revision = "web_1"
 branch_labels = None
 depends_on = None
 
