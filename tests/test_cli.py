@@ -71,3 +71,16 @@ def test_bad_duration(tmp_path: Path) -> None:
     )
     assert out.returncode == 2
     assert "not a duration" in out.stderr
+
+
+def test_bad_setting_is_one_line(tmp_path: Path) -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "nightwheels", "db", "upgrade"],
+        env=clean_env(NIGHTWHEELS_DATA=str(tmp_path / "d"), NIGHTWHEELS_ALLOW_REPLACE="maybe"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 2
+    assert out.stderr.startswith("error: invalid setting NIGHTWHEELS_ALLOW_REPLACE='maybe'")
+    assert out.stderr.count("\n") == 1

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import typer
+from pydantic import ValidationError
 
 from nightwheels.config import Settings
 from nightwheels.errors import NightwheelsError
@@ -37,8 +38,19 @@ def handle_errors(fn: F) -> F:
             fail(exc.message)
         except OSError as exc:
             fail(f"{exc.strerror or exc}: {exc.filename}" if exc.filename else str(exc))
+        except ValidationError as exc:
+            fail(settings_error(exc), EXIT_USAGE)
 
     return wrapper  # type: ignore[return-value]
+
+
+def settings_error(exc: ValidationError) -> str:
+    """One line naming the environment variable(s) with a bad value."""
+    problems = []
+    for error in exc.errors():
+        field = ".".join(str(part) for part in error["loc"])
+        problems.append(f"NIGHTWHEELS_{field.upper()}={error.get('input')!r}: {error['msg']}")
+    return "invalid setting " + "; ".join(problems)
 
 
 def settings_for(data: Path | None) -> Settings:
