@@ -58,6 +58,7 @@ def serve(
     import uvicorn
 
     from nightwheels.db.migrate import upgrade
+    from nightwheels.server.protocol import MAX_HEAD_BYTES, http_protocol
 
     settings = settings_for(data)
     settings.data.mkdir(parents=True, exist_ok=True)
@@ -71,6 +72,8 @@ def serve(
         log_level=log_level,
         proxy_headers=False,
         server_header=False,
+        http=http_protocol(),
+        h11_max_incomplete_event_size=MAX_HEAD_BYTES,
     )
 
 
