@@ -68,8 +68,20 @@ def read_wheel_metadata(path: Path) -> bytes:
                 raise InvalidDistribution("wheel has no .dist-info/METADATA file")
             if len(candidates) > 1:
                 raise InvalidDistribution("wheel has more than one .dist-info/METADATA file")
-            with archive.open(candidates[0]) as stream:
-                return _read_capped(stream, "METADATA")
+            info = candidates[0]
+            if info.file_size > MAX_METADATA_SIZE:
+                raise InvalidDistribution(
+                    f"METADATA is larger than {MAX_METADATA_SIZE // 1024 // 1024} MiB"
+                )
+            with archive.open(info) as stream:
+                data = _read_capped(stream, "METADATA")
+            if len(data) != info.file_size:
+                # A forged size: installers that trust the directory would fail on it.
+                raise InvalidDistribution(
+                    f"corrupt wheel archive: METADATA declares {info.file_size} bytes "
+                    f"but holds {len(data)}"
+                )
+            return data
     except zipfile.BadZipFile as exc:
         raise InvalidDistribution(f"not a valid zip archive: {exc}") from None
     except (zipfile.LargeZipFile, NotImplementedError, EOFError, OSError) as exc:
@@ -95,7 +107,17 @@ def read_sdist_metadata(path: Path) -> bytes:
 
 
 def parse_metadata(raw: bytes) -> DistMetadata:
-    """Check the fields the index relies on; other fields are kept as they are."""
+    """Check the fields the index relies on; other fields are kept as they are.
+
+    Core metadata is UTF-8 (the spec says so, and installers read it so): other bytes
+    would be served to every client as they are, so they are refused here.
+    """
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidMetadata(
+            f"metadata is not valid UTF-8 (byte {exc.start}): core metadata must be UTF-8"
+        ) from None
     try:
         fields, unparsed = parse_email(raw)
     except Exception as exc:  # the email parser raises several types on garbage
