@@ -45,8 +45,11 @@ class LocalBlobStore:
                 if exc.errno != errno.EXDEV:
                     raise
                 part = target.with_name(f".{target.name}.{os.getpid()}.part")
-                shutil.copyfile(path, part)
-                os.replace(part, target)
+                try:
+                    shutil.copyfile(path, part)
+                    os.replace(part, target)
+                finally:
+                    part.unlink(missing_ok=True)  # a full disk must not leave a partial copy
                 path.unlink()
         except OSError as exc:
             path.unlink(missing_ok=True)
