@@ -238,11 +238,11 @@ def test_concurrent_writers_never_see_a_500(tmp_path: Path) -> None:
     try:
         server.create_user("alice")
         token = server.token("alice", "demo")
-        wheels = [make_wheel(tmp_path / "w", "demo", f"1.0.dev{i}") for i in range(48)]
+        wheels = [make_wheel(tmp_path / "w", "demo", f"1.0.dev{i}") for i in range(32)]
 
         def cli_writes(n: int) -> list[int]:
             codes = []
-            for j in range(3):
+            for j in range(2):
                 codes.append(server.cli("user", "create", f"u{n}x{j}", check=False).returncode)
                 codes.append(
                     server.cli(
