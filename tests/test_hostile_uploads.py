@@ -12,6 +12,7 @@ import hashlib
 import io
 import socket
 import struct
+import time
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -378,3 +379,46 @@ def test_gigantic_headers_are_a_4xx_not_a_reset(hostile, head: bytes) -> None:
     assert status is not None and 400 <= status < 500, answer[:200]
     assert peak_rss_kb(server) - baseline < RSS_BUDGET_KB
     assert httpx.get(f"{server.url}/-/health", timeout=5).status_code == 200
+
+
+def test_slow_headers_get_a_408(tmp_path: Path) -> None:
+    """A client dribbling its headers (slowloris) is answered 408 and let go."""
+    server = LiveServer(data=tmp_path / "data", env={"NIGHTWHEELS_HEAD_TIMEOUT": "1.5"})
+    server.data.mkdir()
+    server.start()
+    try:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+            sock.sendall(b"GET /simple/ HTTP/1.1\r\nHost: x\r\n")
+            started = time.monotonic()
+            answer = b""
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                for _ in range(40):
+                    sock.sendall(b"X-a: b\r\n")
+                    time.sleep(0.1)
+            while chunk := sock.recv(65536):
+                answer += chunk
+            assert answer.startswith(b"HTTP/1.1 408 "), answer[:100]
+            assert time.monotonic() - started < 8
+        # An upload that takes longer than the head timeout is not cut: the timer stops
+        # once the headers are in.
+        server.create_user("alice")
+        token = server.token("alice", "demo")
+        wheel = make_wheel(tmp_path, "demo", "1.0.dev1")
+        body = upload_body(wheel.read_bytes())
+
+        def slow() -> Iterator[bytes]:
+            for i in range(0, len(body), 32):
+                time.sleep(0.1)
+                yield body[i : i + 32]
+
+        assert len(body) // 32 * 0.1 > 2 * 1.5
+        response = httpx.post(
+            server.upload_url,
+            content=slow(),
+            headers={"Content-Type": f"multipart/form-data; boundary={BOUNDARY.decode()}"},
+            auth=("__token__", token),
+            timeout=60,
+        )
+        assert response.status_code == 200, response.text
+    finally:
+        server.stop()

@@ -34,6 +34,8 @@ class Settings(BaseSettings):
 
     # Failed authentications allowed per source address per minute.
     auth_failures_per_minute: int = 30
+    # Seconds a client has to send a request line and headers (slow-header clients).
+    head_timeout: float = Field(default=20, gt=0)
 
     # Trusted publishing (GitHub Actions OIDC): whose tokens are accepted, for which audience.
     oidc_issuer: str = GITHUB_ISSUER

@@ -4,16 +4,31 @@ httptools (llhttp) puts no limit on the request line and headers: uvicorn would 
 20 MB header and hand it to the app. Here the bytes received before the headers are
 complete are counted, and past ``MAX_HEAD_BYTES`` the client gets a 431 and the connection
 is closed. Memory per connection stays bounded by the limit plus one socket read.
+
+The head must also arrive within ``NIGHTWHEELS_HEAD_TIMEOUT`` seconds of the connection
+opening (or of the previous response): uvicorn has no such timer, so a client dribbling
+one header byte at a time (slowloris) would hold a connection for ever.
 """
 
 from __future__ import annotations
 
+import asyncio
+from functools import cache
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 MAX_HEAD_BYTES = 64 * 1024
 DRAIN_SECONDS = 2.0
+
+_RESPONSE_408 = (
+    b"HTTP/1.1 408 Request Timeout\r\n"
+    b"content-type: text/plain; charset=utf-8\r\n"
+    b"content-length: 38\r\n"
+    b"connection: close\r\n"
+    b"\r\n"
+    b"request line and headers took too long\r\n"
+)
 
 _RESPONSE_431 = (
     b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
@@ -33,6 +48,29 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._in_head = True
         self._head_bytes = 0
         self._refused = False
+        self._head_timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: Any) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._start_head_timer()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_head_timer()
+        super().connection_lost(exc)
+
+    def _start_head_timer(self) -> None:
+        self._cancel_head_timer()
+        self._head_timer = self.loop.call_later(head_timeout(), self._head_timed_out)
+
+    def _cancel_head_timer(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _head_timed_out(self) -> None:
+        self._head_timer = None
+        if self._in_head and not self._refused and not self.transport.is_closing():
+            self._refuse(_RESPONSE_408)
 
     def data_received(self, data: bytes) -> None:
         if self._refused:
@@ -41,21 +79,23 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             self._head_bytes += len(data)
         super().data_received(data)
         if self._in_head and self._head_bytes > MAX_HEAD_BYTES and not self.transport.is_closing():
-            self._refuse()
+            self._refuse(_RESPONSE_431)
 
-    def _refuse(self) -> None:
-        """Answer 431, then keep reading (and dropping) for a moment before closing.
+    def _refuse(self, response: bytes) -> None:
+        """Answer, then keep reading (and dropping) for a moment before closing.
 
         Closing a socket with unread input makes the kernel send a reset, and the client
         would see "connection reset" instead of the answer.
         """
         self._refused = True
-        self.transport.write(_RESPONSE_431)
+        self._cancel_head_timer()
+        self.transport.write(response)
         if self.transport.can_write_eof():
             self.transport.write_eof()
         self.loop.call_later(DRAIN_SECONDS, self.transport.close)
 
     def on_headers_complete(self) -> None:
+        self._cancel_head_timer()
         self._in_head = False
         self._head_bytes = 0
         super().on_headers_complete()
@@ -64,6 +104,18 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         super().on_message_complete()
         self._in_head = True
         self._head_bytes = 0
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if not self.transport.is_closing():
+            self._start_head_timer()  # for the next request on this connection
+
+
+@cache
+def head_timeout() -> float:
+    from nightwheels.config import Settings
+
+    return Settings().head_timeout
 
 
 def http_protocol() -> str:
