@@ -237,6 +237,11 @@ def main() -> None:
             "rss_end_mib": round(rss_end / 1024, 1),
             "rss_max_mib": round(max([*rss_samples, rss_end]) / 1024, 1),
             "rss_growth_pct": round(100 * (rss_end - rss_start) / rss_start, 1),
+            "rss_every_30s_mib": [round(x / 1024, 1) for x in rss_samples[5::6]],
+            "files_listed_at_end": sum(
+                len(httpx.get(f"{server.simple_url}{p}/", headers=JSON).json()["files"])
+                for p in PROJECTS
+            ),
             "machine": f"{os.cpu_count()} cpus",
         }
         print(json.dumps(result, indent=2))
