@@ -9,6 +9,7 @@ from pathlib import Path
 import httpx
 
 from tests.support import clients
+from tests.support.backends import Backend
 from tests.support.server import LiveServer
 from tests.support.wheels import make_wheel
 
@@ -137,8 +138,10 @@ def test_same_bytes_is_a_noop_and_new_bytes_replace(
         assert "file.replace" in events.stdout
 
 
-def test_replace_forbidden_by_setting(tmp_path: Path) -> None:
-    live = LiveServer(data=tmp_path / "data", env={"NIGHTWHEELS_ALLOW_REPLACE": "false"})
+def test_replace_forbidden_by_setting(tmp_path: Path, backend: Backend) -> None:
+    live = LiveServer(
+        data=tmp_path / "data", env={"NIGHTWHEELS_ALLOW_REPLACE": "false"}, backend=backend
+    )
     live.data.mkdir()
     live.start()
     try:
@@ -214,10 +217,12 @@ def test_sdists_refused_by_default(server: LiveServer, uploader: str, tmp_path: 
     assert server.tmp_files() == []
 
 
-def test_sdists_allowed_by_setting(tmp_path: Path) -> None:
+def test_sdists_allowed_by_setting(tmp_path: Path, backend: Backend) -> None:
     from tests.support.wheels import make_sdist
 
-    live = LiveServer(data=tmp_path / "data", env={"NIGHTWHEELS_ALLOW_SDIST": "true"})
+    live = LiveServer(
+        data=tmp_path / "data", env={"NIGHTWHEELS_ALLOW_SDIST": "true"}, backend=backend
+    )
     live.data.mkdir()
     live.start()
     try:

@@ -10,6 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.support.backends import BACKENDS, Backend, open_backend
 from tests.support.server import LiveServer
 from tests.support.wheels import make_wheel, metadata_text, zip_bytes
 
@@ -189,19 +190,22 @@ CASES = {
 }
 
 
-@pytest.fixture(scope="module")
-def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LiveServer, str]]:
-    """One server for the module: every test here leaves project ``demo`` without files."""
-    live = LiveServer(data=tmp_path_factory.mktemp("validation") / "data")
-    live.data.mkdir()
-    live.start()
-    live.create_user("alice")
-    live.create_user("bob")
-    token = live.token("alice", "demo", "accepted")
-    try:
-        yield live, token
-    finally:
-        live.stop()
+@pytest.fixture(scope="module", params=BACKENDS)
+def shared(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[LiveServer, str]]:
+    """One server per backend for the module: every test leaves ``demo`` without files."""
+    with open_backend(request) as backend:
+        live = LiveServer(data=tmp_path_factory.mktemp("validation") / "data", backend=backend)
+        live.data.mkdir()
+        live.start()
+        try:
+            live.create_user("alice")
+            live.create_user("bob")
+            token = live.token("alice", "demo", "accepted")
+            yield live, token
+        finally:
+            live.stop()
 
 
 @pytest.fixture
@@ -351,8 +355,10 @@ def test_token_for_another_project_gets_403(
     assert_nothing_left(server, before)
 
 
-def test_size_limit(tmp_path: Path) -> None:
-    live = LiveServer(data=tmp_path / "data", env={"NIGHTWHEELS_MAX_UPLOAD_SIZE": "100000"})
+def test_size_limit(tmp_path: Path, backend: Backend) -> None:
+    live = LiveServer(
+        data=tmp_path / "data", env={"NIGHTWHEELS_MAX_UPLOAD_SIZE": "100000"}, backend=backend
+    )
     live.data.mkdir()
     live.start()
     try:

@@ -13,6 +13,14 @@ from nightwheels.core.trusted_publishing import GITHUB_ISSUER, GITHUB_JWKS_URL
 GIB = 1024**3
 
 
+def normalize_database_url(url: str) -> str:
+    """``postgresql://`` and ``postgres://`` mean psycopg 3, the driver nightwheels ships."""
+    for scheme in ("postgresql://", "postgres://"):
+        if url.startswith(scheme):
+            return "postgresql+psycopg://" + url[len(scheme) :]
+    return url
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="NIGHTWHEELS_", extra="ignore")
 
@@ -27,6 +35,14 @@ class Settings(BaseSettings):
     pep708_tracks: bool = True
     # Serve file downloads by redirect to the object store (presigned or public URL).
     redirect_files: bool = False
+    # Public base URL of the object store prefix (e.g. a CDN or public bucket): redirects
+    # go to <storage_public_url>/<key> instead of a presigned URL.
+    storage_public_url: str | None = None
+    presign_seconds: int = Field(default=3600, ge=60, le=7 * 24 * 3600)
+    # Connections per server process (PostgreSQL): keep processes x (size + overflow)
+    # under the server's max_connections, or put PgBouncer in between.
+    database_pool_size: int = Field(default=5, ge=1)
+    database_max_overflow: int = Field(default=10, ge=0)
     tracks_url: str = "https://pypi.org/simple/{name}/"
 
     # Cross-process cache coherence: how often to look for changes made elsewhere.
@@ -82,7 +98,7 @@ class Settings(BaseSettings):
     @property
     def database(self) -> str:
         if self.database_url:
-            return self.database_url
+            return normalize_database_url(self.database_url)
         return f"sqlite:///{(self.data / 'nightwheels.db').resolve()}"
 
     @property

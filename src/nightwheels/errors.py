@@ -162,3 +162,10 @@ class PruneAborted(NightwheelsError):
 
     code = "prune-aborted"
     status = 409
+
+
+class StorageUnavailable(Unavailable):
+    """The object store or database cannot be reached or refused the operation."""
+
+    code = "storage-unavailable"
+    status = 503

@@ -19,7 +19,7 @@ def clean_env(**extra: str) -> dict[str, str]:
     env = {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith(("PIP_", "UV_", "TWINE_", "NIGHTWHEELS_"))
+        if not k.startswith(("PIP_", "UV_", "TWINE_", "NIGHTWHEELS_", "AWS_"))
     }
     env["PIP_CONFIG_FILE"] = os.devnull
     env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"

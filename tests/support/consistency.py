@@ -2,7 +2,8 @@
 
 ``nightwheels fsck`` (services/fsck.py) is the product's check when it is installed; this
 small independent one reads the SQLite file and the blob folder directly, so that a fault
-test does not trust the code under test to judge itself.
+test does not trust the code under test to judge itself. ``index_problems`` does the same
+through the engines, for any backend (PostgreSQL and S3 included).
 """
 
 from __future__ import annotations
@@ -11,6 +12,12 @@ import hashlib
 import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select
+
+from nightwheels.db.models import File, IndexState, Project
+from nightwheels.storage.base import blob_key
 
 
 def _blob(data: Path, sha256: str) -> Path:
@@ -67,3 +74,39 @@ def check(data: Path) -> Consistency:
     tmp = data / "tmp"
     result.tmp = sorted(p for p in tmp.iterdir() if p.is_file()) if tmp.exists() else []
     return result
+
+
+def index_problems(services: Any) -> list[str]:
+    """Every file row's bytes and metadata are stored with their digest, one live row per
+    (project, label, filename), and no project serial is ahead of the global serial."""
+    problems: list[str] = []
+    with services.db.read() as session:
+        rows = session.execute(select(File.filename, File.sha256, File.size, File.metadata_sha256))
+        wanted: dict[str, int | None] = {}
+        for filename, sha256, size, metadata_sha256 in rows:
+            wanted[sha256] = size
+            if metadata_sha256 is None:
+                problems.append(f"{filename}: no metadata digest")
+            else:
+                wanted.setdefault(metadata_sha256, None)
+        duplicates = session.execute(
+            select(File.project_id, File.label, File.filename)
+            .where(File.removed_at.is_(None))
+            .group_by(File.project_id, File.label, File.filename)
+            .having(func.count() > 1)
+        ).all()
+        problems += [f"two live rows for {d}" for d in duplicates]
+        top = session.execute(select(IndexState.serial)).scalar_one()
+        ahead = session.execute(select(Project.name).where(Project.serial > top)).all()
+        problems += [f"{name} has a serial above the global one" for (name,) in ahead]
+    for digest, size in sorted(wanted.items()):
+        key = blob_key(digest)
+        if not services.store.exists(key):
+            problems.append(f"missing blob {key}")
+            continue
+        data = services.store.read_bytes(key)
+        if hashlib.sha256(data).hexdigest() != digest:
+            problems.append(f"blob {key} does not match its digest")
+        if size is not None and len(data) != size:
+            problems.append(f"blob {key} has {len(data)} bytes, the row says {size}")
+    return problems

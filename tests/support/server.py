@@ -9,9 +9,11 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 
+from tests.support.backends import Backend
 from tests.support.clients import clean_env
 
 
@@ -27,6 +29,7 @@ class LiveServer:
     env: dict[str, str] = field(default_factory=dict)
     port: int = 0
     process: subprocess.Popen[bytes] | None = None
+    backend: Backend = field(default_factory=lambda: Backend("sqlite"))
 
     @property
     def url(self) -> str:
@@ -41,7 +44,7 @@ class LiveServer:
         return f"{self.url}/simple/"
 
     def _env(self) -> dict[str, str]:
-        return clean_env(NIGHTWHEELS_DATA=str(self.data), **self.env)
+        return clean_env(NIGHTWHEELS_DATA=str(self.data), **{**self.backend.env(), **self.env})
 
     def start(self, *extra: str) -> LiveServer:
         self.port = self.port or free_port()
@@ -114,9 +117,9 @@ class LiveServer:
         tmp = self.data / "tmp"
         return sorted(tmp.iterdir()) if tmp.exists() else []
 
-    def blobs(self) -> list[Path]:
-        root = self.data / "files"
-        return sorted(p for p in root.rglob("*") if p.is_file()) if root.exists() else []
+    def blobs(self) -> list[Any]:
+        """Stored blobs: file paths (embedded default) or object keys (S3)."""
+        return self.backend.blobs(self.data)
 
 
 def wait_for(predicate, timeout: float = 5.0, interval: float = 0.05) -> bool:  # type: ignore[no-untyped-def]

@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 import typer
 from pydantic import ValidationError
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from nightwheels.config import Settings
 from nightwheels.errors import NightwheelsError
@@ -40,6 +41,11 @@ def handle_errors(fn: F) -> F:
             fail(f"{exc.strerror or exc}: {exc.filename}" if exc.filename else str(exc))
         except ValidationError as exc:
             fail(settings_error(exc), EXIT_USAGE)
+        except DBAPIError as exc:
+            if not exc.connection_invalidated and not isinstance(exc, OperationalError):
+                raise
+            reason = str(exc.orig or exc).strip().splitlines()[0]
+            fail(f"cannot use the database: {reason}")
 
     return wrapper  # type: ignore[return-value]
 

@@ -8,6 +8,7 @@ import typer
 
 from nightwheels import __version__
 from nightwheels.cli.common import DataOption, handle_errors, settings_for
+from nightwheels.config import Settings
 from nightwheels.services.audit import SYSTEM
 from nightwheels.services.context import Services
 
@@ -63,6 +64,7 @@ def serve(
     settings = settings_for(data)
     settings.data.mkdir(parents=True, exist_ok=True)
     upgrade(settings.database)
+    check_store(settings)
     uvicorn.run(
         "nightwheels.server.app:create_app",
         factory=True,
@@ -75,6 +77,16 @@ def serve(
         http=http_protocol(),
         h11_max_incomplete_event_size=MAX_HEAD_BYTES,
     )
+
+
+def check_store(settings: Settings) -> None:
+    """Fail before serving when the object store cannot be reached."""
+    from nightwheels.storage import open_store
+
+    store = open_store(settings.storage_url, public_url=settings.storage_public_url)
+    check = getattr(store, "check", None)
+    if check is not None:
+        check()
 
 
 @db_app.command("upgrade")

@@ -22,6 +22,14 @@ T = TypeVar("T")
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 
+RETRYABLE = ("locked", "deadlock detected", "could not serialize access")
+
+
+def _retryable(exc: OperationalError) -> bool:
+    message = str(exc).lower()
+    return any(text in message for text in RETRYABLE)
+
+
 def _is_sqlite(url: str) -> bool:
     return url.startswith("sqlite")
 
@@ -49,13 +57,17 @@ def _sqlite_engine(url: str, *, immediate: bool) -> Engine:
 class Database:
     """The engines and session factories for one database URL."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, pool_size: int = 5, max_overflow: int = 10) -> None:
         self.url = url
         if _is_sqlite(url):
             self.read_engine = _sqlite_engine(url, immediate=False)
             self.write_engine = _sqlite_engine(url, immediate=True)
         else:
-            kwargs: dict[str, Any] = {"pool_pre_ping": True, "pool_size": 10, "max_overflow": 20}
+            kwargs: dict[str, Any] = {
+                "pool_pre_ping": True,
+                "pool_size": pool_size,
+                "max_overflow": max_overflow,
+            }
             self.read_engine = self.write_engine = create_engine(url, **kwargs)
         self._read = sessionmaker(self.read_engine, expire_on_commit=False)
         self._write = sessionmaker(self.write_engine, expire_on_commit=False)
@@ -83,13 +95,17 @@ class Database:
             yield session
 
     def run_write(self, fn: Callable[[Session], T], attempts: int = 5) -> T:
-        """Run ``fn`` in a write transaction, retrying when SQLite reports a busy database."""
+        """Run ``fn`` in a write transaction, retrying when the engine asks for a retry.
+
+        SQLite: a busy database. PostgreSQL: a deadlock or serialisation failure, which
+        it resolves by aborting one of the transactions.
+        """
         for attempt in range(attempts):
             try:
                 with self.write() as session:
                     return fn(session)
             except OperationalError as exc:
-                if "locked" not in str(exc).lower() or attempt == attempts - 1:
+                if not _retryable(exc) or attempt == attempts - 1:
                     raise
                 time.sleep(0.05 * 2**attempt)
         raise AssertionError("unreachable")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import (
     FileResponse,
@@ -17,6 +18,7 @@ from nightwheels.services.context import Services
 from nightwheels.storage.base import blob_key
 
 IMMUTABLE = "public, max-age=31536000, immutable"
+GONE = "the file's bytes are no longer stored\n"
 METADATA_SUFFIX = ".metadata"
 
 
@@ -31,6 +33,9 @@ class FileLookup:
     def __init__(self, services: Services) -> None:
         self.services = services
         self._cache: dict[tuple[str, str], FileInfo] = {}
+
+    def cached(self, digest: str, filename: str) -> FileInfo | None:
+        return self._cache.get((digest, filename))
 
     def __call__(self, digest: str, filename: str) -> FileInfo | None:
         key = (digest, filename)
@@ -57,7 +62,8 @@ async def serve_file(request: Request) -> Response:
         filename = filename[: -len(METADATA_SUFFIX)]
     if len(digest) < 16 or any(c not in "0123456789abcdef" for c in digest):
         return PlainTextResponse("not found\n", status_code=404)
-    found = request.app.state.file_lookup(digest, filename)
+    lookup: FileLookup = request.app.state.file_lookup
+    found = lookup.cached(digest, filename) or await run_in_threadpool(lookup, digest, filename)
     if found is None:
         return PlainTextResponse("not found\n", status_code=404)
     sha256, size, metadata_sha256 = found
@@ -74,17 +80,29 @@ async def serve_file(request: Request) -> Response:
     if request.headers.get("if-none-match") == headers["ETag"]:
         return Response(status_code=304, headers=headers)
     store = services.store
-    redirect = store.url(key, filename) if services.settings.redirect_files else None
-    if redirect:
-        return RedirectResponse(redirect, status_code=302)
+    if services.settings.redirect_files:
+        name = filename + METADATA_SUFFIX if want_metadata else filename
+        redirect = store.url(key, name)
+        if redirect:
+            return RedirectResponse(redirect, status_code=302)
     path = store.local_path(key)
     if path is not None:
         if not path.is_file():
-            return PlainTextResponse("the file's bytes are no longer stored\n", status_code=410)
+            return PlainTextResponse(GONE, status_code=410)
         return FileResponse(path, media_type=media_type, headers=headers, stat_result=None)
+    # An object store: start the read off the event loop, so a missing blob is a 410
+    # before any header is sent, then stream the body through.
+    opener = getattr(store, "open", None)
+    try:
+        if opener is not None:
+            size, chunks = await run_in_threadpool(opener, key)
+        else:
+            chunks = await run_in_threadpool(store.iter_chunks, key)
+    except FileNotFoundError:
+        return PlainTextResponse(GONE, status_code=410)
     if size >= 0:
         headers["Content-Length"] = str(size)
-    return StreamingResponse(store.iter_chunks(key), media_type=media_type, headers=headers)
+    return StreamingResponse(chunks, media_type=media_type, headers=headers)
 
 
 routes = [Route("/files/{digest}/{filename}", serve_file)]

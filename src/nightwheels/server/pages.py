@@ -125,6 +125,14 @@ class PageCache:
                 log.exception("serial poll failed")
 
     # -- pages -----------------------------------------------------------------------
+    def cached_project(self, label: str, name: str, root: str) -> dict[str, Page] | None:
+        """The pages if they are rendered and current (no I/O), else ``None``."""
+        serial = self.serials.get(name)
+        cached = self._projects.get((label, name, root))
+        if serial is not None and cached is not None and cached.serial == serial:
+            return cached.pages or None
+        return None
+
     def project(self, label: str, name: str, root: str) -> dict[str, Page] | None:
         """Rendered pages of a project in a label view, or ``None`` if it lists no file."""
         serial = self.serials.get(name)
@@ -143,6 +151,10 @@ class PageCache:
             self._on_change(name, found.serial)
         self._projects[key] = rendered
         return rendered.pages or None
+
+    def cached_index(self, label: str) -> dict[str, Page] | None:
+        cached = self._indexes.get(label)
+        return cached.pages if cached is not None and cached.serial == self.global_serial else None
 
     def index(self, label: str) -> dict[str, Page]:
         serial = self.global_serial

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
@@ -52,7 +53,9 @@ def _cache(request: Request) -> PageCache:
 
 async def index(request: Request) -> Response:
     label = request.path_params.get("label", DEFAULT_LABEL)
-    return _serve(request, _cache(request).index(label))
+    cache = _cache(request)
+    pages = cache.cached_index(label) or await run_in_threadpool(cache.index, label)
+    return _serve(request, pages)
 
 
 async def project(request: Request) -> Response:
@@ -67,7 +70,12 @@ async def project(request: Request) -> Response:
             target += "?" + request.url.query
         return RedirectResponse(target, status_code=301)
     root = "../../" if "label" not in request.path_params else "../../../../"
-    pages = _cache(request).project(label, normalized, root)
+    cache = _cache(request)
+    # A current page is served without leaving the event loop; a miss reads the database
+    # in the thread pool (a network round trip with PostgreSQL).
+    pages = cache.cached_project(label, normalized, root) or await run_in_threadpool(
+        cache.project, label, normalized, root
+    )
     if pages is None:
         return PlainTextResponse(f"no project named {name!r} on this index\n", status_code=404)
     return _serve(request, pages)

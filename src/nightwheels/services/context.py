@@ -25,8 +25,16 @@ class Services:
         settings.tmp_dir.mkdir(parents=True, exist_ok=True)
         return cls(
             settings=settings,
-            db=Database(settings.database),
-            store=open_store(settings.storage_url),
+            db=Database(
+                settings.database,
+                pool_size=settings.database_pool_size,
+                max_overflow=settings.database_max_overflow,
+            ),
+            store=open_store(
+                settings.storage_url,
+                public_url=settings.storage_public_url,
+                presign_seconds=settings.presign_seconds,
+            ),
         )
 
     def changed(self, project: str, serial: int) -> None:

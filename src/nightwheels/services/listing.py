@@ -77,8 +77,19 @@ def list_project_names(session: Session, label: str, as_of: datetime | None = No
 
 def find_file(session: Session, digest_prefix: str, filename: str) -> File | None:
     """A file by URL, including replaced and pruned files still within history."""
+    # A range on the sha256 index (a LIKE prefix cannot use a btree index on PostgreSQL
+    # outside the C collation, nor on SQLite, whose LIKE ignores case): one index probe
+    # instead of a scan of every file row.
+    digest_prefix = digest_prefix.lower()
+    if not digest_prefix or any(c not in "0123456789abcdef" for c in digest_prefix):
+        return None
     return session.execute(
         select(File)
-        .where(File.filename == filename, File.sha256.startswith(digest_prefix, autoescape=True))
+        .where(
+            File.sha256 >= digest_prefix,
+            File.sha256 < digest_prefix + "g",
+            File.sha256.startswith(digest_prefix, autoescape=True),
+            File.filename == filename,
+        )
         .limit(1)
     ).scalar_one_or_none()

@@ -7,6 +7,7 @@ blob), and the row change plus serial bump in one transaction.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -21,6 +22,7 @@ from nightwheels.core.names import DEFAULT_LABEL, normalize_name, validate_label
 from nightwheels.core.permissions import Role
 from nightwheels.db.models import File, Project, User, utcnow
 from nightwheels.errors import (
+    Conflict,
     DigestMismatch,
     DistributionNotAllowed,
     FileExists,
@@ -228,6 +230,26 @@ def _record(
     return outcomes, project.name, serial
 
 
+RACE_ATTEMPTS = 5
+
+
+def _record_racing(
+    services: Services, record: Callable[[Session], tuple[dict[str, Outcome], str, int | None]]
+) -> tuple[dict[str, Outcome], str, int | None]:
+    """Record, deciding again when a concurrent upload of the same file committed first.
+
+    The partial unique index ``uq_files_live`` makes the loser's insert fail; the retry
+    sees the winner's row and replaces it (or finds the same bytes: unchanged).
+    """
+    for attempt in range(RACE_ATTEMPTS):
+        try:
+            return services.db.run_write(record)
+        except IntegrityError:
+            if attempt == RACE_ATTEMPTS - 1:
+                break
+    raise Conflict("other uploads of this file kept committing first: retry the upload")
+
+
 def publish(
     services: Services, principal: Principal, request: UploadRequest, staged: StagedFile
 ) -> PublishResult:
@@ -261,11 +283,7 @@ def publish(
                 session, services, principal, dist, meta, staged, metadata_sha256, labels
             )
 
-        try:
-            outcomes, project_name, serial = services.db.run_write(record)
-        except IntegrityError:
-            # A concurrent upload of the same filename won the race: decide again.
-            outcomes, project_name, serial = services.db.run_write(record)
+        outcomes, project_name, serial = _record_racing(services, record)
     finally:
         staged.path.unlink(missing_ok=True)
         if metadata_staged is not None:

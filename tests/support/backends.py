@@ -1,0 +1,224 @@
+"""The two server backends every server test runs on.
+
+- ``sqlite``: the embedded default, SQLite and a local folder in the server's data dir;
+- ``postgres``: the scale-out configuration, a fresh PostgreSQL database on 127.0.0.1:5432
+  (``CREATE DATABASE nw_<uuid>``, dropped afterwards) and a fresh bucket on moto's S3
+  server (on a free loopback port, one per test session), used through the real boto3.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import pytest
+
+PG_HOST = os.environ.get("NIGHTWHEELS_TEST_PG_HOST", "127.0.0.1")
+PG_PORT = int(os.environ.get("NIGHTWHEELS_TEST_PG_PORT", "5432"))
+PG_ADMIN_DB = os.environ.get("NIGHTWHEELS_TEST_PG_DB", "test")
+
+BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+S3_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_REGION": "us-east-1",
+    "AWS_CONFIG_FILE": os.devnull,
+    "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+}
+
+
+@cache
+def pg_user() -> str:
+    """The first of ``postgres`` and the OS user that can connect (trust auth)."""
+    import psycopg
+
+    errors = []
+    for user in dict.fromkeys(["postgres", getpass.getuser()]):
+        try:
+            with psycopg.connect(
+                host=PG_HOST, port=PG_PORT, user=user, dbname=PG_ADMIN_DB, connect_timeout=5
+            ):
+                return user
+        except psycopg.Error as exc:
+            errors.append(f"{user}: {exc}")
+    raise RuntimeError(
+        f"PostgreSQL at {PG_HOST}:{PG_PORT} is not reachable ({'; '.join(errors)}); "
+        'deselect these tests with -m "not postgres"'
+    )
+
+
+def pg_url(database: str) -> str:
+    return f"postgresql+psycopg://{pg_user()}@{PG_HOST}:{PG_PORT}/{database}"
+
+
+def _pg_admin(sql: str) -> None:
+    import psycopg
+
+    with psycopg.connect(
+        host=PG_HOST, port=PG_PORT, user=pg_user(), dbname=PG_ADMIN_DB, autocommit=True
+    ) as conn:
+        conn.execute(sql)  # type: ignore[arg-type]
+
+
+@contextmanager
+def fresh_database() -> Iterator[str]:
+    """A new, empty PostgreSQL database; dropped (with its connections) afterwards."""
+    name = f"nw_{uuid.uuid4().hex[:16]}"
+    _pg_admin(f"CREATE DATABASE {name}")
+    try:
+        yield pg_url(name)
+    finally:
+        _pg_admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+class MotoS3:
+    """moto's S3 server on a free loopback port, as its own process."""
+
+    def __init__(self, log_dir: Path) -> None:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = int(s.getsockname()[1])
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+        self._log = open(log_dir / "moto.log", "ab")  # noqa: SIM115 - closed in stop()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                    break
+            except OSError:
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("moto's S3 server did not start") from None
+                time.sleep(0.05)
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {"AWS_ENDPOINT_URL": self.endpoint, **S3_CREDENTIALS}
+
+    def client(self) -> Any:
+        import boto3
+
+        return boto3.session.Session().client(
+            "s3",
+            endpoint_url=self.endpoint,
+            region_name="us-east-1",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
+
+    @contextmanager
+    def fresh_bucket(self) -> Iterator[str]:
+        name = f"nw-{uuid.uuid4().hex[:16]}"
+        client = self.client()
+        client.create_bucket(Bucket=name)
+        try:
+            yield name
+        finally:
+            paginator = client.get_paginator("list_objects_v2")
+            for page in paginator.paginate(Bucket=name):
+                for item in page.get("Contents", []):
+                    client.delete_object(Bucket=name, Key=item["Key"])
+            client.delete_bucket(Bucket=name)
+
+    def make_public(self, bucket: str) -> None:
+        """Anyone may GET objects (a public bucket, as behind a CDN)."""
+        import json
+
+        statement = {
+            "Effect": "Allow",
+            "Principal": "*",
+            "Action": "s3:GetObject",
+            "Resource": f"arn:aws:s3:::{bucket}/*",
+        }
+        policy = {"Version": "2012-10-17", "Statement": [statement]}
+        self.client().put_bucket_policy(Bucket=bucket, Policy=json.dumps(policy))
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self._log.close()
+
+
+@dataclass
+class Backend:
+    name: str
+    database_url: str | None = None
+    bucket: str | None = None
+    prefix: str = "blobs"
+    s3: MotoS3 | None = None
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def storage(self) -> str | None:
+        return f"s3://{self.bucket}/{self.prefix}" if self.bucket else None
+
+    def env(self) -> dict[str, str]:
+        env = dict(self.extra_env)
+        if self.database_url:
+            env["NIGHTWHEELS_DATABASE_URL"] = self.database_url
+        if self.storage and self.s3:
+            env["NIGHTWHEELS_STORAGE"] = self.storage
+            env.update(self.s3.env)
+        return env
+
+    def blobs(self, data: Path) -> list[Any]:
+        """Every stored blob: paths under the data dir's folder, or keys in the bucket."""
+        if self.bucket and self.s3:
+            client = self.s3.client()
+            keys: list[PurePosixPath] = []
+            for page in client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=self.prefix + "/"
+            ):
+                keys += [PurePosixPath(item["Key"]) for item in page.get("Contents", [])]
+            return sorted(keys)
+        root = data / "files"
+        return sorted(p for p in root.rglob("*") if p.is_file()) if root.exists() else []
+
+    def services(self, data: Path) -> Any:
+        """The index's services in this process (for checks behind the server's back)."""
+        from nightwheels.config import Settings
+        from nightwheels.db.engine import Database
+        from nightwheels.services.context import Services
+        from nightwheels.storage import open_store
+        from nightwheels.storage.s3 import S3BlobStore
+
+        settings = Settings(data=data, database_url=self.database_url, storage=self.storage)
+        if self.bucket and self.s3:
+            store: Any = S3BlobStore(self.bucket, self.prefix, client=self.s3.client())
+        else:
+            store = open_store(settings.storage_url)
+        return Services(settings=settings, db=Database(settings.database), store=store)
+
+
+@contextmanager
+def open_backend(request: pytest.FixtureRequest, name: str | None = None) -> Iterator[Backend]:
+    """The backend named by the fixture's parameter (or ``name``), created fresh."""
+    name = name or request.param
+    if name == "sqlite":
+        yield Backend("sqlite")
+        return
+    if name != "postgres":
+        raise ValueError(name)
+    s3: MotoS3 = request.getfixturevalue("moto_s3")
+    with fresh_database() as url, s3.fresh_bucket() as bucket:
+        yield Backend("postgres", database_url=url, bucket=bucket, s3=s3)

@@ -1,0 +1,330 @@
+"""Several servers on one database and one file store; PostgreSQL and S3 specifics.
+
+On the ``postgres`` backend the servers share a PostgreSQL database and an S3 bucket and
+have nothing else in common (each its own data directory for staging). On ``sqlite`` they
+share the data directory: the embedded default's form of several processes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from nightwheels.db.models import File
+from tests.support import clients
+from tests.support.backends import Backend, fresh_database
+from tests.support.clients import clean_env
+from tests.support.consistency import index_problems
+from tests.support.server import LiveServer, wait_for
+from tests.support.wheels import make_wheel
+
+JSON = "application/vnd.pypi.simple.v1+json"
+
+
+def upload(server: LiveServer, token: str, wheel: Path, version: str) -> httpx.Response:
+    data = wheel.read_bytes()
+    return httpx.post(
+        server.upload_url,
+        auth=("__token__", token),
+        data={
+            ":action": "file_upload",
+            "name": "demo",
+            "version": version,
+            "sha256_digest": hashlib.sha256(data).hexdigest(),
+        },
+        files={"content": (wheel.name, data)},
+        timeout=60,
+    )
+
+
+@pytest.fixture
+def pair(tmp_path: Path, backend: Backend) -> Iterator[tuple[LiveServer, LiveServer]]:
+    """Two ``nightwheels serve`` processes on one index."""
+    shared = backend.name == "sqlite"
+    a = LiveServer(data=tmp_path / "a" / "data", backend=backend)
+    b = LiveServer(data=a.data if shared else tmp_path / "b" / "data", backend=backend)
+    a.data.mkdir(parents=True)
+    b.data.mkdir(parents=True, exist_ok=True)
+    a.start()
+    b.start()
+    try:
+        yield a, b
+    finally:
+        a.stop()
+        b.stop()
+
+
+def test_upload_through_one_install_through_the_other(
+    pair: tuple[LiveServer, LiveServer], tmp_path: Path
+) -> None:
+    a, b = pair
+    a.create_user("alice")
+    token = a.token("alice", "demo")
+    clients.twine_upload(a.upload_url, token, make_wheel(tmp_path / "1", "demo", "1.0.dev1"))
+    assert wait_for(lambda: httpx.get(b.simple_url + "demo/").status_code == 200, timeout=1)
+    before = httpx.get(b.simple_url + "demo/", headers={"Accept": JSON}).headers["etag"]
+
+    wheel = make_wheel(tmp_path / "2", "demo", "1.0.dev2", module_source="WHERE = 'a'\n")
+    clients.twine_upload(a.upload_url, token, wheel)
+    uploaded = time.monotonic()
+    assert wait_for(lambda: wheel.name in httpx.get(b.simple_url + "demo/").text, timeout=1.0)
+    seen_after = time.monotonic() - uploaded
+    assert seen_after < 1.0
+
+    for accept in (JSON, "text/html"):
+        on_a = httpx.get(a.simple_url + "demo/", headers={"Accept": accept})
+        on_b = httpx.get(b.simple_url + "demo/", headers={"Accept": accept})
+        assert on_a.content == on_b.content
+        assert on_a.headers["etag"] == on_b.headers["etag"]
+        revalidated = httpx.get(
+            b.simple_url + "demo/",
+            headers={"Accept": accept, "If-None-Match": on_a.headers["etag"]},
+        )
+        assert revalidated.status_code == 304
+    after = httpx.get(b.simple_url + "demo/", headers={"Accept": JSON}).headers["etag"]
+    assert after != before
+
+    target = tmp_path / "site"
+    clients.pip(
+        "install",
+        "--pre",
+        "--no-deps",
+        "--index-url",
+        b.simple_url,
+        "--target",
+        str(target),
+        "demo==1.0.dev2",
+    )
+    assert (target / "demo" / "__init__.py").read_text() == "WHERE = 'a'\n"
+
+    # A change made by the admin CLI (a third process) reaches both servers too.
+    b.cli("yank", "demo", "1.0.dev1", "--reason", "bad")
+
+    def yanked(server: LiveServer) -> bool:
+        files = httpx.get(server.simple_url + "demo/", headers={"Accept": JSON}).json()["files"]
+        return any(f["yanked"] == "bad" for f in files)
+
+    assert wait_for(lambda: yanked(a) and yanked(b), timeout=1.0)
+
+
+def test_concurrent_uploads_across_two_servers(
+    pair: tuple[LiveServer, LiveServer], backend: Backend, tmp_path: Path
+) -> None:
+    a, b = pair
+    a.create_user("alice")
+    token = a.token("alice", "demo")
+    distinct = [make_wheel(tmp_path / f"d{i}", "demo", f"2.0.dev{i}") for i in range(20)]
+    racing = [
+        make_wheel(tmp_path / f"r{i}", "demo", "3.0.dev0", module_source=f"RACER = {i}\n")
+        for i in range(5)
+    ]
+    assert len({w.name for w in racing}) == 1 and len({w.read_bytes() for w in racing}) == 5
+    jobs = [(w, f"2.0.dev{i}") for i, w in enumerate(distinct)] + [(w, "3.0.dev0") for w in racing]
+
+    def send(job: tuple[int, tuple[Path, str]]) -> httpx.Response:
+        i, (wheel, version) = job
+        return upload(a if i % 2 else b, token, wheel, version)
+
+    with ThreadPoolExecutor(max_workers=len(jobs)) as pool:
+        responses = list(pool.map(send, enumerate(jobs)))
+
+    for (wheel, _), response in zip(jobs, responses, strict=True):
+        # Every upload lands, or fails cleanly: a conflict the client is told to retry.
+        assert response.status_code in (200, 409), (wheel.name, response.text)
+        assert "Traceback" not in response.text and "internal" not in response.text.lower()
+    landed = [r for r in responses if r.status_code == 200]
+    assert all(r.status_code == 200 for r in responses[:20])
+    assert len(landed) >= 21
+
+    services = backend.services(a.data)
+    try:
+        assert index_problems(services) == []
+        with services.db.read() as session:
+            rows = session.execute(select(File.filename, File.sha256, File.removed_at)).all()
+    finally:
+        services.close()
+    live = {name: sha for name, sha, removed in rows if removed is None}
+    assert len(live) == 21
+    racer_digests = {hashlib.sha256(w.read_bytes()).hexdigest() for w in racing}
+    assert live[racing[0].name] in racer_digests
+    raced_rows = [r for r in rows if r[0] == racing[0].name]
+    assert len(raced_rows) == sum(r.status_code == 200 for r in responses[20:])
+
+    # Both servers converge on the same page, listing exactly the live files.
+    def same_page() -> bool:
+        pages = [httpx.get(s.simple_url + "demo/", headers={"Accept": JSON}) for s in pair]
+        return pages[0].content == pages[1].content and len(pages[0].json()["files"]) == 21
+
+    assert wait_for(same_page, timeout=1.0)
+    page = httpx.get(b.simple_url + "demo/", headers={"Accept": JSON}).json()
+    entry = next(f for f in page["files"] if f["filename"] == racing[0].name)
+    assert entry["hashes"]["sha256"] == live[racing[0].name]
+    body = httpx.get(httpx.URL(b.simple_url + "demo/").join(entry["url"])).content
+    assert hashlib.sha256(body).hexdigest() == live[racing[0].name]
+
+
+# -- PostgreSQL and S3 specifics -------------------------------------------------------
+
+
+def nw(data: Path, env: dict[str, str], *args: str, timeout: float = 60) -> object:
+    import subprocess
+    import sys
+
+    return subprocess.run(
+        [sys.executable, "-m", "nightwheels", *args],
+        env=clean_env(NIGHTWHEELS_DATA=str(data), **env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+@pytest.mark.postgres
+def test_db_upgrade_on_postgresql_matches_the_models(tmp_path: Path) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+    from sqlalchemy import create_engine
+
+    from nightwheels.db.models import Base
+
+    with fresh_database() as url:
+        plain = url.replace("postgresql+psycopg://", "postgresql://")  # normalised by settings
+        env = {"NIGHTWHEELS_DATABASE_URL": plain}
+        first = nw(tmp_path, env, "db", "upgrade")
+        assert first.returncode == 0, first.stderr  # type: ignore[attr-defined]
+        again = nw(tmp_path, env, "db", "upgrade")
+        assert again.returncode == 0 and "up to date" in again.stdout  # type: ignore[attr-defined]
+        engine = create_engine(url)
+        try:
+            with engine.connect() as conn:
+                context = MigrationContext.configure(conn)
+                assert context.get_current_heads()
+                assert compare_metadata(context, Base.metadata) == []
+        finally:
+            engine.dispose()
+    assert not (tmp_path / "nightwheels.db").exists()
+
+
+def test_unreachable_database_is_one_line(tmp_path: Path) -> None:
+    env = {"NIGHTWHEELS_DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none"}
+    out = nw(tmp_path, env, "db", "upgrade")
+    assert out.returncode == 1  # type: ignore[attr-defined]
+    assert out.stderr.startswith("error: cannot use the database: ")  # type: ignore[attr-defined]
+    assert out.stderr.count("\n") == 1  # type: ignore[attr-defined]
+
+
+@pytest.mark.postgres
+def test_serve_refuses_a_bucket_it_cannot_use(tmp_path: Path, moto_s3) -> None:  # type: ignore[no-untyped-def]
+    env = {**moto_s3.env, "NIGHTWHEELS_STORAGE": "s3://no-such-bucket/x"}
+    out = nw(tmp_path, env, "serve", "--port", "1")
+    assert out.returncode == 1  # type: ignore[attr-defined]
+    assert out.stderr.startswith("error: cannot use bucket 'no-such-bucket'")  # type: ignore[attr-defined]
+    assert "Traceback" not in out.stderr  # type: ignore[attr-defined]
+
+
+@pytest.mark.postgres
+def test_files_by_redirect_to_presigned_urls(
+    tmp_path: Path, scaled: Backend, uv_cache: Path
+) -> None:
+    live = LiveServer(
+        data=tmp_path / "data", backend=scaled, env={"NIGHTWHEELS_REDIRECT_FILES": "true"}
+    )
+    live.data.mkdir()
+    live.start()
+    try:
+        live.create_user("alice")
+        token = live.token("alice", "demo")
+        wheel = make_wheel(tmp_path / "w", "demo", "1.0.dev1", module_source="R = 1\n")
+        assert upload(live, token, wheel, "1.0.dev1").status_code == 200
+        entry = httpx.get(live.simple_url + "demo/", headers={"Accept": JSON}).json()["files"][0]
+        url = httpx.URL(live.simple_url + "demo/").join(entry["url"])
+        response = httpx.get(url)
+        assert response.status_code == 302
+        location = response.headers["location"]
+        assert location.startswith(scaled.s3.endpoint)  # type: ignore[union-attr]
+        assert "X-Amz-Signature=" in location
+        assert httpx.get(location).content == wheel.read_bytes()
+        meta = httpx.get(str(url) + ".metadata", follow_redirects=True)
+        assert hashlib.sha256(meta.content).hexdigest() == entry["core-metadata"]["sha256"]
+
+        # pip and uv follow the redirect to the bucket.
+        target = tmp_path / "site"
+        clients.pip(
+            "install", "--pre", "--no-deps", "--index-url", live.simple_url,
+            "--target", str(target), "demo",
+        )  # fmt: skip
+        assert (target / "demo" / "__init__.py").read_text() == "R = 1\n"
+        clients.uv(
+            "pip", "install", "--target", str(tmp_path / "uv-site"), "--prerelease=allow",
+            "--index-url", live.simple_url, "demo", cache=uv_cache,
+        )  # fmt: skip
+        assert (tmp_path / "uv-site" / "demo" / "__init__.py").is_file()
+    finally:
+        live.stop()
+
+
+@pytest.mark.postgres
+def test_files_by_redirect_to_a_public_url(tmp_path: Path, scaled: Backend) -> None:
+    assert scaled.s3 is not None and scaled.bucket is not None
+    scaled.s3.make_public(scaled.bucket)
+    public = f"{scaled.s3.endpoint}/{scaled.bucket}/{scaled.prefix}"
+    live = LiveServer(
+        data=tmp_path / "data",
+        backend=scaled,
+        env={"NIGHTWHEELS_REDIRECT_FILES": "1", "NIGHTWHEELS_STORAGE_PUBLIC_URL": public + "/"},
+    )
+    live.data.mkdir()
+    live.start()
+    try:
+        live.create_user("alice")
+        token = live.token("alice", "demo")
+        wheel = make_wheel(tmp_path / "w", "demo", "1.0.dev1")
+        assert upload(live, token, wheel, "1.0.dev1").status_code == 200
+        entry = httpx.get(live.simple_url + "demo/", headers={"Accept": JSON}).json()["files"][0]
+        response = httpx.get(httpx.URL(live.simple_url + "demo/").join(entry["url"]))
+        digest = entry["hashes"]["sha256"]
+        assert response.status_code == 302
+        assert (
+            response.headers["location"] == f"{public}/sha256/{digest[:2]}/{digest[2:4]}/{digest}"
+        )
+        assert httpx.get(response.headers["location"]).content == wheel.read_bytes()
+    finally:
+        live.stop()
+
+
+@pytest.mark.postgres
+def test_streamed_from_the_bucket_and_missing_bytes_are_410(
+    tmp_path: Path, scaled: Backend
+) -> None:
+    live = LiveServer(data=tmp_path / "data", backend=scaled)
+    live.data.mkdir()
+    live.start()
+    try:
+        live.create_user("alice")
+        token = live.token("alice", "demo")
+        wheel = make_wheel(tmp_path / "w", "demo", "1.0.dev1", payload=b"x" * 3_000_000)
+        assert upload(live, token, wheel, "1.0.dev1").status_code == 200
+        assert live.tmp_files() == []
+        entry = httpx.get(live.simple_url + "demo/", headers={"Accept": JSON}).json()["files"][0]
+        url = httpx.URL(live.simple_url + "demo/").join(entry["url"])
+        body = httpx.get(url)
+        assert body.status_code == 200
+        assert body.content == wheel.read_bytes()
+        assert body.headers["content-length"] == str(wheel.stat().st_size)
+        digest = entry["hashes"]["sha256"]
+        assert scaled.s3 is not None
+        scaled.s3.client().delete_object(
+            Bucket=scaled.bucket, Key=f"{scaled.prefix}/sha256/{digest[:2]}/{digest[2:4]}/{digest}"
+        )
+        gone = httpx.get(url)
+        assert gone.status_code == 410
+        assert "no longer stored" in gone.text
+    finally:
+        live.stop()
