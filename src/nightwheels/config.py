@@ -48,6 +48,12 @@ class Settings(BaseSettings):
     # Cross-process cache coherence: how often to look for changes made elsewhere.
     serial_poll_interval: float = 0.25
 
+    # Keep a static export (folder or s3://bucket/prefix) current from this server; run it
+    # on one server only. ``export_files_url``: link files there instead of copying them.
+    export_static: str | None = None
+    export_files_url: str | None = None
+    export_interval: float = Field(default=1.0, gt=0)
+
     # Failed authentications allowed per source address per minute.
     auth_failures_per_minute: int = 30
     # Seconds a client has to send a request line and headers (slow-header clients).

@@ -169,3 +169,10 @@ class StorageUnavailable(Unavailable):
 
     code = "storage-unavailable"
     status = 503
+
+
+class CorruptBlob(NightwheelsError):
+    """Stored bytes are missing or do not match their digest (run fsck)."""
+
+    code = "corrupt-blob"
+    status = 500

@@ -145,6 +145,8 @@ FEATURES: tuple[str, ...] = (
     "building",
     "ci",
     "retention",
+    "export",
+    "migrate",
 )
 
 

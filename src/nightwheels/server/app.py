@@ -32,6 +32,18 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         from nightwheels.server.maintenance import Scheduler
 
         background.append(Scheduler(services.settings, services.settings.prune_interval))
+    if services.settings.export_static:
+        from nightwheels.services.export import ExportWatcher
+        from nightwheels.storage.static import open_target
+
+        background.append(
+            ExportWatcher(
+                services,
+                open_target(services.settings.export_static),
+                interval=services.settings.export_interval,
+                files_url=services.settings.export_files_url,
+            )
+        )
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

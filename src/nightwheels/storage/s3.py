@@ -34,7 +34,32 @@ def _import_boto3() -> Any:
     return boto3
 
 
-def _error_code(exc: Exception) -> str:
+def make_client() -> Any:
+    """An S3 client configured by the standard AWS settings (SigV4, standard retries)."""
+    boto3 = _import_boto3()
+    from botocore.config import Config
+
+    return boto3.session.Session().client(
+        "s3",
+        config=Config(
+            signature_version="s3v4",
+            retries={"mode": "standard", "max_attempts": 5},
+            max_pool_connections=32,
+            connect_timeout=5,
+            read_timeout=60,
+        ),
+    )
+
+
+def split_url(url: str) -> tuple[str, str]:
+    """``s3://bucket/prefix`` to (bucket, prefix without slashes)."""
+    parts = urlsplit(url)
+    if parts.scheme != "s3" or not parts.netloc or parts.query or parts.fragment:
+        raise StorageUnavailable(f"{url!r} is not an s3://bucket/prefix URL")
+    return parts.netloc, parts.path.strip("/")
+
+
+def error_code(exc: Exception) -> str:
     response = getattr(exc, "response", None) or {}
     return str(response.get("Error", {}).get("Code", ""))
 
@@ -55,36 +80,15 @@ class S3BlobStore:
         self.prefix = prefix.strip("/")
         self.public_url = public_url.rstrip("/") if public_url else None
         self.presign_seconds = presign_seconds
-        if client is None:
-            boto3 = _import_boto3()
-            from botocore.config import Config
-
-            client = boto3.session.Session().client(
-                "s3",
-                config=Config(
-                    signature_version="s3v4",
-                    retries={"mode": "standard", "max_attempts": 5},
-                    max_pool_connections=32,
-                    connect_timeout=5,
-                    read_timeout=60,
-                ),
-            )
-        self.client = client
+        self.client = client if client is not None else make_client()
 
     @classmethod
     def from_url(
         cls, url: str, *, public_url: str | None = None, presign_seconds: int = 3600
     ) -> S3BlobStore:
         """``s3://bucket/prefix`` (the prefix is optional)."""
-        parts = urlsplit(url)
-        if parts.scheme != "s3" or parts.query or parts.fragment:
-            raise StorageUnavailable(f"{url!r} is not an s3://bucket/prefix URL")
-        return cls(
-            parts.netloc,
-            parts.path,
-            public_url=public_url,
-            presign_seconds=presign_seconds,
-        )
+        bucket, prefix = split_url(url)
+        return cls(bucket, prefix, public_url=public_url, presign_seconds=presign_seconds)
 
     def __repr__(self) -> str:
         return f"S3BlobStore(s3://{self.bucket}/{self.prefix})"
@@ -96,7 +100,7 @@ class S3BlobStore:
         return f"{self.prefix}/{key}" if self.prefix else key
 
     def _unavailable(self, action: str, exc: Exception) -> StorageUnavailable:
-        code = _error_code(exc) or type(exc).__name__
+        code = error_code(exc) or type(exc).__name__
         return StorageUnavailable(
             f"the object store could not {action} (s3://{self.bucket}/{self.prefix}: {code}); "
             "try again later"
@@ -106,7 +110,7 @@ class S3BlobStore:
         try:
             return dict(self.client.head_object(Bucket=self.bucket, Key=self._object(key)))
         except Exception as exc:
-            if _error_code(exc) in NOT_FOUND:
+            if error_code(exc) in NOT_FOUND:
                 return None
             raise self._unavailable("read a file's details", exc) from None
 
@@ -117,7 +121,7 @@ class S3BlobStore:
             self.client.head_bucket(Bucket=self.bucket)
         except Exception as exc:
             raise StorageUnavailable(
-                f"cannot use bucket {self.bucket!r}: {_error_code(exc) or exc}; check "
+                f"cannot use bucket {self.bucket!r}: {error_code(exc) or exc}; check "
                 "AWS_ENDPOINT_URL, AWS_REGION and the credentials"
             ) from None
 
@@ -152,7 +156,7 @@ class S3BlobStore:
         try:
             response = self.client.get_object(Bucket=self.bucket, Key=self._object(key))
         except Exception as exc:
-            if _error_code(exc) in NOT_FOUND:
+            if error_code(exc) in NOT_FOUND:
                 raise FileNotFoundError(key) from None
             raise self._unavailable("read the file", exc) from None
         body = response["Body"]
