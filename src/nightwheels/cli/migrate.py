@@ -53,6 +53,7 @@ def register(app: typer.Typer) -> None:
             raise InvalidRequest("the target database is the source database")
         if not source_settings.data.exists() and source_settings.database_url is None:
             raise InvalidRequest(f"no index at {source_settings.data}")
+        target_settings.data.mkdir(parents=True, exist_ok=True)
         upgrade(source_settings.database)
         upgrade(target_settings.database)
         source = Services.from_settings(source_settings)
