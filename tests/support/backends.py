@@ -113,9 +113,11 @@ class MotoS3:
 
     def client(self) -> Any:
         import boto3
+        from botocore.config import Config
 
         return boto3.session.Session().client(
             "s3",
+            config=Config(signature_version="s3v4"),
             endpoint_url=self.endpoint,
             region_name="us-east-1",
             aws_access_key_id="testing",

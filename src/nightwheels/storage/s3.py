@@ -107,8 +107,9 @@ class S3BlobStore:
         )
 
     def _head(self, key: str) -> dict[str, Any] | None:
+        name = self._object(key)
         try:
-            return dict(self.client.head_object(Bucket=self.bucket, Key=self._object(key)))
+            return dict(self.client.head_object(Bucket=self.bucket, Key=name))
         except Exception as exc:
             if error_code(exc) in NOT_FOUND:
                 return None
@@ -127,11 +128,12 @@ class S3BlobStore:
 
     def put_file(self, key: str, path: Path) -> None:
         try:
+            name = self._object(key)
             head = self._head(key)
             if head is not None and datetime.now(UTC) - head["LastModified"] < REFRESH_AFTER:
                 return
             try:
-                self.client.upload_file(str(path), self.bucket, self._object(key))
+                self.client.upload_file(str(path), self.bucket, name)
             except Exception as exc:
                 raise self._unavailable("store the file", exc) from None
         finally:
@@ -153,8 +155,9 @@ class S3BlobStore:
 
     def open(self, key: str, chunk_size: int = 1024 * 1024) -> tuple[int, Iterator[bytes]]:
         """Start reading a blob: its size and its chunks. ``FileNotFoundError`` if missing."""
+        name = self._object(key)
         try:
-            response = self.client.get_object(Bucket=self.bucket, Key=self._object(key))
+            response = self.client.get_object(Bucket=self.bucket, Key=name)
         except Exception as exc:
             if error_code(exc) in NOT_FOUND:
                 raise FileNotFoundError(key) from None
@@ -176,8 +179,9 @@ class S3BlobStore:
         return b"".join(self.iter_chunks(key))
 
     def delete(self, key: str) -> None:
+        name = self._object(key)
         try:
-            self.client.delete_object(Bucket=self.bucket, Key=self._object(key))
+            self.client.delete_object(Bucket=self.bucket, Key=name)
         except Exception as exc:
             raise self._unavailable("delete a file", exc) from None
 
