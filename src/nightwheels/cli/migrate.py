@@ -25,6 +25,7 @@ def register(app: typer.Typer) -> None:
         readback: bool = typer.Option(
             True, "--readback/--no-readback", help="read every copied file back and hash it"
         ),
+        jobs: int = typer.Option(8, "--jobs", min=1, help="files copied at once"),
         data: Path | None = DataOption,
     ) -> None:
         """Copy this index (settings, or --data) to another database and file store.
@@ -60,7 +61,11 @@ def register(app: typer.Typer) -> None:
         target = Services.from_settings(target_settings)
         try:
             result = migrate_index(
-                source, target, readback=readback, progress=lambda m: typer.echo(m, err=True)
+                source,
+                target,
+                readback=readback,
+                jobs=jobs,
+                progress=lambda m: typer.echo(m, err=True),
             )
         finally:
             source.close()

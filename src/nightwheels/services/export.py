@@ -43,6 +43,7 @@ from nightwheels.db.models import File
 from nightwheels.errors import CorruptBlob
 from nightwheels.services import listing, serials
 from nightwheels.services.context import Services
+from nightwheels.services.parallel import in_parallel
 from nightwheels.storage.base import blob_key
 from nightwheels.storage.static import StaticTarget
 
@@ -112,17 +113,24 @@ def _copy_blob(
         local.unlink(missing_ok=True)
 
 
-def _copy_files(services: Services, target: StaticTarget, found: ProjectListing) -> int:
-    copied = 0
+def _copy_files(services: Services, target: StaticTarget, found: ProjectListing, jobs: int) -> int:
+    """Copy a project's files and metadata files that the export does not have yet."""
+    wanted: list[tuple[str, str, str]] = []
     for entry in found.files:
         path = listing.file_path(entry.sha256, entry.filename)
+        wanted.append((entry.sha256, path, "application/octet-stream"))
+        if entry.metadata_sha256:
+            wanted.append((entry.metadata_sha256, path + ".metadata", "text/plain"))
+    copied: list[str] = []
+
+    def copy(item: tuple[str, str, str]) -> None:
+        digest, path, content_type = item
         if not target.exists(path):
-            _copy_blob(services, target, entry.sha256, path, "application/octet-stream")
-            copied += 1
-        if entry.metadata_sha256 and not target.exists(path + ".metadata"):
-            _copy_blob(services, target, entry.metadata_sha256, path + ".metadata", "text/plain")
-            copied += 1
-    return copied
+            _copy_blob(services, target, digest, path, content_type)
+            copied.append(path)
+
+    in_parallel(copy, wanted, jobs)
+    return len(copied)
 
 
 def _tracks(services: Services, name: str) -> tuple[str, ...]:
@@ -131,7 +139,12 @@ def _tracks(services: Services, name: str) -> tuple[str, ...]:
 
 
 def export_static(
-    services: Services, target: StaticTarget, *, full: bool = False, files_url: str | None = None
+    services: Services,
+    target: StaticTarget,
+    *,
+    full: bool = False,
+    files_url: str | None = None,
+    jobs: int = 8,
 ) -> ExportResult:
     """Bring ``target`` up to date with the index (everything when ``full``).
 
@@ -173,7 +186,7 @@ def export_static(
                     result.removed += 1
                 continue
             if files_url is None:
-                result.files += _copy_files(services, target, found)
+                result.files += _copy_files(services, target, found, jobs)
             target.write_bytes(
                 page + "index.json", render_project_json(found), JSON_TYPE, PAGE_CACHE
             )

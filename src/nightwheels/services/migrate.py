@@ -19,6 +19,7 @@ second run verifies and reuses them.
 from __future__ import annotations
 
 import hashlib
+import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,6 +30,7 @@ from sqlalchemy.orm import Session
 from nightwheels.db.models import Base, File, IndexState
 from nightwheels.errors import Conflict, CorruptBlob
 from nightwheels.services.context import Services
+from nightwheels.services.parallel import in_parallel
 from nightwheels.storage.base import blob_key, digest_from_key
 
 BATCH = 1000
@@ -126,6 +128,7 @@ def migrate_index(
     target: Services,
     *,
     readback: bool = True,
+    jobs: int = 8,
     progress: Progress | None = None,
 ) -> MigrationResult:
     """Copy the index of ``source`` into ``target`` (migrated, empty database)."""
@@ -139,19 +142,20 @@ def migrate_index(
         )
     result = MigrationResult(serial=-1)
     copied: set[str] = set()
+    lock = threading.Lock()
 
     def copy(key: str) -> None:
         size = _copy_blob(source, target, key, readback)
-        if size is None:
-            result.blobs_reused += 1
-        else:
-            result.blobs_copied += 1
-            result.bytes_copied += size
-        copied.add(key)
+        with lock:
+            if size is None:
+                result.blobs_reused += 1
+            else:
+                result.blobs_copied += 1
+                result.bytes_copied += size
+            copied.add(key)
 
     say("copying files")
-    for key in source.store.iter_keys():
-        copy(key)
+    in_parallel(copy, source.store.iter_keys(), jobs)
 
     say("copying rows")
     with source.db.read() as src, target.db.write() as dst:
@@ -174,8 +178,8 @@ def migrate_index(
                         if row["metadata_sha256"]:
                             named.add(blob_key(row["metadata_sha256"]))
             result.rows[table.name] = count
-        for key in sorted(named - copied):  # uploaded while the files were being copied
-            copy(key)
+        # Files uploaded while the others were being copied.
+        in_parallel(copy, iter(sorted(named - copied)), jobs)
         _reset_sequences(dst)
         for table in _tables():
             there = dst.execute(select(func.count()).select_from(table)).scalar_one()

@@ -1,0 +1,431 @@
+"""Scale-out figures: PostgreSQL + S3 against the embedded default, measured in one run.
+
+1. Simple-page throughput (wrk, one server process each, same corpus) for the embedded
+   default (SQLite + folder) and the scale-out configuration (PostgreSQL + S3 on moto),
+   alternating rounds; the target is a ratio of at least 0.8. The static export of the
+   same index behind nginx is the ceiling (the "CDN mode").
+2. Cross-process coherence: the cost of one serial poll (SQLite and PostgreSQL), the
+   server's throughput with the poll on and effectively off, the delay from an upload on
+   one server to its visibility on another, and PostgreSQL LISTEN/NOTIFY latency for
+   comparison.
+3. Queries at size: after adding ``--bulk`` file rows in 100-file projects (default
+   1,000,000 rows, 10,000 projects) to PostgreSQL: the poll, a changed-projects scan, a
+   cache-miss page render, the file lookup behind /files/ and the project-list render.
+4. File bytes: through the server from the folder (sendfile), through the server from S3,
+   and the 302 to a presigned URL.
+
+    .venv/bin/python benchmarks/scale.py [--duration 8] [--bulk 1000000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks._corpus import build_corpus
+from benchmarks.simple_page import wrk
+from tests.support.backends import Backend, MotoS3, fresh_database, pg_user
+from tests.support.server import LiveServer, free_port
+from tests.support.wheels import make_wheel
+
+JSON = "application/vnd.pypi.simple.v1+json"
+PAGE = "/simple/proj07/"
+
+
+def timed(fn: Callable[[], object], n: int) -> dict[str, float]:
+    """Median and p99 of ``n`` calls, in microseconds."""
+    samples = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        fn()
+        samples.append((time.perf_counter() - t0) * 1e6)
+    samples.sort()
+    return {
+        "median_us": round(statistics.median(samples), 1),
+        "p99_us": round(samples[int(len(samples) * 0.99) - 1], 1),
+    }
+
+
+def best(runs: list[dict[str, float]]) -> dict[str, float]:
+    return max(runs, key=lambda r: r["rps"])
+
+
+def page_throughput(
+    embedded: LiveServer, scaled: LiveServer, args: argparse.Namespace
+) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for accept, label in ((None, "html"), (JSON, "json")):
+        runs: dict[str, list[dict[str, float]]] = {"embedded": [], "scaled": []}
+        for server in (embedded, scaled):
+            wrk(server.url + PAGE, 2, args.connections, accept)  # warm up
+        for _ in range(args.rounds):
+            runs["embedded"].append(
+                wrk(embedded.url + PAGE, args.duration, args.connections, accept)
+            )
+            runs["scaled"].append(wrk(scaled.url + PAGE, args.duration, args.connections, accept))
+        e, s = best(runs["embedded"]), best(runs["scaled"])
+        out[label] = {
+            "embedded": e,
+            "scaled": s,
+            "rounds_rps": {k: [r["rps"] for r in v] for k, v in runs.items()},
+            "ratio": round(s["rps"] / e["rps"], 3),
+        }
+    return out
+
+
+def poll_costs(embedded_data: Path, scaled_backend: Backend, scaled_data: Path) -> dict[str, Any]:
+    from nightwheels.config import Settings
+    from nightwheels.server.pages import PageCache
+    from nightwheels.services.context import Services
+
+    out: dict[str, Any] = {}
+    embedded = Services.from_settings(Settings(data=embedded_data))
+    scaled = scaled_backend.services(scaled_data)
+    for name, services in (("sqlite", embedded), ("postgresql", scaled)):
+        cache = PageCache(services)
+        cache.refresh()
+        out[name] = timed(cache.refresh, 3000)
+        services.close()
+    return out
+
+
+def listen_notify_latency(database_url: str, n: int = 200) -> dict[str, float]:
+    import psycopg
+
+    dsn = database_url.replace("postgresql+psycopg://", "postgresql://")
+    listener = psycopg.connect(dsn, autocommit=True)
+    sender = psycopg.connect(dsn, autocommit=True)
+    listener.execute("LISTEN nightwheels_bench")
+    samples = []
+    received = threading.Event()
+    sent_at = [0.0]
+
+    def listen() -> None:
+        for _ in listener.notifies():
+            samples.append((time.perf_counter() - sent_at[0]) * 1e6)
+            received.set()
+            if len(samples) >= n:
+                return
+
+    thread = threading.Thread(target=listen, daemon=True)
+    thread.start()
+    time.sleep(0.2)
+    for i in range(n):
+        received.clear()
+        sent_at[0] = time.perf_counter()
+        sender.execute(f"NOTIFY nightwheels_bench, '{i}'")
+        received.wait(2)
+    thread.join(5)
+    sender.close()
+    listener.close()
+    samples.sort()
+    return {
+        "median_us": round(statistics.median(samples), 1),
+        "p99_us": round(samples[int(len(samples) * 0.99) - 1], 1),
+    }
+
+
+def propagation(a: LiveServer, b: LiveServer, token: str, tmp: Path, n: int) -> dict[str, Any]:
+    """Seconds from an upload's 200 on server A to the file on server B's page."""
+    delays = []
+    for i in range(n):
+        wheel = make_wheel(tmp / f"prop{i}", "proj00", f"9.0.dev{i}")
+        data = wheel.read_bytes()
+        response = httpx.post(
+            a.upload_url,
+            auth=("__token__", token),
+            data={
+                ":action": "file_upload",
+                "name": "proj00",
+                "version": f"9.0.dev{i}",
+                "sha256_digest": hashlib.sha256(data).hexdigest(),
+            },
+            files={"content": (wheel.name, data)},
+            timeout=60,
+        )
+        assert response.status_code == 200, response.text
+        done = time.perf_counter()
+        while wheel.name not in httpx.get(b.url + "/simple/proj00/").text:
+            time.sleep(0.005)
+        delays.append(time.perf_counter() - done)
+        time.sleep(0.05 * (i % 5))  # spread the uploads over the poll phase
+    delays.sort()
+    return {
+        "samples": n,
+        "median_s": round(statistics.median(delays), 3),
+        "max_s": round(delays[-1], 3),
+        "mean_s": round(statistics.mean(delays), 3),
+    }
+
+
+def queries_at_size(services: Any, bulk: int) -> dict[str, Any]:
+    """Read-path queries on PostgreSQL with ``bulk`` more file rows in 100-file projects."""
+    from sqlalchemy import func, select, text
+
+    from benchmarks._corpus import add_bulk_rows
+    from nightwheels.db.models import File, Project
+    from nightwheels.server.pages import _render_index, _render_project
+    from nightwheels.services import listing, serials
+
+    t0 = time.perf_counter()
+    for _ in range(bulk // 100_000):
+        add_bulk_rows(services, 100_000, per_project=100)
+    with services.db.write() as session:
+        session.execute(text("ANALYZE"))
+        files = session.execute(select(func.count(File.id))).scalar_one()
+        projects = session.execute(select(func.count(Project.id))).scalar_one()
+        probe = session.execute(select(File.sha256, File.filename).order_by(File.id.desc())).first()
+    out: dict[str, Any] = {
+        "files": files,
+        "projects": projects,
+        "load_s": round(time.perf_counter() - t0, 1),
+    }
+    with services.db.read() as session:
+        top = serials.current(session)
+        out["poll_serial"] = timed(lambda: serials.current(session), 500)
+        out["changed_since_one_change"] = timed(
+            lambda: serials.changed_since(session, top - 1), 200
+        )
+        out["changed_since_all_projects"] = timed(lambda: serials.changed_since(session, -1), 20)
+
+        def miss() -> None:
+            found = listing.load_listing(session, "proj07", "main", root="../../")
+            assert found is not None
+            _render_project(found)
+
+        out["project_page_miss_4200_files"] = timed(miss, 50)
+        digest, filename = probe
+        out["file_lookup"] = timed(lambda: listing.find_file(session, digest[:32], filename), 500)
+        out["project_list_render"] = timed(
+            lambda: _render_index(listing.list_project_names(session, "main")), 5
+        )
+        plan = session.execute(
+            text(
+                "EXPLAIN SELECT * FROM files WHERE sha256 >= :p AND sha256 < :q "
+                "AND sha256 LIKE :l AND filename = :f LIMIT 1"
+            ),
+            {"p": digest[:32], "q": digest[:32] + "g", "l": digest[:32] + "%", "f": filename},
+        ).scalars()
+        out["file_lookup_plan"] = [line for line in plan][:3]
+    return out
+
+
+def file_bytes(
+    embedded: LiveServer, scaled: LiveServer, redirect: LiveServer, args: argparse.Namespace
+) -> dict[str, Any]:
+    entry = httpx.get(embedded.url + PAGE, headers={"Accept": JSON}).json()["files"][0]
+    path = "/simple/proj07/" + entry["url"]
+    url = str(httpx.URL(embedded.url + path))
+    rel = url[len(embedded.url) :]
+    out: dict[str, Any] = {"size": entry["size"]}
+    for name, server in (
+        ("folder_sendfile", embedded),
+        ("s3_proxied", scaled),
+        ("s3_redirect_302", redirect),
+    ):
+        out[name] = wrk(server.url + rel, max(3, args.duration // 2), 8)
+    return out
+
+
+# The nginx configuration docs/scale.md gives for a static export (PEP 691 by Accept).
+EXPORT_NGINX = """
+worker_processes 1;
+daemon off;
+error_log {log}/nginx-error.log;
+pid {log}/nginx.pid;
+events {{ worker_connections 1024; }}
+http {{
+    access_log off;
+    sendfile on;
+    keepalive_requests 100000;
+    map $http_accept $simple_index {{
+        default index.html;
+        "~application/vnd\\.pypi\\.simple\\.v1\\+json" index.json;
+    }}
+    server {{
+        listen 127.0.0.1:{port};
+        root {root};
+        location / {{
+            types {{ application/octet-stream whl; text/plain metadata; }}
+            default_type application/octet-stream;
+        }}
+        location ~ ^(/label/[^/]+)?/simple/ {{
+            index $simple_index;
+            types {{ text/html html; application/vnd.pypi.simple.v1+json json; }}
+            add_header Vary Accept;
+            add_header Cache-Control "max-age=60, must-revalidate";
+        }}
+    }}
+}}
+"""
+
+
+def start_export_nginx(root: Path, port: int) -> subprocess.Popen[bytes]:
+    conf = root.parent / "export-nginx.conf"
+    conf.write_text(EXPORT_NGINX.format(log=root.parent, port=port, root=root))
+    proc = subprocess.Popen(["nginx", "-c", str(conf), "-p", str(root.parent)])
+    for _ in range(100):
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/", timeout=0.5)
+            break
+        except httpx.HTTPError:
+            time.sleep(0.05)
+    return proc
+
+
+def check_export_negotiation(static_url: str, server_url: str) -> None:
+    """The static host answers like the server: HTML by default, JSON when asked."""
+    pip_accept = f"{JSON}, application/vnd.pypi.simple.v1+html;q=0.1, text/html;q=0.01"
+    for accept in (None, "text/html", pip_accept, JSON):
+        headers = {"Accept": accept} if accept else {}
+        static = httpx.get(static_url, headers=headers)
+        served = httpx.get(server_url, headers=headers)
+        assert static.status_code == 200, (accept, static.status_code)
+        assert static.content == served.content, accept
+        assert (
+            static.headers["content-type"].split(";")[0]
+            == served.headers["content-type"].split(";")[0]
+        ), accept
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--duration", type=int, default=8)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--bulk", type=int, default=1_000_000)
+    parser.add_argument("--propagation-samples", type=int, default=20)
+    args = parser.parse_args()
+    if not shutil.which("wrk") or not shutil.which("nginx"):
+        sys.exit("needs wrk and nginx (Debian packages wrk, nginx-light)")
+    pg_user()  # fails early when PostgreSQL is not there
+
+    from nightwheels.db.migrate import upgrade
+    from nightwheels.services.export import export_static
+    from nightwheels.services.migrate import migrate_index
+    from nightwheels.storage.static import FolderTarget
+
+    tmp = Path(tempfile.mkdtemp(prefix="nw-scale-"))
+    tmp.chmod(0o755)
+    moto = MotoS3(tmp)
+    results: dict[str, Any] = {"connections": args.connections, "duration_s": args.duration}
+    servers: list[LiveServer] = []
+    try:
+        with fresh_database() as url, moto.fresh_bucket() as bucket:
+            backend = Backend("postgres", database_url=url, bucket=bucket, s3=moto)
+            t0 = time.perf_counter()
+            services = build_corpus(tmp / "embedded")
+            results["corpus"] = {"files": 4200, "build_s": round(time.perf_counter() - t0, 1)}
+            upgrade(url)
+            target = backend.services(tmp / "scaled")
+            t0 = time.perf_counter()
+            migrated = migrate_index(services, target)
+            results["migrate_to_postgres_s3"] = {
+                "seconds": round(time.perf_counter() - t0, 1),
+                "blobs": migrated.blobs_copied,
+                "rows": sum(migrated.rows.values()),
+            }
+            t0 = time.perf_counter()
+            exported = export_static(services, FolderTarget(tmp / "static"))
+            results["export_static_full_s"] = round(time.perf_counter() - t0, 1)
+            results["export_static_files"] = exported.files
+            services.close()
+
+            embedded = LiveServer(data=tmp / "embedded")
+            scaled = LiveServer(data=tmp / "scaled", backend=backend)
+            scaled_b = LiveServer(data=tmp / "scaled-b", backend=backend)
+            redirect = LiveServer(
+                data=tmp / "scaled-r", backend=backend, env={"NIGHTWHEELS_REDIRECT_FILES": "1"}
+            )
+            no_poll = LiveServer(
+                data=tmp / "scaled-np",
+                backend=backend,
+                env={"NIGHTWHEELS_SERIAL_POLL_INTERVAL": "100000"},
+            )
+            for server in (embedded, scaled, scaled_b, redirect, no_poll):
+                server.data.mkdir(parents=True, exist_ok=True)
+                server.start()
+                servers.append(server)
+            for server in (scaled_b, redirect, no_poll):
+                server.stop()  # started once each to check they come up; run one at a time
+
+            results["simple_page"] = page_throughput(embedded, scaled, args)
+            nginx_port = free_port()
+            nginx = start_export_nginx(tmp / "static", nginx_port)
+            try:
+                static_url = f"http://127.0.0.1:{nginx_port}{PAGE}"
+                check_export_negotiation(static_url, scaled.url + PAGE)
+                wrk(static_url, 2, args.connections)
+                results["simple_page"]["static_export_nginx_html"] = wrk(
+                    static_url, args.duration, args.connections
+                )
+                results["simple_page"]["static_export_nginx_json"] = wrk(
+                    static_url, args.duration, args.connections, JSON
+                )
+            finally:
+                nginx.terminate()
+                nginx.wait()
+
+            # The poll's cost: in-process, and as server throughput with it on and off.
+            results["serial_poll"] = poll_costs(tmp / "embedded", backend, tmp / "scaled-poll")
+            results["serial_poll"]["listen_notify_postgresql"] = listen_notify_latency(url)
+            no_poll.start()
+            wrk(no_poll.url + PAGE, 2, args.connections)
+            on, off = [], []
+            for _ in range(args.rounds + 1):
+                off.append(wrk(no_poll.url + PAGE, args.duration, args.connections)["rps"])
+                on.append(wrk(scaled.url + PAGE, args.duration, args.connections)["rps"])
+            no_poll.stop()
+            poll = results["serial_poll"]
+            poll["throughput_poll_on_rps"] = on
+            poll["throughput_poll_off_rps"] = off
+            poll["throughput_on_off_ratio_best"] = round(max(on) / max(off), 3)
+            poll["postgresql_queries_per_server_per_s"] = 4
+            poll["postgresql_poll_busy_fraction"] = round(
+                4 * poll["postgresql"]["median_us"] / 1e6, 5
+            )
+
+            scaled_b.start()
+            scaled.create_user("prop", admin=True)
+            token = scaled.token("prop", "proj00")
+            results["propagation"] = propagation(
+                scaled, scaled_b, token, tmp / "prop", args.propagation_samples
+            )
+            scaled_b.stop()
+
+            redirect.start()
+            results["file_bytes"] = file_bytes(embedded, scaled, redirect, args)
+            redirect.stop()
+
+            for server in servers:
+                server.stop()
+            if args.bulk:
+                bulk_services = backend.services(tmp / "scaled")
+                results["postgresql_at_size"] = queries_at_size(bulk_services, args.bulk)
+                bulk_services.close()
+    finally:
+        for server in servers:
+            server.stop()
+        moto.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+    out = Path(__file__).parent / "results" / "scale.json"
+    out.write_text(json.dumps(results, indent=2) + "\n")
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
