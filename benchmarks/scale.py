@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import shutil
 import statistics
 import subprocess
@@ -210,7 +211,7 @@ def queries_at_size(services: Any, bulk: int) -> dict[str, Any]:
         out["project_page_miss_4200_files"] = timed(miss, 50)
         digest, filename = probe
         out["file_lookup"] = timed(lambda: listing.find_file(session, digest[:32], filename), 500)
-        out["project_list_render"] = timed(
+        out["project_list_full_render"] = timed(
             lambda: _render_index(listing.list_project_names(session, "main")), 5
         )
         plan = session.execute(
@@ -221,6 +222,24 @@ def queries_at_size(services: Any, bulk: int) -> dict[str, Any]:
             {"p": digest[:32], "q": digest[:32] + "g", "l": digest[:32] + "%", "f": filename},
         ).scalars()
         out["file_lookup_plan"] = [line for line in plan][:3]
+    # The server's project list after one project changed: only that project is re-read.
+    from nightwheels.server.pages import PageCache
+
+    cache = PageCache(services)
+    cache.refresh()
+    cache.index("main")
+    samples = []
+    for i in range(20):
+        with services.db.write() as session:
+            project = session.execute(
+                select(Project).where(Project.name == f"proj{i % 20:02d}")
+            ).scalar_one()
+            serials.bump(session, project)
+        cache.refresh()
+        t0 = time.perf_counter()
+        cache.index("main")
+        samples.append((time.perf_counter() - t0) * 1e6)
+    out["project_list_after_one_change"] = {"median_us": round(statistics.median(samples), 1)}
     return out
 
 
@@ -322,7 +341,12 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="nw-scale-"))
     tmp.chmod(0o755)
     moto = MotoS3(tmp)
-    results: dict[str, Any] = {"connections": args.connections, "duration_s": args.duration}
+    results: dict[str, Any] = {
+        "connections": args.connections,
+        "duration_s": args.duration,
+        "cpus": os.cpu_count(),
+        "load_average_at_start": os.getloadavg()[0],
+    }
     servers: list[LiveServer] = []
     try:
         with fresh_database() as url, moto.fresh_bucket() as bucket:
@@ -422,6 +446,7 @@ def main() -> None:
             server.stop()
         moto.stop()
         shutil.rmtree(tmp, ignore_errors=True)
+    results["load_average_at_end"] = os.getloadavg()[0]
     out = Path(__file__).parent / "results" / "scale.json"
     out.write_text(json.dumps(results, indent=2) + "\n")
     print(json.dumps(results, indent=2))

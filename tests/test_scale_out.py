@@ -28,14 +28,16 @@ from tests.support.wheels import make_wheel
 JSON = "application/vnd.pypi.simple.v1+json"
 
 
-def upload(server: LiveServer, token: str, wheel: Path, version: str) -> httpx.Response:
+def upload(
+    server: LiveServer, token: str, wheel: Path, version: str, name: str = "demo"
+) -> httpx.Response:
     data = wheel.read_bytes()
     return httpx.post(
         server.upload_url,
         auth=("__token__", token),
         data={
             ":action": "file_upload",
-            "name": "demo",
+            "name": name,
             "version": version,
             "sha256_digest": hashlib.sha256(data).hexdigest(),
         },
@@ -168,6 +170,84 @@ def test_concurrent_uploads_across_two_servers(
     assert entry["hashes"]["sha256"] == live[racing[0].name]
     body = httpx.get(httpx.URL(b.simple_url + "demo/").join(entry["url"])).content
     assert hashlib.sha256(body).hexdigest() == live[racing[0].name]
+
+
+def test_a_local_change_does_not_hide_an_earlier_remote_one(
+    tmp_path: Path, backend: Backend
+) -> None:
+    """B learns of its own upload at once; A's upload just before it (a lower serial)
+    must still reach B at its next poll, not be skipped for ever."""
+    shared = backend.name == "sqlite"
+    a = LiveServer(data=tmp_path / "a" / "data", backend=backend)
+    b = LiveServer(
+        data=a.data if shared else tmp_path / "b" / "data",
+        backend=backend,
+        env={"NIGHTWHEELS_SERIAL_POLL_INTERVAL": "2"},
+    )
+    a.data.mkdir(parents=True)
+    b.data.mkdir(parents=True, exist_ok=True)
+    a.start()
+    b.start()
+    try:
+        a.create_user("alice")
+        token = a.token("alice", "xproj", "yproj")
+        for name in ("xproj", "yproj"):
+            wheel = make_wheel(tmp_path / f"{name}1", name, "1.0")
+            assert upload(a, token, wheel, "1.0", name).status_code == 200
+        assert wait_for(lambda: httpx.get(b.simple_url + "xproj/").status_code == 200, timeout=4)
+        assert "xproj-1.0-" in httpx.get(b.simple_url + "xproj/").text  # cached on B
+
+        x2 = make_wheel(tmp_path / "x2", "xproj", "2.0")
+        assert upload(a, token, x2, "2.0", "xproj").status_code == 200
+        y2 = make_wheel(tmp_path / "y2", "yproj", "2.0")
+        assert upload(b, token, y2, "2.0", "yproj").status_code == 200
+        assert y2.name in httpx.get(b.simple_url + "yproj/").text  # B's own change: at once
+        assert wait_for(lambda: x2.name in httpx.get(b.simple_url + "xproj/").text, timeout=4)
+        assert "xproj" in httpx.get(b.simple_url).text
+    finally:
+        a.stop()
+        b.stop()
+
+
+def test_the_project_list_follows_changes(
+    server: LiveServer, uploader: str, tmp_path: Path
+) -> None:
+    """The list is re-read only for changed projects: appearing, and leaving with its last file."""
+    assert httpx.get(server.simple_url).text.count("<a ") == 0
+    assert (
+        upload(server, uploader, make_wheel(tmp_path / "1", "demo", "1.0"), "1.0").status_code
+        == 200
+    )
+    assert '<a href="demo/">demo</a>' in httpx.get(server.simple_url).text
+    other = server.token("alice", "other")
+    assert (
+        upload(
+            server, other, make_wheel(tmp_path / "2", "other", "1.0"), "1.0", "other"
+        ).status_code
+        == 200
+    )
+    names = [
+        p["name"] for p in httpx.get(server.simple_url, headers={"Accept": JSON}).json()["projects"]
+    ]
+    assert names == ["demo", "other"]
+    services = server.backend.services(server.data)
+    try:
+        from nightwheels.db.models import File, Project, utcnow
+        from nightwheels.services import serials
+
+        def remove(session) -> int:  # type: ignore[no-untyped-def]
+            project = session.execute(select(Project).where(Project.name == "demo")).scalar_one()
+            for row in session.execute(select(File).where(File.project_id == project.id)).scalars():
+                row.removed_at = utcnow()
+                row.removed_reason = "deleted"
+            return serials.bump(session, project)
+
+        services.db.run_write(remove)
+    finally:
+        services.close()
+    assert wait_for(lambda: "demo" not in httpx.get(server.simple_url).text, timeout=2)
+    assert httpx.get(server.simple_url + "demo/").status_code == 404
+    assert '<a href="other/">other</a>' in httpx.get(server.simple_url).text
 
 
 # -- PostgreSQL and S3 specifics -------------------------------------------------------
@@ -328,3 +408,52 @@ def test_streamed_from_the_bucket_and_missing_bytes_are_410(
         assert "no longer stored" in gone.text
     finally:
         live.stop()
+
+
+def test_page_memory_is_bounded(tmp_path: Path) -> None:
+    """Pages beyond the budget are evicted oldest first and rendered again when asked."""
+    from nightwheels.config import Settings
+    from nightwheels.db.migrate import upgrade
+    from nightwheels.db.models import Project
+    from nightwheels.server.pages import PageCache
+    from nightwheels.services import serials
+    from nightwheels.services.context import Services
+
+    settings = Settings(data=tmp_path)
+    upgrade(settings.database)
+    services = Services.from_settings(settings)
+    try:
+        with services.db.write() as session:
+            for i in range(3):
+                project = Project(name=f"p{i}", display_name=f"p{i}")
+                session.add(project)
+                session.flush()
+                for v in range(30):
+                    session.add(
+                        File(
+                            project_id=project.id,
+                            filename=f"p{i}-{v}.0-py3-none-any.whl",
+                            version=f"{v}.0",
+                            packagetype="bdist_wheel",
+                            sha256=hashlib.sha256(f"{i}-{v}".encode()).hexdigest(),
+                            size=1,
+                        )
+                    )
+                serials.bump(session, project)
+        cache = PageCache(services)
+        cache.refresh()
+        first = cache.project("main", "p0", "../../")
+        assert first is not None
+        one = cache._bytes
+        cache.max_bytes = int(one * 2.5)  # room for two pages
+        assert cache.project("main", "p1", "../../") is not None
+        assert cache.project("main", "p2", "../../") is not None
+        assert cache._bytes <= cache.max_bytes
+        assert cache.cached_project("main", "p0", "../../") is None  # the oldest went
+        assert cache.cached_project("main", "p2", "../../") is not None
+        again = cache.project("main", "p0", "../../")
+        assert again is not None
+        assert {k: p.body for k, p in again.items()} == {k: p.body for k, p in first.items()}
+        assert cache._bytes <= cache.max_bytes
+    finally:
+        services.close()

@@ -325,3 +325,6 @@ class FreshnessNotice(Base):
 
 
 Index("ix_files_removed_at", File.removed_at)
+
+# The serial poll asks which projects changed since a serial (services/serials.py).
+Index("ix_projects_serial", Project.serial)

@@ -48,6 +48,13 @@ def make_page(body: bytes, media_type: str) -> Page:
 class _Rendered:
     serial: int
     pages: dict[str, Page]
+    names: frozenset[str] = frozenset()  # the project list's names (index pages only)
+
+    @property
+    def size(self) -> int:
+        # HTML_TYPE and LEGACY_HTML_TYPE share one body; count every gzip copy.
+        bodies = {id(p.body): len(p.body) for p in self.pages.values()}
+        return sum(bodies.values()) + sum(len(p.gzipped) for p in self.pages.values()) + 200
 
 
 def _render_project(listing_: ProjectListing) -> dict[str, Page]:
@@ -68,13 +75,20 @@ def _render_index(names: list[str]) -> dict[str, Page]:
     }
 
 
+# Above this many changed projects, the project list is queried whole.
+INDEX_FULL_RELOAD = 500
+
+
 class PageCache:
     def __init__(self, services: Services) -> None:
         self.services = services
         self.serials: dict[str, int] = {}
         self.global_serial = -1
+        self._polled = -1  # every change up to this serial is in ``serials``
         self._projects: dict[tuple[str, str, str], _Rendered] = {}
         self._indexes: dict[str, _Rendered] = {}
+        self._bytes = 0
+        self.max_bytes = services.settings.page_cache_mib * 1024 * 1024
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -88,16 +102,23 @@ class PageCache:
 
     # -- coherence -------------------------------------------------------------------
     def refresh(self) -> None:
-        """Learn about changes committed by any process since the last refresh."""
+        """Learn about changes committed by any process since the last refresh.
+
+        The watermark is only ever moved here: a change learned otherwise (made by this
+        process, or seen while rendering) can carry a higher serial than a change that
+        another process committed just before it, which must still be picked up.
+        Serials are handed out under the ``index_state`` row lock, so they commit in order.
+        """
         with self.services.db.read() as session:
             current = serials.current(session)
-            if current == self.global_serial:
+            if current == self._polled:
                 return
-            changed = serials.changed_since(session, max(self.global_serial, -1))
+            changed = serials.changed_since(session, self._polled)
         with self._lock:
             for name, serial in changed:
                 if serial > self.serials.get(name, -1):
                     self.serials[name] = serial
+            self._polled = max(self._polled, current)
             self.global_serial = max(self.global_serial, current)
 
     def _on_change(self, name: str, serial: int) -> None:
@@ -105,6 +126,10 @@ class PageCache:
             if serial > self.serials.get(name, -1):
                 self.serials[name] = serial
             self.global_serial = max(self.global_serial, serial)
+
+    def knows(self, name: str) -> bool:
+        """Whether the project exists (as of the last poll or local change)."""
+        return name in self.serials
 
     def start(self) -> None:
         self.refresh()
@@ -149,20 +174,43 @@ class PageCache:
         else:
             rendered = _Rendered(found.serial, _render_project(found))
             self._on_change(name, found.serial)
-        self._projects[key] = rendered
+        self._store(key, rendered)
         return rendered.pages or None
+
+    def _store(self, key: tuple[str, str, str], rendered: _Rendered) -> None:
+        """Keep a page, evicting the oldest pages beyond the memory budget."""
+        with self._lock:
+            old = self._projects.pop(key, None)
+            if old is not None:
+                self._bytes -= old.size
+            self._projects[key] = rendered
+            self._bytes += rendered.size
+            while self._bytes > self.max_bytes and len(self._projects) > 1:
+                evicted = self._projects.pop(next(iter(self._projects)))
+                self._bytes -= evicted.size
 
     def cached_index(self, label: str) -> dict[str, Page] | None:
         cached = self._indexes.get(label)
         return cached.pages if cached is not None and cached.serial == self.global_serial else None
 
     def index(self, label: str) -> dict[str, Page]:
+        """The project list. After the first, only projects changed since the last render
+        are looked at again: its cost follows the changes, not the size of the index."""
         serial = self.global_serial
         cached = self._indexes.get(label)
         if cached is not None and cached.serial == serial:
             return cached.pages
         with self.services.db.read() as session:
-            names = listing.list_project_names(session, label)
-        rendered = _Rendered(serial, _render_index(names))
+            changed = (
+                [n for n, s in list(self.serials.items()) if s > cached.serial]
+                if cached is not None
+                else None
+            )
+            if changed is None or len(changed) > INDEX_FULL_RELOAD:
+                names = set(listing.list_project_names(session, label))
+            else:
+                listed = listing.listed_among(session, label, changed)
+                names = (set(cached.names) - set(changed)) | listed
+        rendered = _Rendered(serial, _render_index(sorted(names)), frozenset(names))
         self._indexes[label] = rendered
         return rendered.pages

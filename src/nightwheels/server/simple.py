@@ -73,9 +73,11 @@ async def project(request: Request) -> Response:
     cache = _cache(request)
     # A current page is served without leaving the event loop; a miss reads the database
     # in the thread pool (a network round trip with PostgreSQL).
-    pages = cache.cached_project(label, normalized, root) or await run_in_threadpool(
-        cache.project, label, normalized, root
-    )
+    pages = None
+    if cache.knows(normalized):
+        pages = cache.cached_project(label, normalized, root) or await run_in_threadpool(
+            cache.project, label, normalized, root
+        )
     if pages is None:
         return PlainTextResponse(f"no project named {name!r} on this index\n", status_code=404)
     return _serve(request, pages)

@@ -195,8 +195,7 @@ def export_static(
             )
             have[name] = found.serial
             result.pages += 1
-        with services.db.read() as session:
-            names = listing.list_project_names(session, label)
+        names = sorted(have)  # the projects with a page: no query over all files
         index = f"{base}simple/"
         if names or label == DEFAULT_LABEL:
             target.write_bytes(

@@ -75,6 +75,15 @@ def list_project_names(session: Session, label: str, as_of: datetime | None = No
     return [name for (name,) in rows]
 
 
+def listed_among(session: Session, label: str, names: list[str]) -> set[str]:
+    """Which of ``names`` have a live file in ``label`` (an index probe per project)."""
+    if not names:
+        return set()
+    live = select(File.id).where(File.project_id == Project.id, _visible(label, None))
+    rows = session.execute(select(Project.name).where(Project.name.in_(names), live.exists()))
+    return {name for (name,) in rows}
+
+
 def find_file(session: Session, digest_prefix: str, filename: str) -> File | None:
     """A file by URL, including replaced and pruned files still within history."""
     # A range on the sha256 index (a LIKE prefix cannot use a btree index on PostgreSQL

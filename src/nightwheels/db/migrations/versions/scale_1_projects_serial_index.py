@@ -1,0 +1,25 @@
+"""scale: index projects.serial for the cross-process change poll
+
+Revision ID: scale_1
+Revises: 0001
+Create Date: 2026-11-26 12:00:00.000000
+"""
+
+from __future__ import annotations
+
+from alembic import op
+
+revision = "scale_1"
+down_revision = "0001"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("projects", schema=None) as batch_op:
+        batch_op.create_index("ix_projects_serial", ["serial"], unique=False)
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("projects", schema=None) as batch_op:
+        batch_op.drop_index("ix_projects_serial")
