@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from tests.support import clients
-from tests.support.backends import Backend
+from tests.support.backends import POSTGRES_ONLY, SQLITE_ONLY, Backend
 from tests.support.server import LiveServer, free_port, wait_for
 from tests.support.wheels import make_wheel
 
@@ -55,6 +55,7 @@ def installed(tmp_path: Path, index_url: str, spec: str, name: str = "demo") -> 
     return (target / name / "__init__.py").read_text()
 
 
+@SQLITE_ONLY
 def test_export_to_a_folder_then_incrementally(
     server: LiveServer, uploader: str, tmp_path: Path, uv_cache: Path
 ) -> None:
@@ -117,6 +118,7 @@ def test_export_to_a_folder_then_incrementally(
         assert (dest / "simple" / "demo" / "index.json").read_bytes() == before
 
 
+@SQLITE_ONLY
 def test_labels_are_exported(server: LiveServer, uploader: str, tmp_path: Path) -> None:
     import hashlib
 
@@ -143,6 +145,7 @@ def test_labels_are_exported(server: LiveServer, uploader: str, tmp_path: Path) 
         assert installed(tmp_path, f"{host}/label/rc/simple/", "demo") == "RC = True\n"
 
 
+@SQLITE_ONLY
 def test_export_linking_files_on_the_server(
     server: LiveServer, uploader: str, tmp_path: Path
 ) -> None:
@@ -201,6 +204,7 @@ def test_export_to_a_bucket_serves_pip_directly(
     assert (tmp_path / "uv" / "demo" / "__init__.py").read_text() == "S = 3\n"
 
 
+@POSTGRES_ONLY
 def test_the_server_keeps_an_export_current(
     tmp_path: Path, backend: Backend, uv_cache: Path
 ) -> None:
@@ -229,6 +233,7 @@ def test_the_server_keeps_an_export_current(
         assert installed(tmp_path, f"{host}/simple/", "demo==1.0.dev1") == "W = 1\n"
 
 
+@SQLITE_ONLY
 def test_export_refuses_damaged_bytes_and_bad_destinations(
     server: LiveServer, uploader: str, tmp_path: Path
 ) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 
 from tests.support import clients
-from tests.support.backends import Backend
+from tests.support.backends import SQLITE_ONLY, Backend
 from tests.support.server import LiveServer
 from tests.support.wheels import make_wheel
 
@@ -18,6 +18,7 @@ def _site(tmp_path: Path) -> Path:
     return tmp_path / "site"
 
 
+@SQLITE_ONLY
 def test_twine_upload_then_pip_install(server: LiveServer, uploader: str, tmp_path: Path) -> None:
     wheel = make_wheel(tmp_path / "dist", "demo", "1.0.0.dev202611250101", module_source="X = 41\n")
     out = clients.twine_upload(server.upload_url, uploader, wheel)
@@ -37,6 +38,7 @@ def test_twine_upload_then_pip_install(server: LiveServer, uploader: str, tmp_pa
     assert (target / "demo" / "__init__.py").read_text() == "X = 41\n"
 
 
+@SQLITE_ONLY
 def test_extra_index_url_and_pip_download(
     server: LiveServer, uploader: str, tmp_path: Path
 ) -> None:
@@ -62,6 +64,7 @@ def test_extra_index_url_and_pip_download(
     assert (dest / wheel.name).read_bytes() == wheel.read_bytes()
 
 
+@SQLITE_ONLY
 def test_pip_index_versions(server: LiveServer, uploader: str, tmp_path: Path) -> None:
     for version in ("1.0.0.dev1", "1.0.0.dev2", "0.9"):
         clients.twine_upload(
@@ -72,6 +75,7 @@ def test_pip_index_versions(server: LiveServer, uploader: str, tmp_path: Path) -
     assert "1.0.0.dev2, 1.0.0.dev1, 0.9" in out.stdout
 
 
+@SQLITE_ONLY
 def test_uv_publish_and_uv_install(
     server: LiveServer, uploader: str, tmp_path: Path, uv_cache: Path
 ) -> None:
@@ -138,6 +142,7 @@ def test_same_bytes_is_a_noop_and_new_bytes_replace(
         assert "file.replace" in events.stdout
 
 
+@SQLITE_ONLY
 def test_replace_forbidden_by_setting(tmp_path: Path, backend: Backend) -> None:
     live = LiveServer(
         data=tmp_path / "data", env={"NIGHTWHEELS_ALLOW_REPLACE": "false"}, backend=backend
@@ -172,6 +177,7 @@ def test_replace_forbidden_by_setting(tmp_path: Path, backend: Backend) -> None:
         live.stop()
 
 
+@SQLITE_ONLY
 def test_labels_have_their_own_view(server: LiveServer, uploader: str, tmp_path: Path) -> None:
     wheel = make_wheel(tmp_path / "rc", "demo", "1.1.0rc1.dev3")
     sha = __import__("hashlib").sha256(wheel.read_bytes()).hexdigest()
@@ -207,6 +213,7 @@ def test_labels_have_their_own_view(server: LiveServer, uploader: str, tmp_path:
     assert (target / "demo").is_dir()
 
 
+@SQLITE_ONLY
 def test_sdists_refused_by_default(server: LiveServer, uploader: str, tmp_path: Path) -> None:
     from tests.support.wheels import make_sdist
 
@@ -217,6 +224,7 @@ def test_sdists_refused_by_default(server: LiveServer, uploader: str, tmp_path: 
     assert server.tmp_files() == []
 
 
+@SQLITE_ONLY
 def test_sdists_allowed_by_setting(tmp_path: Path, backend: Backend) -> None:
     from tests.support.wheels import make_sdist
 
@@ -239,6 +247,7 @@ def test_sdists_allowed_by_setting(tmp_path: Path, backend: Backend) -> None:
         live.stop()
 
 
+@SQLITE_ONLY
 def test_metadata_file_matches_pep658_hash(
     server: LiveServer, uploader: str, tmp_path: Path
 ) -> None:

@@ -19,7 +19,7 @@ from sqlalchemy import select
 
 from nightwheels.db.models import File
 from tests.support import clients
-from tests.support.backends import Backend, fresh_database
+from tests.support.backends import SQLITE_ONLY, Backend, fresh_database
 from tests.support.clients import clean_env
 from tests.support.consistency import index_problems
 from tests.support.server import LiveServer, wait_for
@@ -209,6 +209,7 @@ def test_a_local_change_does_not_hide_an_earlier_remote_one(
         b.stop()
 
 
+@SQLITE_ONLY
 def test_the_project_list_follows_changes(
     server: LiveServer, uploader: str, tmp_path: Path
 ) -> None:
@@ -307,6 +308,26 @@ def test_serve_refuses_a_bucket_it_cannot_use(tmp_path: Path, moto_s3) -> None: 
     assert out.returncode == 1  # type: ignore[attr-defined]
     assert out.stderr.startswith("error: cannot use bucket 'no-such-bucket'")  # type: ignore[attr-defined]
     assert "Traceback" not in out.stderr  # type: ignore[attr-defined]
+
+
+@pytest.mark.postgres
+def test_web_and_api_reads_on_postgresql(tmp_path: Path, scaled: Backend) -> None:
+    """The browser tests run on SQLite; the pages' queries are checked here on PostgreSQL."""
+    live = LiveServer(data=tmp_path / "data", backend=scaled)
+    live.data.mkdir()
+    live.start()
+    try:
+        live.create_user("alice")
+        token = live.token("alice", "demo")
+        assert upload(live, token, make_wheel(tmp_path, "demo", "1.0.dev1"), "1.0.dev1").is_success
+        for path in ("/", "/search?q=dem", "/project/demo/", "/freshness/", "/account/sign-in"):
+            response = httpx.get(live.url + path)
+            assert response.status_code == 200, (path, response.text[:500])
+        assert "demo-1.0.dev1-py3-none-any.whl" in httpx.get(live.url + "/project/demo/").text
+        for path in ("/api/v1/projects", "/api/v1/projects/demo", "/-/metrics"):
+            assert httpx.get(live.url + path).status_code == 200, path
+    finally:
+        live.stop()
 
 
 @pytest.mark.postgres

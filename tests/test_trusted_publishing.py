@@ -16,6 +16,7 @@ from nightwheels.errors import Unauthenticated, Unavailable
 from nightwheels.services.trusted_publishing import OidcVerifier
 from tests.support import clients
 from tests.support.access import Accounts, Api, forbidden, refused, upload
+from tests.support.backends import BACKENDS, open_backend
 from tests.support.oidc import GITHUB_ISSUER, Issuer, new_key
 from tests.support.server import LiveServer, free_port
 from tests.support.wheels import make_wheel
@@ -32,21 +33,28 @@ def issuer() -> Iterator[Issuer]:
         issuer.stop()
 
 
-@pytest.fixture(scope="module")
-def live(tmp_path_factory: pytest.TempPathFactory, issuer: Issuer) -> Iterator[LiveServer]:
+@pytest.fixture(scope="module", params=BACKENDS)
+def live(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, issuer: Issuer
+) -> Iterator[LiveServer]:
     root = tmp_path_factory.mktemp("tp")
-    server = LiveServer(data=root / "data", env={"NIGHTWHEELS_OIDC_JWKS_URL": issuer.jwks_url})
-    server.data.mkdir()
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
+    with open_backend(request) as backend:
+        server = LiveServer(
+            data=root / "data",
+            env={"NIGHTWHEELS_OIDC_JWKS_URL": issuer.jwks_url},
+            backend=backend,
+        )
+        server.data.mkdir()
+        server.start()
+        try:
+            yield server
+        finally:
+            server.stop()
 
 
 @pytest.fixture(scope="module")
 def people(live: LiveServer) -> Iterator[Accounts]:
-    accounts = Accounts(live.data)
+    accounts = Accounts(live.data, live.backend)
     accounts.user("owner")
     accounts.user("helper")
     accounts.role("octo", "owner", "admin")

@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.backends import BACKENDS, Backend, open_backend
+from tests.support.backends import BACKENDS, SQLITE_ONLY, Backend, open_backend
 from tests.support.server import LiveServer
 from tests.support.wheels import make_wheel, metadata_text, zip_bytes
 
@@ -355,6 +355,7 @@ def test_token_for_another_project_gets_403(
     assert_nothing_left(server, before)
 
 
+@SQLITE_ONLY
 def test_size_limit(tmp_path: Path, backend: Backend) -> None:
     live = LiveServer(
         data=tmp_path / "data", env={"NIGHTWHEELS_MAX_UPLOAD_SIZE": "100000"}, backend=backend

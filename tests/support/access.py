@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 
 from nightwheels.config import Settings
 from nightwheels.core.permissions import Role
@@ -22,12 +22,23 @@ from nightwheels.db.models import Token
 from nightwheels.services import accounts, tokens
 from nightwheels.services.audit import SYSTEM
 from nightwheels.services.context import Services
+from tests.support.backends import BACKENDS, Backend, open_backend
 from tests.support.server import LiveServer
 
 
 class Accounts:
-    def __init__(self, data: Path) -> None:
-        self.services = Services.from_settings(Settings(data=data, database_url=None, storage=None))
+    def __init__(self, data: Path, backend: Backend | None = None) -> None:
+        if backend is not None and backend.name != "sqlite":
+            self.services = backend.services(data)
+        else:
+            self.services = Services.from_settings(
+                Settings(data=data, database_url=None, storage=None)
+            )
+
+    def sql(self, statement: str, **params: Any) -> Any:
+        """One value from the server's database, whichever engine it is."""
+        with self.services.db.read() as session:
+            return session.execute(text(statement), params).scalar_one()
 
     def close(self) -> None:
         self.services.close()
@@ -126,22 +137,25 @@ def forbidden(response: httpx.Response, reason: str) -> dict[str, Any]:
     return refused(response, 403, reason)
 
 
-@pytest.fixture(scope="module")
-def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    """One live server per test module (tests use distinct user and project names)."""
+@pytest.fixture(scope="module", params=BACKENDS)
+def live(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LiveServer]:
+    """One live server per test module and backend (tests use distinct names)."""
     root = tmp_path_factory.mktemp("live")
-    server = LiveServer(data=root / "data")
-    server.data.mkdir()
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
+    with open_backend(request) as backend:
+        server = LiveServer(data=root / "data", backend=backend)
+        server.data.mkdir()
+        server.start()
+        try:
+            yield server
+        finally:
+            server.stop()
 
 
 @pytest.fixture(scope="module")
 def people(live: LiveServer) -> Iterator[Accounts]:
-    accounts_ = Accounts(live.data)
+    accounts_ = Accounts(live.data, live.backend)
     try:
         yield accounts_
     finally:

@@ -29,6 +29,9 @@ PG_PORT = int(os.environ.get("NIGHTWHEELS_TEST_PG_PORT", "5432"))
 PG_ADMIN_DB = os.environ.get("NIGHTWHEELS_TEST_PG_DB", "test")
 
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+# For slow client tests whose PostgreSQL run would add little: pin the ``backend`` fixture.
+SQLITE_ONLY = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+POSTGRES_ONLY = pytest.mark.parametrize("backend", [BACKENDS[1]], indirect=True)
 S3_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing",

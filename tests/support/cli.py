@@ -29,10 +29,12 @@ class Outcome:
 
 class Cli:
     def __init__(self, server: LiveServer, token: str | None = None, *, remote: bool = True):
+        backend = server.backend.env()  # the server's database and store, on any backend
         self.env: dict[str, str | None] = {
+            **backend,
             "NIGHTWHEELS_DATA": str(server.data),
-            "NIGHTWHEELS_DATABASE_URL": None,
-            "NIGHTWHEELS_STORAGE": None,
+            "NIGHTWHEELS_DATABASE_URL": backend.get("NIGHTWHEELS_DATABASE_URL"),
+            "NIGHTWHEELS_STORAGE": backend.get("NIGHTWHEELS_STORAGE"),
             "NIGHTWHEELS_SERVER": server.url if remote else None,
             "NIGHTWHEELS_TOKEN": token,
         }
