@@ -173,6 +173,37 @@ def propagation(a: LiveServer, b: LiveServer, token: str, tmp: Path, n: int) -> 
     }
 
 
+def upload_rate(
+    servers: list[LiveServer], token: str, project: str, tmp: Path, n: int
+) -> dict[str, float]:
+    """``n`` uploads of distinct small wheels from 16 threads, spread over ``servers``."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    wheels = [make_wheel(tmp / f"up{i}", project, f"7.0.dev{i}") for i in range(n)]
+
+    def send(i: int) -> int:
+        data = wheels[i].read_bytes()
+        return httpx.post(
+            servers[i % len(servers)].upload_url,
+            auth=("__token__", token),
+            data={
+                ":action": "file_upload",
+                "name": project,
+                "version": f"7.0.dev{i}",
+                "sha256_digest": hashlib.sha256(data).hexdigest(),
+            },
+            files={"content": (wheels[i].name, data)},
+            timeout=120,
+        ).status_code
+
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(16) as pool:
+        codes = list(pool.map(send, range(n)))
+    seconds = time.perf_counter() - t0
+    assert codes == [200] * n, codes
+    return {"uploads": n, "servers": len(servers), "per_s": round(n / seconds, 1)}
+
+
 def queries_at_size(services: Any, bulk: int) -> dict[str, Any]:
     """Read-path queries on PostgreSQL with ``bulk`` more file rows in 100-file projects."""
     from sqlalchemy import func, select, text
@@ -328,6 +359,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--bulk", type=int, default=1_000_000)
     parser.add_argument("--propagation-samples", type=int, default=20)
+    parser.add_argument("--uploads", type=int, default=100)
     args = parser.parse_args()
     if not shutil.which("wrk") or not shutil.which("nginx"):
         sys.exit("needs wrk and nginx (Debian packages wrk, nginx-light)")
@@ -429,7 +461,16 @@ def main() -> None:
             results["propagation"] = propagation(
                 scaled, scaled_b, token, tmp / "prop", args.propagation_samples
             )
+            results["upload_rate"] = {
+                "scaled_two_servers": upload_rate(
+                    [scaled, scaled_b], token, "proj00", tmp / "up-s", args.uploads
+                )
+            }
             scaled_b.stop()
+            embedded.create_user("up", admin=True)
+            results["upload_rate"]["embedded_one_server"] = upload_rate(
+                [embedded], embedded.token("up", "proj01"), "proj01", tmp / "up-e", args.uploads
+            )
 
             redirect.start()
             results["file_bytes"] = file_bytes(embedded, scaled, redirect, args)
