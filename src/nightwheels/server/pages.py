@@ -13,7 +13,7 @@ import hashlib
 import logging
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from nightwheels.core.simple_pages import (
     HTML_TYPE,
@@ -52,27 +52,26 @@ class _Rendered:
 
     @property
     def size(self) -> int:
-        # HTML_TYPE and LEGACY_HTML_TYPE share one body; count every gzip copy.
-        bodies = {id(p.body): len(p.body) for p in self.pages.values()}
-        return sum(bodies.values()) + sum(len(p.gzipped) for p in self.pages.values()) + 200
+        # HTML_TYPE and LEGACY_HTML_TYPE share their bytes: count each object once.
+        parts = {id(b): len(b) for p in self.pages.values() for b in (p.body, p.gzipped)}
+        return sum(parts.values()) + 200
+
+
+def _pages(json_body: bytes, html_body: bytes) -> dict[str, Page]:
+    html = make_page(html_body, HTML_TYPE)  # both HTML types: one body, one gzip, one ETag
+    return {
+        JSON_TYPE: make_page(json_body, JSON_TYPE),
+        HTML_TYPE: html,
+        LEGACY_HTML_TYPE: replace(html, media_type=LEGACY_HTML_TYPE),
+    }
 
 
 def _render_project(listing_: ProjectListing) -> dict[str, Page]:
-    html = render_project_html(listing_)
-    return {
-        JSON_TYPE: make_page(render_project_json(listing_), JSON_TYPE),
-        HTML_TYPE: make_page(html, HTML_TYPE),
-        LEGACY_HTML_TYPE: make_page(html, LEGACY_HTML_TYPE),
-    }
+    return _pages(render_project_json(listing_), render_project_html(listing_))
 
 
 def _render_index(names: list[str]) -> dict[str, Page]:
-    html = render_index_html(names)
-    return {
-        JSON_TYPE: make_page(render_index_json(names), JSON_TYPE),
-        HTML_TYPE: make_page(html, HTML_TYPE),
-        LEGACY_HTML_TYPE: make_page(html, LEGACY_HTML_TYPE),
-    }
+    return _pages(render_index_json(names), render_index_html(names))
 
 
 # Above this many changed projects, the project list is queried whole.
