@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from nightwheels.cli.common import DataOption, handle_errors
+from nightwheels.services.export import ExportResult
 
 
 def register(app: typer.Typer) -> None:
@@ -50,7 +51,7 @@ def register(app: typer.Typer) -> None:
             pass
 
 
-def _report(result) -> None:  # type: ignore[no-untyped-def]
+def _report(result: ExportResult) -> None:
     if result.unchanged:
         typer.echo(f"{result.destination} is up to date (serial {result.serial})")
         return
