@@ -18,6 +18,8 @@ import pytest
 from sqlalchemy import select
 
 from nightwheels.db.models import File
+from nightwheels.services.audit import SYSTEM
+from nightwheels.services.fsck import fsck
 from tests.support import clients
 from tests.support.backends import SQLITE_ONLY, Backend, fresh_database
 from tests.support.clients import clean_env
@@ -148,6 +150,8 @@ def test_concurrent_uploads_across_two_servers(
     services = backend.services(a.data)
     try:
         assert index_problems(services) == []
+        report = fsck(services, SYSTEM)  # the product's own check agrees: fsck clean
+        assert report.problems == [] and report.rows == len(landed)
         with services.db.read() as session:
             rows = session.execute(select(File.filename, File.sha256, File.removed_at)).all()
     finally:

@@ -1,7 +1,7 @@
 """scale: index projects.serial for the cross-process change poll
 
 Revision ID: scale_1
-Revises: web_1
+Revises: retention_1
 Create Date: 2026-11-26 12:00:00.000000
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 from alembic import op
 
 revision = "scale_1"
-down_revision = "web_1"
+down_revision = "retention_1"
 branch_labels = None
 depends_on = None
 
