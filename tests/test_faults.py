@@ -21,6 +21,7 @@ import httpx
 import pytest
 
 from tests.support import consistency
+from tests.support.backends import Backend
 from tests.support.server import LiveServer, wait_for
 from tests.support.wheels import make_wheel
 
@@ -46,6 +47,14 @@ def multipart_parts(wheel: Path, version: str) -> tuple[bytes, bytes, bytes]:
         f'filename="{wheel.name}"\r\n\r\n'
     ).encode()
     return head, content, f"\r\n--{BOUNDARY}--\r\n".encode()
+
+
+@pytest.fixture
+def backend() -> Backend:
+    """These faults are about the embedded default's own files (staging, a blob folder, the
+    SQLite lock), which the independent check in tests/support/consistency.py reads directly;
+    the PostgreSQL + S3 races are covered in tests/test_scale_out.py."""
+    return Backend("sqlite")
 
 
 def upload(server: LiveServer, token: str, wheel: Path, version: str) -> httpx.Response:
