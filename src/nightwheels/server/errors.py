@@ -8,6 +8,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 from nightwheels.errors import NightwheelsError, RateLimited, Unauthenticated
+from nightwheels.server.middleware import SECURITY_HEADERS
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +41,15 @@ async def handle_nightwheels_error(request: Request, exc: Exception) -> Response
 
 
 async def handle_unexpected(request: Request, exc: Exception) -> Response:
+    """The 500 answer. Starlette sends it from its outermost layer, outside
+    :class:`SecurityHeaders`, so the headers are added here."""
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     body = {"error": "internal", "message": "internal server error; the request was not applied"}
+    response: Response
     if _wants_json(request):
-        return JSONResponse(body, status_code=500)
-    return PlainTextResponse(body["message"] + "\n", status_code=500)
+        response = JSONResponse(body, status_code=500)
+    else:
+        response = PlainTextResponse(body["message"] + "\n", status_code=500)
+    for name, value in SECURITY_HEADERS:
+        response.headers[name.decode()] = value.decode()
+    return response
