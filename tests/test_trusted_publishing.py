@@ -7,7 +7,7 @@ server verifies signature, issuer, audience, lifetime and claims.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -236,3 +236,35 @@ def test_key_set_is_cached_and_refetched_for_new_keys(issuer: Issuer) -> None:
         assert issuer.requests == before + 2
     finally:
         issuer.key, issuer.kid = old, old_kid
+
+
+def test_expired_minted_tokens_are_purged_a_day_later(
+    live: LiveServer, issuer: Issuer, publisher: dict
+) -> None:
+    from sqlalchemy import select, update
+
+    from nightwheels.db.models import Token
+
+    def minted(secret: str) -> Token | None:
+        prefix = secret.split("_")[1]
+        with services.db.read() as session:
+            return session.scalars(select(Token).where(Token.prefix == prefix)).first()
+
+    services = live.backend.services(live.data)
+    try:
+        old = Api(live).ok("POST", EXCHANGE, {"token": issuer.token()})["token"]
+        recent = Api(live).ok("POST", EXCHANGE, {"token": issuer.token()})["token"]
+        now = datetime.now(UTC)
+        with services.db.write() as session:
+            for secret, ago in ((old, timedelta(days=2)), (recent, timedelta(hours=2))):
+                session.execute(
+                    update(Token)
+                    .where(Token.prefix == secret.split("_")[1])
+                    .values(expires_at=now - ago)
+                )
+        refused(Api(live, old).get("/me"), 401, "expired")
+        Api(live).ok("POST", EXCHANGE, {"token": issuer.token()})
+        assert minted(old) is None  # purged by the next exchange
+        assert minted(recent) is not None  # expired, but within the day's grace
+    finally:
+        services.close()

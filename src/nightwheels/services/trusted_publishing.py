@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 import jwt
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -300,6 +300,21 @@ def _match(
     return matches[0]
 
 
+# Minted tokens are kept this long after they expire, then deleted (the audit log keeps the
+# exchange). Their ``jti`` guards against replay only while the OIDC token is still valid, and
+# OIDC tokens live minutes, so a day is ample.
+PURGE_AFTER = timedelta(days=1)
+
+
+def _purge_expired(session: Session) -> None:
+    """Delete trusted-publishing tokens that expired more than :data:`PURGE_AFTER` ago."""
+    session.execute(
+        delete(Token).where(
+            Token.publisher_id.is_not(None), Token.expires_at < utcnow() - PURGE_AFTER
+        )
+    )
+
+
 def exchange(
     session: Session,
     verifier: OidcVerifier,
@@ -312,6 +327,7 @@ def exchange(
     """Verify ``oidc_token`` and mint an upload token for the matching publisher's project."""
     claims = verifier.verify(oidc_token)
     publisher, proj = _match(session, claims, project)
+    _purge_expired(session)
     jti = str(claims["jti"])[:200]
     if session.execute(select(Token.id).where(Token.jti == jti)).first() is not None:
         raise Unauthenticated("this OIDC token was already exchanged: request a new one")
