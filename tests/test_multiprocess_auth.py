@@ -54,3 +54,23 @@ def test_security_headers_on_error_responses(two_workers: LiveServer, tmp_path: 
         assert response.status_code == int(what.split()[0]), (what, response.status_code)
         assert response.headers.get("x-content-type-options") == "nosniff", what
         assert "frame-ancestors 'none'" in response.headers.get("content-security-policy", ""), what
+
+
+def test_failed_attempts_are_counted_across_processes(two_workers: LiveServer) -> None:
+    """The throttle's count is shared: two processes do not give a source twice the tries."""
+    limit = 30  # NIGHTWHEELS_AUTH_FAILURES_PER_MINUTE's default
+    statuses = []
+    for _ in range(2 * limit):
+        # A new connection per attempt (so both processes answer), from a source of its own.
+        transport = httpx.HTTPTransport(local_address="127.0.0.7")
+        with httpx.Client(transport=transport, timeout=10) as client:
+            response = client.get(
+                f"{two_workers.url}/api/v1/me", headers={"Authorization": "Bearer nwt_wrong"}
+            )
+        statuses.append(response.status_code)
+    assert set(statuses) == {401, 429}
+    # Each process blocks the source once it has recorded a failure past the shared limit.
+    assert limit <= statuses.count(401) <= limit + 1
+    assert statuses[-1] == 429
+    # Another source is not affected.
+    assert me(two_workers, "nwt_wrong") == 401

@@ -324,6 +324,20 @@ class FreshnessNotice(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class AuthFailure(Base):
+    """One failed authentication from a source address, kept for the throttle's window.
+
+    Shared through the database so that every server process counts the same failures.
+    """
+
+    __tablename__ = "auth_failures"
+    __table_args__ = (Index("ix_auth_failures_source_at", "source", "at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    source: Mapped[str] = mapped_column(String(100))
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 Index("ix_files_removed_at", File.removed_at)
 
 # The serial poll asks which projects changed since a serial (services/serials.py).

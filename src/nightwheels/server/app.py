@@ -15,18 +15,18 @@ from nightwheels.config import Settings
 from nightwheels.errors import NightwheelsError
 from nightwheels.server import asof, files, health, simple, upload
 from nightwheels.server.api import create_api
-from nightwheels.server.auth import FailureThrottle
 from nightwheels.server.errors import handle_nightwheels_error, handle_unexpected
 from nightwheels.server.middleware import SecurityHeaders
 from nightwheels.server.pages import PageCache
 from nightwheels.services.context import Services
+from nightwheels.services.throttle import FailureThrottle
 
 
 def create_app(settings: Settings | None = None, services: Services | None = None) -> Starlette:
     settings = settings or Settings()
     services = services or Services.from_settings(settings)
     pages = PageCache(services)
-    throttle = FailureThrottle(settings.auth_failures_per_minute)
+    throttle = FailureThrottle(services.db, settings.auth_failures_per_minute)
     background: list = []  # objects with start()/stop(), e.g. the prune scheduler
     if services.settings.prune_interval > 0:
         from nightwheels.server.maintenance import Scheduler

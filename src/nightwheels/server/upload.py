@@ -9,11 +9,12 @@ from starlette.routing import Route
 
 from nightwheels.core.names import DEFAULT_LABEL
 from nightwheels.errors import InvalidRequest, TooLarge, Unauthenticated
-from nightwheels.server.auth import FailureThrottle, client_address, token_from_request
+from nightwheels.server.auth import client_address, token_from_request
 from nightwheels.server.multipart import parse_upload
 from nightwheels.services.auth import Principal, authenticate_token
 from nightwheels.services.context import Services
 from nightwheels.services.publish import PublishResult, UploadRequest, publish
+from nightwheels.services.throttle import FailureThrottle
 from nightwheels.storage.staging import StagingFile
 
 MULTIPART_OVERHEAD = 16 * 1024 * 1024  # room for form fields around the file

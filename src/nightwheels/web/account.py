@@ -111,7 +111,7 @@ async def sign_in(request: Request) -> Response:
         try:
             new = await write(request, run)
         except Unauthenticated:
-            throttle.failed(source)
+            await run_in_threadpool(throttle.failed, source)
             raise
     except NightwheelsError as exc:
         anonymous_csrf(request)
