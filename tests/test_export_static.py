@@ -15,6 +15,7 @@ import pytest
 from tests.support import clients
 from tests.support.backends import POSTGRES_ONLY, SQLITE_ONLY, Backend
 from tests.support.server import LiveServer, free_port, wait_for
+from tests.support.uploads import post_wheel
 from tests.support.wheels import make_wheel
 
 JSON = "application/vnd.pypi.simple.v1+json"
@@ -120,22 +121,9 @@ def test_export_to_a_folder_then_incrementally(
 
 @SQLITE_ONLY
 def test_labels_are_exported(server: LiveServer, uploader: str, tmp_path: Path) -> None:
-    import hashlib
 
     wheel = make_wheel(tmp_path, "demo", "1.1.0rc1", module_source="RC = True\n")
-    data = wheel.read_bytes()
-    response = httpx.post(
-        server.upload_url,
-        auth=("__token__", uploader),
-        data={
-            ":action": "file_upload",
-            "name": "demo",
-            "version": "1.1.0rc1",
-            "sha256_digest": hashlib.sha256(data).hexdigest(),
-            "label": "rc",
-        },
-        files={"content": (wheel.name, data)},
-    )
+    response = post_wheel(server, uploader, wheel, label="rc")
     assert response.status_code == 200, response.text
     dest = tmp_path / "export"
     server.cli("export-static", str(dest))

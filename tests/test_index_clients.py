@@ -11,6 +11,7 @@ import httpx
 from tests.support import clients
 from tests.support.backends import SQLITE_ONLY, Backend
 from tests.support.server import LiveServer
+from tests.support.uploads import post_wheel
 from tests.support.wheels import make_wheel
 
 
@@ -160,17 +161,7 @@ def test_replace_forbidden_by_setting(tmp_path: Path, backend: Backend) -> None:
         again = make_wheel(tmp_path / "b", "demo", "1.0.dev0", module_source="A=2\n")
         out = clients.twine_upload(live.upload_url, token, again, check=False)
         assert out.returncode != 0
-        response = httpx.post(
-            live.upload_url,
-            auth=("__token__", token),
-            files={"content": (again.name, again.read_bytes())},
-            data={
-                ":action": "file_upload",
-                "name": "demo",
-                "version": "1.0.dev0",
-                "sha256_digest": __import__("hashlib").sha256(again.read_bytes()).hexdigest(),
-            },
-        )
+        response = post_wheel(live, token, again)
         assert response.status_code == 409
         assert "does not allow replacing" in response.text
     finally:
@@ -180,20 +171,7 @@ def test_replace_forbidden_by_setting(tmp_path: Path, backend: Backend) -> None:
 @SQLITE_ONLY
 def test_labels_have_their_own_view(server: LiveServer, uploader: str, tmp_path: Path) -> None:
     wheel = make_wheel(tmp_path / "rc", "demo", "1.1.0rc1.dev3")
-    sha = __import__("hashlib").sha256(wheel.read_bytes()).hexdigest()
-    response = httpx.post(
-        server.upload_url,
-        auth=("__token__", uploader),
-        data={
-            ":action": "file_upload",
-            "name": "demo",
-            "version": "1.1.0rc1.dev3",
-            "sha256_digest": sha,
-            "label": "rc",
-        },
-        files={"content": (wheel.name, wheel.read_bytes())},
-        headers={"Accept": "application/json"},
-    )
+    response = post_wheel(server, uploader, wheel, label="rc", json=True)
     assert response.status_code == 200, response.text
     assert response.json()["labels"] == {"rc": "uploaded"}
     assert httpx.get(server.simple_url + "demo/").status_code == 404

@@ -16,6 +16,7 @@ import httpx
 
 from tests.support.seed import bulk_seed, open_services
 from tests.support.server import LiveServer, wait_for
+from tests.support.uploads import post_wheel
 from tests.support.wheels import make_wheel
 
 JSON = {"Accept": "application/vnd.pypi.simple.v1+json"}
@@ -32,13 +33,7 @@ def _form(wheel: Path) -> dict[str, str]:
 
 
 def upload(server: LiveServer, token: str, wheel: Path) -> httpx.Response:
-    return httpx.post(
-        server.upload_url,
-        auth=("__token__", token),
-        data=_form(wheel),
-        files={"content": (wheel.name, wheel.read_bytes())},
-        timeout=120,
-    )
+    return post_wheel(server, token, wheel, timeout=120)
 
 
 def fsck(server: LiveServer, *args: str) -> dict:  # type: ignore[type-arg]

@@ -16,26 +16,14 @@ import pytest
 
 from tests.support import clients
 from tests.support.server import LiveServer, wait_for
+from tests.support.uploads import post_wheel
 from tests.support.wheels import make_wheel
 
 JSON = {"Accept": "application/vnd.pypi.simple.v1+json"}
 
 
 def upload(server: LiveServer, token: str, wheel: Path) -> httpx.Response:
-    data = wheel.read_bytes()
-    name, version = wheel.name.split("-")[:2]
-    return httpx.post(
-        server.upload_url,
-        auth=("__token__", token),
-        data={
-            ":action": "file_upload",
-            "name": name,
-            "version": version,
-            "sha256_digest": hashlib.sha256(data).hexdigest(),
-        },
-        files={"content": (wheel.name, data)},
-        timeout=60,
-    )
+    return post_wheel(server, token, wheel)
 
 
 def rfc3339(moment: datetime) -> str:

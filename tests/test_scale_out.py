@@ -25,6 +25,7 @@ from tests.support.backends import SQLITE_ONLY, Backend, fresh_database
 from tests.support.clients import clean_env
 from tests.support.consistency import index_problems
 from tests.support.server import LiveServer, wait_for
+from tests.support.uploads import post_wheel
 from tests.support.wheels import make_wheel
 
 JSON = "application/vnd.pypi.simple.v1+json"
@@ -33,19 +34,7 @@ JSON = "application/vnd.pypi.simple.v1+json"
 def upload(
     server: LiveServer, token: str, wheel: Path, version: str, name: str = "demo"
 ) -> httpx.Response:
-    data = wheel.read_bytes()
-    return httpx.post(
-        server.upload_url,
-        auth=("__token__", token),
-        data={
-            ":action": "file_upload",
-            "name": name,
-            "version": version,
-            "sha256_digest": hashlib.sha256(data).hexdigest(),
-        },
-        files={"content": (wheel.name, data)},
-        timeout=60,
-    )
+    return post_wheel(server, token, wheel, name=name, version=version)
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ import pytest
 
 from tests.support.backends import BACKENDS, open_backend
 from tests.support.server import LiveServer, wait_for
+from tests.support.uploads import post_wheel
 from tests.support.wheels import make_wheel
 
 JSON = "application/vnd.pypi.simple.v1+json"
@@ -19,18 +20,7 @@ HTML = "application/vnd.pypi.simple.v1+html"
 
 
 def upload(server: LiveServer, token: str, wheel: Path, name: str, version: str) -> httpx.Response:
-    data = wheel.read_bytes()
-    response = httpx.post(
-        server.upload_url,
-        auth=("__token__", token),
-        data={
-            ":action": "file_upload",
-            "name": name,
-            "version": version,
-            "sha256_digest": hashlib.sha256(data).hexdigest(),
-        },
-        files={"content": (wheel.name, data)},
-    )
+    response = post_wheel(server, token, wheel, name=name, version=version)
     assert response.status_code == 200, response.text
     return response
 

@@ -24,6 +24,7 @@ from nightwheels.services.audit import SYSTEM
 from nightwheels.services.context import Services
 from tests.support.backends import BACKENDS, Backend, open_backend
 from tests.support.server import LiveServer
+from tests.support.uploads import post_wheel
 
 
 class Accounts:
@@ -164,21 +165,4 @@ def people(live: LiveServer) -> Iterator[Accounts]:
 
 def upload(server: LiveServer, token: str, wheel: Path) -> httpx.Response:
     """The legacy upload protocol (as twine speaks it), answering JSON."""
-    import hashlib
-
-    data = wheel.read_bytes()
-    name, version = wheel.name.split("-")[:2]
-    return httpx.post(
-        server.upload_url,
-        auth=("__token__", token),
-        headers={"Accept": "application/json"},
-        data={
-            ":action": "file_upload",
-            "name": name,
-            "version": version,
-            "filetype": "bdist_wheel",
-            "sha256_digest": hashlib.sha256(data).hexdigest(),
-        },
-        files={"content": (wheel.name, data, "application/octet-stream")},
-        timeout=60,
-    )
+    return post_wheel(server, token, wheel, json=True)

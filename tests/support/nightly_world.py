@@ -17,7 +17,6 @@ environment) on a static PEP 503 index on another loopback port.
 
 from __future__ import annotations
 
-import hashlib
 import sys
 import textwrap
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ import httpx
 from tests.support.clients import clean_env, run
 from tests.support.server import LiveServer
 from tests.support.static_index import StaticIndex, rewheel_closure
+from tests.support.uploads import post_wheel
 from tests.support.wheels import make_wheel, metadata_text
 
 TINY_BACKEND = '''
@@ -134,20 +134,7 @@ class World:
 
 
 def upload(server: LiveServer, token: str, wheel: Path) -> None:
-    data = wheel.read_bytes()
-    name, version = wheel.name.split("-")[:2]
-    response = httpx.post(
-        server.upload_url,
-        auth=("__token__", token),
-        data={
-            ":action": "file_upload",
-            "name": name,
-            "version": version,
-            "sha256_digest": hashlib.sha256(data).hexdigest(),
-        },
-        files={"content": (wheel.name, data)},
-        timeout=60,
-    )
+    response = post_wheel(server, token, wheel)
     assert response.status_code == 200, response.text
 
 
