@@ -48,26 +48,11 @@ class RecordedOut(BaseModel):
     ignored: list[str]
 
 
-class UpstreamResult(BaseModel):
-    downstream: str
-    repository: str | None
-    outcome: str
-    culprit: bool
-    version: str
-    filename: str
-    sha256: str
-    uploaded_at: datetime | None
-    python: str
-    platform: str
-    tested_at: datetime
-    run_url: str | None
-
-
 class UpstreamOut(BaseModel):
     project: str
     passing: int
     failing: int
-    results: list[UpstreamResult]
+    results: list[compat.UpstreamRow]  # a dataclass of the service, validated by pydantic
 
 
 class RunNightly(BaseModel):
@@ -123,12 +108,11 @@ def post_result(body: ResultBody, principal: PrincipalDep, services: ServicesDep
 @router.get("/compat/upstream/{name}")
 def upstream(name: str, session: ReadSession) -> UpstreamOut:
     rows = compat.upstream_status(session, name)
-    results = [UpstreamResult(**row.__dict__) for row in rows]
     return UpstreamOut(
         project=normalize_name(name),
-        passing=sum(r.outcome == "passed" for r in results),
-        failing=sum(r.outcome != "passed" for r in results),
-        results=results,
+        passing=sum(r.outcome == "passed" for r in rows),
+        failing=sum(r.outcome != "passed" for r in rows),
+        results=rows,
     )
 
 
