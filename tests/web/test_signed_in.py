@@ -351,3 +351,55 @@ def test_cookies_are_secure_behind_https_and_failures_are_throttled(
             for i in range(4)
         ]
         assert statuses == [401, 401, 401, 429]
+
+
+def test_change_password_signs_out_the_other_sessions(site: LiveServer, page: Page) -> None:
+    old, new = "carol-password-1", "carol-password-2"
+    site.cli("user", "create", "carol", "--password-stdin", input=old + "\n")
+
+    def sign_in_with(password: str) -> httpx.Client:
+        client = httpx.Client(base_url=site.url, timeout=30)
+        csrf = _csrf(client, "/account/sign-in")
+        answer = client.post(
+            "/account/sign-in", data={"csrf": csrf, "user": "carol", "password": password}
+        )
+        assert answer.status_code in (303, 401), answer.text
+        return client
+
+    elsewhere = sign_in_with(old)
+    assert elsewhere.get("/account/").status_code == 200
+
+    page.goto(site.url + "/account/sign-in")
+    page.get_by_label("User name").fill("carol")
+    page.get_by_label("Password").fill(old)
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("link", name="Change your password").click()
+    expect(page).to_have_url(site.url + "/account/password")
+    assert problems(page) == []
+
+    def submit(current: str, first: str, second: str) -> None:
+        page.get_by_label("Current password").fill(current)
+        page.get_by_label("New password", exact=True).fill(first)
+        page.get_by_label("New password again").fill(second)
+        page.get_by_role("button", name="Change password").click()
+
+    for current, first, second, reason in (
+        ("not-the-password", new, new, "current password is not right"),
+        (old, new, new + "x", "two new passwords differ"),
+        (old, old, old, "same as the current one"),
+    ):
+        submit(current, first, second)
+        expect(page.locator(".error, [role=alert]").first).to_contain_text(reason)
+        # Nothing changed: the other session and the old password still work.
+        assert elsewhere.get("/account/").status_code == 200
+    submit(old, new, new)
+    expect(page).to_have_url(re.compile(r"/account/\?notice=password$"))
+    expect(page.get_by_role("status")).to_contain_text("other sessions were signed out")
+
+    assert elsewhere.get("/account/").status_code == 303  # its session is gone
+    assert page.goto(site.url + "/account/tokens").status == 200  # this one is kept
+    with closing(sign_in_with(old)) as refused:
+        assert refused.get("/account/").status_code == 303
+    with closing(sign_in_with(new)) as accepted:
+        assert accepted.get("/account/").status_code == 200
+    elsewhere.close()

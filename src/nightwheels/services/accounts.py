@@ -10,13 +10,13 @@ from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from nightwheels.core.names import normalize_name
 from nightwheels.core.permissions import Role
-from nightwheels.db.models import Project, ProjectRole, User
+from nightwheels.db.models import Project, ProjectRole, User, WebSession
 from nightwheels.errors import Conflict, InvalidRequest, NotFound, Unauthenticated
 from nightwheels.services import audit, serials
 from nightwheels.services.audit import Actor
@@ -28,6 +28,7 @@ __all__ = [
     "CreatedToken",
     "UserInfo",
     "authenticate_password",
+    "change_password",
     "create_token",
     "create_user",
     "get_or_create_project",
@@ -162,13 +163,40 @@ def update_user(
     return user
 
 
-def set_password(session: Session, actor: Actor, user: User, password: str) -> None:
+def set_password(
+    session: Session, actor: Actor, user: User, password: str, *, keep_session: int | None = None
+) -> None:
+    """Set ``user``'s password and sign out every web session but ``keep_session``.
+
+    Whoever knew the old password may hold a session: a new password ends them.
+    """
     if len(password) < MIN_PASSWORD_LENGTH:
         raise InvalidRequest(f"a password needs at least {MIN_PASSWORD_LENGTH} characters")
     if len(password) > MAX_PASSWORD_LENGTH:
         raise InvalidRequest(f"a password has at most {MAX_PASSWORD_LENGTH} characters")
     user.password_hash = _hasher.hash(password)
-    audit.record(session, actor, "user.set-password", target=user.name)
+    others = delete(WebSession).where(WebSession.user_id == user.id)
+    if keep_session is not None:
+        others = others.where(WebSession.id != keep_session)
+    ended = session.execute(others).rowcount  # type: ignore[attr-defined]
+    audit.record(session, actor, "user.set-password", target=user.name, sessions_ended=ended)
+
+
+def change_password(
+    session: Session,
+    actor: Actor,
+    user: User,
+    current: str,
+    new: str,
+    *,
+    keep_session: int | None = None,
+) -> None:
+    """A user's own change: the current password first, then :func:`set_password`."""
+    if not verify_password(user, current):
+        raise Unauthenticated("the current password is not right")
+    if new == current:
+        raise InvalidRequest("the new password is the same as the current one")
+    set_password(session, actor, user, new, keep_session=keep_session)
 
 
 def verify_password(user: User | None, password: str) -> bool:

@@ -46,6 +46,7 @@ NOTICES = {
     "commented": "Your comment was added.",
     "approved": "The request was approved: the requester is now an admin of the project.",
     "denied": "The request was denied.",
+    "password": "Your password was changed; your other sessions were signed out.",
 }
 
 
@@ -155,6 +156,39 @@ async def home(request: Request) -> Response:
 
     context = await read(request, load)
     return render(request, "account.html", {**context, "notice": notice(request)})
+
+
+# -- password ----------------------------------------------------------------------------
+
+
+@page
+@signed_in
+async def password(request: Request) -> Response:
+    if request.method == "GET":
+        return render(request, "password.html", {"error": None})
+    form = await read_form(request)
+    current, new = form.get("current", ""), form.get("new", "")
+    me = principal(request)
+    source = client_address(request)
+    throttle = request.app.state.throttle
+    session_id = request.state.user.session_id
+
+    def run(session: Session) -> None:
+        user = accounts.get_user(session, me.user_name)
+        accounts.change_password(session, me.actor, user, current, new, keep_session=session_id)
+
+    try:
+        throttle.check(source)
+        if new != form.get("confirm", ""):
+            raise InvalidRequest("the two new passwords differ")
+        try:
+            await write(request, run)
+        except Unauthenticated:
+            await run_in_threadpool(throttle.failed, source)
+            raise
+    except NightwheelsError as exc:
+        return render(request, "password.html", {"error": exc.message}, status=exc.status)
+    return redirect(request, "/account/", "password")
 
 
 # -- tokens ------------------------------------------------------------------------------

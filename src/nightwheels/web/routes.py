@@ -35,6 +35,7 @@ routes: list[BaseRoute] = [
     Route("/account/sign-in", account.sign_in, methods=GET_POST),
     Route("/account/sign-out", account.sign_out, methods=["POST"]),
     Route("/account/", account.home),
+    Route("/account/password", account.password, methods=GET_POST),
     Route("/account/tokens", account.token_list, methods=GET_POST),
     Route("/account/tokens/{prefix}/revoke", account.token_revoke, methods=["POST"]),
     Route("/account/requests", account.request_list, methods=GET_POST),
