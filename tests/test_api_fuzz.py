@@ -1,4 +1,5 @@
-"""Fuzz the JSON API from its own OpenAPI document (schemathesis): no input yields a 5xx.
+"""Fuzz the JSON API from its own OpenAPI document (schemathesis): no input yields a 5xx,
+and every answer matches the schema and content type documented for its status.
 
 Bounded (a few examples per operation) so that it stays well under a minute; run with
 ``NIGHTWHEELS_FUZZ_EXAMPLES=500`` for a deeper search.
@@ -12,7 +13,11 @@ from collections.abc import Iterator
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
-from schemathesis.checks import not_a_server_error
+from schemathesis.checks import (
+    content_type_conformance,
+    not_a_server_error,
+    response_schema_conformance,
+)
 
 from tests.support.access import Accounts
 from tests.support.oidc import Issuer
@@ -69,7 +74,7 @@ def test_no_input_causes_a_server_error(fuzz_server: tuple[LiveServer, str]) -> 
             case.call_and_validate(
                 base_url=f"{server.url}/api/v1",
                 headers={"Authorization": f"Bearer {token}"},
-                checks=[not_a_server_error],
+                checks=[not_a_server_error, response_schema_conformance, content_type_conformance],
                 timeout=30,
             )
 
