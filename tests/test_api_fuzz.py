@@ -17,6 +17,7 @@ from schemathesis.checks import (
     content_type_conformance,
     not_a_server_error,
     response_schema_conformance,
+    status_code_conformance,
 )
 
 from tests.support.access import Accounts
@@ -74,7 +75,12 @@ def test_no_input_causes_a_server_error(fuzz_server: tuple[LiveServer, str]) -> 
             case.call_and_validate(
                 base_url=f"{server.url}/api/v1",
                 headers={"Authorization": f"Bearer {token}"},
-                checks=[not_a_server_error, response_schema_conformance, content_type_conformance],
+                checks=[
+                    not_a_server_error,
+                    status_code_conformance,
+                    response_schema_conformance,
+                    content_type_conformance,
+                ],
                 timeout=30,
             )
 

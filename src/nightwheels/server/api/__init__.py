@@ -10,6 +10,7 @@ import importlib
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict
 
 from nightwheels import __version__
 from nightwheels.errors import NightwheelsError, RateLimited
@@ -28,6 +29,31 @@ ROUTERS = (
 )
 
 
+class ErrorOut(BaseModel):
+    """Every error answer: a code to branch on and a sentence for people."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    error: str
+    message: str
+
+
+# Documented on every operation, so that clients (and the schema fuzz test) know the shape.
+ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
+    status: {"model": ErrorOut, "description": description}
+    for status, description in (
+        (400, "the request is not acceptable; the message says why"),
+        (401, "no or invalid credentials"),
+        (403, "authenticated, but not allowed"),
+        (404, "no such resource"),
+        (409, "conflicts with the current state"),
+        (422, "malformed parameters or body"),
+        (429, "too many failed authentications from this address"),
+        (503, "a dependency (e.g. the OIDC key set) is unreachable; retry"),
+    )
+}
+
+
 def create_api(services: Services) -> FastAPI:
     api = FastAPI(
         title="nightwheels",
@@ -35,6 +61,7 @@ def create_api(services: Services) -> FastAPI:
         openapi_url="/openapi.json",
         docs_url="/docs",
         redoc_url=None,
+        responses=ERROR_RESPONSES,
     )
     api.state.services = services
 
