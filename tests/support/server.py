@@ -7,14 +7,20 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
+from sqlalchemy.orm import Session
 
 from tests.support.backends import Backend
 from tests.support.clients import clean_env
+
+T = TypeVar("T")
+_DAYS = timedelta(days=1)
 
 
 def free_port() -> int:
@@ -102,16 +108,47 @@ class LiveServer:
             raise AssertionError(f"nightwheels {' '.join(args)} failed:\n{result.stderr}")
         return result
 
+    def admin(self, fn: Callable[[Session], T]) -> T:
+        """Run ``fn`` in a write transaction on this server's database, in this process.
+
+        What ``nightwheels user create`` and ``token create --user`` do through the same
+        services, without a process start per call (the CLI itself is tested on its own).
+        """
+        from nightwheels.db.migrate import upgrade
+
+        services = self.backend.services(self.data)
+        try:
+            upgrade(services.settings.database)
+            with services.db.write() as session:
+                return fn(session)
+        finally:
+            services.close()
+
     def create_user(self, name: str, *, admin: bool = False) -> None:
-        self.cli("user", "create", name, *(["--admin"] if admin else []))
+        from nightwheels.services import accounts
+        from nightwheels.services.audit import SYSTEM
+
+        self.admin(lambda s: accounts.create_user(s, SYSTEM, name, is_admin=admin))
 
     def token(self, user: str, *projects: str, expires: str | None = None) -> str:
-        args = ["token", "create", "--user", user]
-        for p in projects:
-            args += ["--project", p]
-        if expires:
-            args += ["--expires", expires]
-        return self.cli(*args).stdout.strip()
+        """A token for ``user``, as ``nightwheels token create --user`` makes it."""
+        from nightwheels.services import accounts
+        from nightwheels.services.audit import SYSTEM
+
+        expires_at = datetime.now(UTC) + _DAYS * float(expires.rstrip("d")) if expires else None
+
+        def create(session: Session) -> str:
+            return accounts.create_token_as_admin(
+                session,
+                SYSTEM,
+                accounts.get_user(session, user),
+                name="upload",
+                projects=list(projects),
+                permission="upload",
+                expires_at=expires_at,
+            ).secret
+
+        return self.admin(create)
 
     def tmp_files(self) -> list[Path]:
         tmp = self.data / "tmp"

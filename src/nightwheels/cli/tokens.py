@@ -118,28 +118,20 @@ def _local_create(
     lifetime: timedelta | None,
     data: Path | None,
 ) -> dict[str, Any]:
-    from nightwheels.core.permissions import Role
-    from nightwheels.services import accounts, tokens
+    from nightwheels.services import accounts
     from nightwheels.services.audit import SYSTEM
-    from nightwheels.services.auth import user_role
 
     services = local_services(data)
     expires_at = datetime.now(UTC) + lifetime if lifetime else None
     try:
         with services.db.write() as session:
-            owner = accounts.get_user(session, user)
-            if permission == "upload":
-                for p in projects:
-                    proj = accounts.get_or_create_project(session, SYSTEM, p)
-                    if user_role(session, owner.id, proj.id) is None:
-                        accounts.set_role(session, SYSTEM, owner, proj, Role.UPLOADER)
-            created = tokens.create_token(
+            created = accounts.create_token_as_admin(
                 session,
                 SYSTEM,
-                owner,
+                accounts.get_user(session, user),
                 name=name,
-                projects=projects or None,
-                permissions=[permission],
+                projects=projects,
+                permission=permission,
                 expires_at=expires_at,
             )
     finally:

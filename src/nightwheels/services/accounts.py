@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from nightwheels.core.names import normalize_name
-from nightwheels.core.permissions import Role
+from nightwheels.core.permissions import Permission, Role
 from nightwheels.db.models import Project, ProjectRole, User, WebSession
 from nightwheels.errors import Conflict, InvalidRequest, NotFound, Unauthenticated
 from nightwheels.services import audit, serials
@@ -30,6 +30,7 @@ __all__ = [
     "authenticate_password",
     "change_password",
     "create_token",
+    "create_token_as_admin",
     "create_user",
     "get_or_create_project",
     "get_project",
@@ -260,4 +261,37 @@ def set_role(session: Session, actor: Actor, user: User, project: Project, role:
     session.flush()
     audit.record(
         session, actor, "role.set", project=project.name, target=user.name, role=role.value
+    )
+
+
+def create_token_as_admin(
+    session: Session,
+    actor: Actor,
+    owner: User,
+    *,
+    name: str,
+    projects: list[str],
+    permission: str,
+    expires_at: datetime | None = None,
+) -> CreatedToken:
+    """A token made by the server machine's administrator (``token create --user``).
+
+    An upload token also makes its owner an uploader of each named project they have no role
+    in yet, creating the project: the administrator's word is the review.
+    """
+    from nightwheels.services.auth import user_role
+
+    if permission == Permission.UPLOAD.value:
+        for name_ in projects:
+            project = get_or_create_project(session, actor, name_)
+            if user_role(session, owner.id, project.id) is None:
+                set_role(session, actor, owner, project, Role.UPLOADER)
+    return create_token(
+        session,
+        actor,
+        owner,
+        name=name,
+        projects=projects or None,
+        permissions=[permission],
+        expires_at=expires_at,
     )
