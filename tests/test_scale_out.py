@@ -471,3 +471,53 @@ def test_page_memory_is_bounded(tmp_path: Path) -> None:
         assert cache._bytes <= cache.max_bytes
     finally:
         services.close()
+
+
+def test_as_of_page_memory_is_bounded(tmp_path: Path) -> None:
+    """Every distinct moment is a new as-of entry: the cache holds them within its bytes."""
+    from datetime import timedelta
+
+    from nightwheels.config import Settings
+    from nightwheels.core.simple_pages import JSON_TYPE
+    from nightwheels.db.migrate import upgrade
+    from nightwheels.db.models import Project, utcnow
+    from nightwheels.server.asof import AsOfPages
+    from nightwheels.server.pages import PageCache
+    from nightwheels.services import serials
+    from nightwheels.services.context import Services
+
+    settings = Settings(data=tmp_path, asof_cache_mib=1)
+    upgrade(settings.database)
+    services = Services.from_settings(settings)
+    try:
+        with services.db.write() as session:
+            project = Project(name="big", display_name="big")
+            session.add(project)
+            session.flush()
+            for v in range(400):
+                session.add(
+                    File(
+                        project_id=project.id,
+                        filename=f"big-{v}.0-py3-none-any.whl",
+                        version=f"{v}.0",
+                        packagetype="bdist_wheel",
+                        sha256=hashlib.sha256(str(v).encode()).hexdigest(),
+                        size=1,
+                    )
+                )
+            serials.bump(session, project)
+        pages = PageCache(services)
+        pages.refresh()
+        asof = AsOfPages(services, pages)
+        start = utcnow()
+        first = asof.project(start, "main", "big", "../../../../")
+        assert first is not None and b"big-399.0-py3-none-any.whl" in first[JSON_TYPE].body
+        one = asof.bytes
+        for i in range(1, 4 * (2**20 // one) + 1):  # four budgets' worth of moments
+            assert asof.project(start + timedelta(seconds=i), "main", "big", "../../../../")
+            asof.index(start + timedelta(seconds=i), "main")
+            assert asof.bytes <= asof.max_bytes
+        again = asof.project(start, "main", "big", "../../../../")  # evicted, rendered again
+        assert again is not None and again[JSON_TYPE].body == first[JSON_TYPE].body
+    finally:
+        services.close()

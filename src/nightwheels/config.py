@@ -49,6 +49,8 @@ class Settings(BaseSettings):
     serial_poll_interval: float = 0.25
     # Memory for rendered simple pages per server process (oldest evicted first).
     page_cache_mib: int = Field(default=256, ge=1)
+    # Memory for rendered as-of pages (/as-of/<time>/simple/...), least recently used evicted.
+    asof_cache_mib: int = Field(default=64, ge=1)
 
     # Keep a static export (folder or s3://bucket/prefix) current from this server; run it
     # on one server only. ``export_files_url``: link files there instead of copying them.

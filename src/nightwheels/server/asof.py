@@ -21,7 +21,7 @@ from starlette.routing import Route
 from nightwheels.core.names import DEFAULT_LABEL, is_valid_name, normalize_name, validate_label
 from nightwheels.db.models import utcnow
 from nightwheels.errors import InvalidRequest, NotFound
-from nightwheels.server.pages import Page, PageCache, _render_index, _render_project
+from nightwheels.server.pages import Page, PageCache, _render_index, _render_project, pages_size
 from nightwheels.server.simple import _serve
 from nightwheels.services import listing
 from nightwheels.services.context import Services
@@ -50,14 +50,16 @@ def parse_moment(text: str, services: Services, now: datetime | None = None) -> 
 
 
 class AsOfPages:
-    """A bounded cache of rendered as-of pages, valid while the project's serial holds."""
-
-    MAX_ENTRIES = 512
+    """Rendered as-of pages, valid while the project's serial holds, least recently used
+    evicted beyond ``asof_cache_mib``. Bounded by bytes, not entries: every distinct moment
+    in a URL is a new entry, and one entry of a large project weighs megabytes."""
 
     def __init__(self, services: Services, pages: PageCache) -> None:
         self.services = services
         self.pages = pages
         self._cache: OrderedDict[tuple[object, ...], tuple[int, dict[str, Page]]] = OrderedDict()
+        self._bytes = 0
+        self.max_bytes = services.settings.asof_cache_mib * 1024 * 1024
         self._lock = threading.Lock()  # renders run in worker threads
 
     def _get(self, key: tuple[object, ...], serial: int) -> dict[str, Page] | None:
@@ -68,12 +70,20 @@ class AsOfPages:
                 return hit[1]
             return None
 
+    @property
+    def bytes(self) -> int:
+        return self._bytes
+
     def _put(self, key: tuple[object, ...], serial: int, pages: dict[str, Page]) -> None:
         with self._lock:
+            old = self._cache.pop(key, None)
+            if old is not None:
+                self._bytes -= pages_size(old[1])
             self._cache[key] = (serial, pages)
-            self._cache.move_to_end(key)
-            while len(self._cache) > self.MAX_ENTRIES:
-                self._cache.popitem(last=False)
+            self._bytes += pages_size(pages)
+            while self._bytes > self.max_bytes and len(self._cache) > 1:
+                _key, (_serial, evicted) = self._cache.popitem(last=False)
+                self._bytes -= pages_size(evicted)
 
     def _tracks(self, name: str) -> tuple[str, ...]:
         settings = self.services.settings

@@ -44,6 +44,13 @@ def make_page(body: bytes, media_type: str) -> Page:
     return Page(body, gzip.compress(body, 6, mtime=0), etag, media_type)
 
 
+def pages_size(pages: dict[str, Page]) -> int:
+    """Bytes held by a set of page variants (an estimate: bodies plus a fixed overhead)."""
+    # HTML_TYPE and LEGACY_HTML_TYPE share their bytes: count each object once.
+    parts = {id(b): len(b) for p in pages.values() for b in (p.body, p.gzipped)}
+    return sum(parts.values()) + 200
+
+
 @dataclass(frozen=True)
 class _Rendered:
     serial: int
@@ -52,9 +59,7 @@ class _Rendered:
 
     @property
     def size(self) -> int:
-        # HTML_TYPE and LEGACY_HTML_TYPE share their bytes: count each object once.
-        parts = {id(b): len(b) for p in self.pages.values() for b in (p.body, p.gzipped)}
-        return sum(parts.values()) + 200
+        return pages_size(self.pages)
 
 
 def _pages(json_body: bytes, html_body: bytes) -> dict[str, Page]:
