@@ -36,6 +36,9 @@ class LiveServer:
     port: int = 0
     process: subprocess.Popen[bytes] | None = None
     backend: Backend = field(default_factory=lambda: Backend("sqlite"))
+    # Python command that runs the server instead of ``python -m nightwheels`` (benchmarks:
+    # an older build's venv, or a script that wraps the CLI with a memory probe).
+    command: list[str] = field(default_factory=lambda: [sys.executable, "-m", "nightwheels"])
 
     @property
     def url(self) -> str:
@@ -57,9 +60,7 @@ class LiveServer:
         log = open(self.data.parent / f"server-{self.port}.log", "ab")  # noqa: SIM115
         self.process = subprocess.Popen(
             [
-                sys.executable,
-                "-m",
-                "nightwheels",
+                *self.command,
                 "serve",
                 "--port",
                 str(self.port),
