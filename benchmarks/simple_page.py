@@ -1,10 +1,22 @@
-"""Simple-page throughput: nightwheels against nginx serving the same bytes, same run.
+"""Simple-page throughput: nightwheels against nginx serving the same bytes, and against a
+previous version of nightwheels serving the same corpus, in the same run.
 
 Corpus: 20 projects x 10 nightly versions x 21 wheels (4,200 files), built through the
 publish service. Load: wrk from another process on loopback. Then 100,000 more files in
 other projects, and the same page again (its cost must not depend on the rest of the index).
 
+The previous version (``--baseline-ref``; default: on a branch, its merge base with ``main``;
+on ``main``, the parent of the last commit that changed ``src/`` or ``pyproject.toml``, i.e. the
+server as it was before its latest change) is taken
+with ``git archive``, installed (``pip install --no-deps``) into a throwaway venv that borrows
+this venv's dependencies, and builds the corpus with its own code; the current version serves a
+copy of that data directory (migrated forward on start). The comparison with it is made of
+back-to-back pairs (current, previous) in alternating order; the ratio is the median of the
+per-pair ratios, which cancels most of the drift of a shared machine's background load.
+``--baseline-ref none`` skips it.
+
     .venv/bin/python benchmarks/simple_page.py [--duration 10] [--connections 32]
+        [--baseline-ref REF] [--rounds 3]
 """
 
 from __future__ import annotations
@@ -15,6 +27,7 @@ import re
 import shutil
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import time
 from pathlib import Path
@@ -27,6 +40,77 @@ from tests.support.server import LiveServer, free_port
 
 JSON = "application/vnd.pypi.simple.v1+json"
 PAGE = "/simple/proj07/"
+REPO = Path(__file__).resolve().parents[1]
+
+
+def git(*args: str) -> str:
+    return subprocess.run(
+        ["git", "-C", str(REPO), *args], capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+
+def default_baseline_ref() -> str:
+    """On a branch: where it left ``main`` (the version it would replace). On ``main``: the
+    server before its latest change, the parent of the last commit that touched it."""
+    try:
+        fork = git("merge-base", "HEAD", "main")
+    except subprocess.CalledProcessError:
+        fork = None
+    if fork and fork != git("rev-parse", "HEAD"):
+        return fork
+    return git("log", "-1", "--format=%H", "HEAD", "--", "src", "pyproject.toml") + "~1"
+
+
+def install_baseline(ref: str, dest: Path) -> tuple[str, Path]:
+    """Install ``ref`` into a venv under ``dest``; return its commit and its Python.
+
+    Only nightwheels itself is installed; its dependencies are this venv's (a ``.pth``
+    line), so the venv takes seconds and no index. A dependency the old version needs but
+    this venv lacks fails the import check below.
+    """
+    sha = git("rev-parse", "--verify", f"{ref}^{{commit}}")
+    source = dest / f"nightwheels-{sha[:12]}"
+    source.mkdir(parents=True)
+    archive = subprocess.run(
+        ["git", "-C", str(REPO), "archive", "--format=tar", sha],
+        capture_output=True,
+        check=True,
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(source)], input=archive, check=True)
+    venv = dest / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    python = venv / "bin" / "python"
+    site = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    # After the venv's own site-packages: the baseline's install wins over this checkout.
+    Path(site, "zz_shared_deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    subprocess.run(
+        [str(python), "-m", "pip", "install", "-q", "--no-deps", str(source)], check=True
+    )
+    where = subprocess.run(
+        [str(python), "-c", "import nightwheels; print(nightwheels.__file__)"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=dest,
+    ).stdout.strip()
+    if not where.startswith(str(venv)):
+        raise RuntimeError(f"baseline imports nightwheels from {where}, not from {venv}")
+    return sha, python
+
+
+def build_corpus_with(python: Path, source: Path, data: Path) -> None:
+    """Build the corpus with the baseline's own code (its schema, its publish rules)."""
+    script = (
+        "import sys; from pathlib import Path; sys.path.insert(0, sys.argv[1]);"
+        "from benchmarks._corpus import build_corpus;"
+        "build_corpus(Path(sys.argv[2])).close()"
+    )
+    subprocess.run([str(python), "-c", script, str(source), str(data)], check=True, cwd=source)
 
 
 def wrk(url: str, duration: int, connections: int, accept: str | None = None) -> dict[str, float]:
@@ -83,35 +167,92 @@ http {{
     return proc
 
 
+def against_previous(
+    url: str, old_url: str, duration: int, connections: int, rounds: int
+) -> dict[str, object]:
+    """Current / previous rate, from back-to-back pairs in alternating order.
+
+    On a shared machine the background load drifts over a run; a ratio taken within one
+    pair of adjacent runs cancels most of it, and the median over rounds the rest.
+    """
+    out: dict[str, object] = {}
+    for kind, accept in (("html", None), ("json", JSON)):
+        pairs = []
+        for i in range(rounds):
+            order = [(url, "current"), (old_url, "previous")]
+            if i % 2:
+                order.reverse()
+            rates = {who: wrk(u, duration, connections, accept=accept) for u, who in order}
+            pairs.append(rates)
+        ratios = sorted(p["current"]["rps"] / p["previous"]["rps"] for p in pairs)
+        out[kind] = {
+            "current_rps": [p["current"]["rps"] for p in pairs],
+            "previous_rps": [p["previous"]["rps"] for p in pairs],
+            "previous_p99_ms": [p["previous"]["p99_ms"] for p in pairs],
+            "errors": sum(p[w]["errors"] for p in pairs for w in p),
+        }
+        out[f"{kind}_ratio"] = round(ratios[len(ratios) // 2], 3)
+        out[f"{kind}_ratio_range"] = [round(ratios[0], 3), round(ratios[-1], 3)]
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--bulk", type=int, default=100_000)
+    parser.add_argument(
+        "--baseline-ref",
+        default=None,
+        help="git ref of the previous version ('none': skip); default: the merge base with "
+        "main on a branch, else the parent of the last commit that changed src/",
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="alternating pairs against the previous version"
+    )
     args = parser.parse_args()
     if not shutil.which("wrk") or not shutil.which("nginx"):
         sys.exit("needs wrk and nginx (Debian packages wrk, nginx-light)")
 
     tmp = Path(tempfile.mkdtemp(prefix="nw-bench-"))
     tmp.chmod(0o755)  # nginx workers run as an unprivileged user
+    results: dict[str, object] = {
+        "corpus_files": 4200,
+        "workers": args.workers,
+        "connections": args.connections,
+        "commit": git("rev-parse", "HEAD"),
+    }
+    ref = args.baseline_ref or default_baseline_ref()
+    previous: LiveServer | None = None
     t0 = time.perf_counter()
-    services = build_corpus(tmp / "data")
-    services.close()
-    build_seconds = time.perf_counter() - t0
+    if ref != "none":
+        sha, python = install_baseline(ref, tmp / "baseline")
+        build_corpus_with(python, tmp / "baseline" / f"nightwheels-{sha[:12]}", tmp / "base")
+        shutil.copytree(tmp / "base", tmp / "data")
+        results["baseline"] = {"ref": ref, "commit": sha}
+        previous = LiveServer(data=tmp / "base", command=[str(python), "-m", "nightwheels"])
+    else:
+        services = build_corpus(tmp / "data")
+        services.close()
+    results["corpus_build_s"] = round(time.perf_counter() - t0, 1)
 
     server = LiveServer(data=tmp / "data")
     server.start("--workers", str(args.workers))
-    results: dict[str, object] = {
-        "corpus_files": 4200,
-        "corpus_build_s": round(build_seconds, 1),
-        "workers": args.workers,
-        "connections": args.connections,
-    }
+    if previous is not None:
+        previous.start("--workers", str(args.workers))
     try:
         url = server.url + PAGE
         html = httpx.get(url).content
         js = httpx.get(url, headers={"Accept": JSON}).content
+        if previous is not None:
+            old_url = previous.url + PAGE
+            old_html = httpx.get(old_url).content
+            old_js = httpx.get(old_url, headers={"Accept": JSON}).content
+            results["baseline"] |= {  # type: ignore[operator]
+                "page_bytes": {"html": len(old_html), "json": len(old_js)},
+                "same_bytes": {"html": old_html == html, "json": old_js == js},
+            }
         static = tmp / "static"
         (static / "simple" / "proj07").mkdir(parents=True)
         (static / "simple" / "proj07" / "index.html").write_bytes(html)
@@ -121,6 +262,8 @@ def main() -> None:
         try:
             for _ in range(2):  # warm up
                 wrk(url, 2, args.connections)
+                if previous is not None:
+                    wrk(old_url, 2, args.connections)
             nginx_html = wrk(
                 f"http://127.0.0.1:{nginx_port}{PAGE}", args.duration, args.connections
             )
@@ -129,6 +272,11 @@ def main() -> None:
                 f"http://127.0.0.1:{nginx_port}{PAGE}json", args.duration, args.connections
             )
             nw_json = wrk(url, args.duration, args.connections, accept=JSON)
+            if previous is not None:
+                results["baseline"] |= against_previous(  # type: ignore[operator]
+                    url, old_url, args.duration, args.connections, args.rounds
+                )
+                previous.stop()
         finally:
             nginx.terminate()
             nginx.wait()
@@ -159,6 +307,8 @@ def main() -> None:
         )
     finally:
         server.stop()
+        if previous is not None:
+            previous.stop()
         shutil.rmtree(tmp, ignore_errors=True)
     out = Path(__file__).parent / "results" / "simple_page.json"
     out.write_text(json.dumps(results, indent=2) + "\n")
