@@ -456,16 +456,16 @@ def test_page_memory_is_bounded(tmp_path: Path) -> None:
                 serials.bump(session, project)
         cache = PageCache(services)
         cache.refresh()
-        first = cache.project("main", "p0", "../../")
+        first = cache.project("main", "p0", "../../", "json")
         assert first is not None
         one = cache._bytes
         cache.max_bytes = int(one * 2.5)  # room for two pages
-        assert cache.project("main", "p1", "../../") is not None
-        assert cache.project("main", "p2", "../../") is not None
+        assert cache.project("main", "p1", "../../", "json") is not None
+        assert cache.project("main", "p2", "../../", "json") is not None
         assert cache._bytes <= cache.max_bytes
-        assert cache.cached_project("main", "p0", "../../") is None  # the oldest went
-        assert cache.cached_project("main", "p2", "../../") is not None
-        again = cache.project("main", "p0", "../../")
+        assert cache.cached_project("main", "p0", "../../", "json") is None  # the oldest went
+        assert cache.cached_project("main", "p2", "../../", "json") is not None
+        again = cache.project("main", "p0", "../../", "json")
         assert again is not None
         assert {k: p.body for k, p in again.items()} == {k: p.body for k, p in first.items()}
         assert cache._bytes <= cache.max_bytes
@@ -520,4 +520,54 @@ def test_as_of_page_memory_is_bounded(tmp_path: Path) -> None:
         again = asof.project(start, "main", "big", "../../../../")  # evicted, rendered again
         assert again is not None and again[JSON_TYPE].body == first[JSON_TYPE].body
     finally:
+        services.close()
+
+
+def test_poll_renders_changed_pages_before_publishing(tmp_path: Path) -> None:
+    """A page changed by another process is current in memory as soon as the poll learns of
+    the change: no request waits for its render (a prune changes 1,000 pages a minute)."""
+    from nightwheels.config import Settings
+    from nightwheels.core.simple_pages import JSON_TYPE
+    from nightwheels.db.migrate import upgrade
+    from nightwheels.db.models import Project
+    from nightwheels.server.pages import PageCache
+    from nightwheels.services import serials
+    from nightwheels.services.context import Services
+
+    settings = Settings(data=tmp_path)
+    upgrade(settings.database)
+    services = Services.from_settings(settings)
+    other = Services.from_settings(settings)  # "another process": no change listener
+
+    def add(version: str) -> None:
+        with other.db.write() as session:
+            project = session.execute(select(Project).where(Project.name == "p")).scalar_one()
+            session.add(
+                File(
+                    project_id=project.id,
+                    filename=f"p-{version}-py3-none-any.whl",
+                    version=version,
+                    packagetype="bdist_wheel",
+                    sha256=hashlib.sha256(version.encode()).hexdigest(),
+                    size=1,
+                )
+            )
+            serials.bump(session, project)
+
+    try:
+        with other.db.write() as session:
+            session.add(Project(name="p", display_name="p"))
+        add("1.0")
+        cache = PageCache(services)
+        cache.refresh()
+        assert cache.project("main", "p", "../../", "json") is not None
+        add("2.0")
+        stale = cache.cached_project("main", "p", "../../", "json")  # until the next poll
+        assert stale is not None and b"p-2.0-" not in stale[JSON_TYPE].body
+        cache.refresh()
+        pages = cache.cached_project("main", "p", "../../", "json")
+        assert pages is not None and b"p-2.0-py3-none-any.whl" in pages[JSON_TYPE].body
+        assert cache.cached_project("main", "p", "../../", "html") is None  # never asked for
+    finally:
+        other.close()
         services.close()

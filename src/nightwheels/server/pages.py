@@ -12,8 +12,12 @@ import gzip
 import hashlib
 import logging
 import threading
+import time
+from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+
+from sqlalchemy.orm import Session
 
 from nightwheels.core.simple_pages import (
     HTML_TYPE,
@@ -63,16 +67,28 @@ class _Rendered:
 
 
 def _pages(json_body: bytes, html_body: bytes) -> dict[str, Page]:
-    html = make_page(html_body, HTML_TYPE)  # both HTML types: one body, one gzip, one ETag
-    return {
-        JSON_TYPE: make_page(json_body, JSON_TYPE),
-        HTML_TYPE: html,
-        LEGACY_HTML_TYPE: replace(html, media_type=LEGACY_HTML_TYPE),
-    }
+    # both HTML types: one body, one gzip, one ETag
+    return {JSON_TYPE: make_page(json_body, JSON_TYPE), **_html_pages(html_body)}
 
 
-def _render_project(listing_: ProjectListing) -> dict[str, Page]:
+def _html_pages(body: bytes) -> dict[str, Page]:
+    html = make_page(body, HTML_TYPE)
+    return {HTML_TYPE: html, LEGACY_HTML_TYPE: replace(html, media_type=LEGACY_HTML_TYPE)}
+
+
+def _render_project(listing_: ProjectListing, kind: str | None = None) -> dict[str, Page]:
+    """Both formats, or only the JSON (``kind="json"``) or HTML (``"html"``) pages."""
+    if kind == "json":
+        return {JSON_TYPE: make_page(render_project_json(listing_), JSON_TYPE)}
+    if kind == "html":
+        return _html_pages(render_project_html(listing_))
     return _pages(render_project_json(listing_), render_project_html(listing_))
+
+
+def page_kind(media_type: str) -> str:
+    """Which rendering serves ``media_type``: the server renders each format on demand
+    (pip and uv ask for JSON, browsers and older tools for HTML), not both at every change."""
+    return "json" if media_type == JSON_TYPE else "html"
 
 
 def _render_index(names: list[str]) -> dict[str, Page]:
@@ -81,6 +97,8 @@ def _render_index(names: list[str]) -> dict[str, Page]:
 
 # Above this many changed projects, the project list is queried whole.
 INDEX_FULL_RELOAD = 500
+# Longest a poll spends rendering changed pages ahead of requests (seconds).
+PRERENDER_BUDGET = 0.25
 
 
 class PageCache:
@@ -89,7 +107,8 @@ class PageCache:
         self.serials: dict[str, int] = {}
         self.global_serial = -1
         self._polled = -1  # every change up to this serial is in ``serials``
-        self._projects: dict[tuple[str, str, str], _Rendered] = {}
+        # (label, name, root, kind) -> pages
+        self._projects: dict[tuple[str, str, str, str], _Rendered] = {}
         self._indexes: dict[str, _Rendered] = {}
         self._bytes = 0
         self.max_bytes = services.settings.page_cache_mib * 1024 * 1024
@@ -118,12 +137,35 @@ class PageCache:
             if current == self._polled:
                 return
             changed = serials.changed_since(session, self._polled)
+            self._prerender(session, {n: s for n, s in changed if s > self.serials.get(n, -1)})
         with self._lock:
             for name, serial in changed:
                 if serial > self.serials.get(name, -1):
                     self.serials[name] = serial
             self._polled = max(self._polled, current)
             self.global_serial = max(self.global_serial, current)
+
+    def _prerender(self, session: Session, changed: dict[str, int]) -> None:
+        """Render the cached pages of projects that another process changed, before the
+        change is published: requests keep getting the current page from memory instead
+        of each waiting for a render (a prune changes 1,000 pages a minute). This delays
+        the new pages by their render time, within ``PRERENDER_BUDGET`` per poll; pages
+        left over are rendered on request, as are pages changed by this process."""
+        if not changed:
+            return
+        keys: dict[str, list[tuple[str, str, str, str]]] = defaultdict(list)
+        for key in list(self._projects):
+            if key[1] in changed:
+                keys[key[1]].append(key)
+        deadline = time.monotonic() + PRERENDER_BUDGET
+        for name, views in keys.items():
+            if time.monotonic() > deadline:
+                break
+            rendered = [(key, self._load(session, *key, changed[name])) for key in views]
+            for key, pages in rendered:
+                self._store(key, pages)
+            self._on_change(name, max(pages.serial for _, pages in rendered))
+            time.sleep(0)  # hand the interpreter to the event loop between renders
 
     def _on_change(self, name: str, serial: int) -> None:
         with self._lock:
@@ -154,34 +196,39 @@ class PageCache:
                 log.exception("serial poll failed")
 
     # -- pages -----------------------------------------------------------------------
-    def cached_project(self, label: str, name: str, root: str) -> dict[str, Page] | None:
+    def cached_project(self, label: str, name: str, root: str, kind: str) -> dict[str, Page] | None:
         """The pages if they are rendered and current (no I/O), else ``None``."""
         serial = self.serials.get(name)
-        cached = self._projects.get((label, name, root))
+        cached = self._projects.get((label, name, root, kind))
         if serial is not None and cached is not None and cached.serial == serial:
             return cached.pages or None
         return None
 
-    def project(self, label: str, name: str, root: str) -> dict[str, Page] | None:
-        """Rendered pages of a project in a label view, or ``None`` if it lists no file."""
+    def project(self, label: str, name: str, root: str, kind: str) -> dict[str, Page] | None:
+        """Rendered pages (of one ``kind``, see :func:`page_kind`) of a project in a label
+        view, or ``None`` if it lists no file."""
         serial = self.serials.get(name)
         if serial is None:
             return None  # the serial map knows every project (up to the poll interval)
-        key = (label, name, root)
+        key = (label, name, root, kind)
         cached = self._projects.get(key)
         if cached is not None and cached.serial == serial:
             return cached.pages or None
         with self.services.db.read() as session:
-            found = listing.load_listing(session, name, label, root=root, tracks=self._tracks(name))
-        if found is None:
-            rendered = _Rendered(serial, {})
-        else:
-            rendered = _Rendered(found.serial, _render_project(found))
-            self._on_change(name, found.serial)
+            rendered = self._load(session, label, name, root, kind, serial)
         self._store(key, rendered)
+        self._on_change(name, rendered.serial)
         return rendered.pages or None
 
-    def _store(self, key: tuple[str, str, str], rendered: _Rendered) -> None:
+    def _load(
+        self, session: Session, label: str, name: str, root: str, kind: str, serial: int
+    ) -> _Rendered:
+        found = listing.load_listing(session, name, label, root=root, tracks=self._tracks(name))
+        if found is None:
+            return _Rendered(serial, {})
+        return _Rendered(found.serial, _render_project(found, kind))
+
+    def _store(self, key: tuple[str, str, str, str], rendered: _Rendered) -> None:
         """Keep a page, evicting the oldest pages beyond the memory budget."""
         with self._lock:
             old = self._projects.pop(key, None)

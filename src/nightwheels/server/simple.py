@@ -9,7 +9,8 @@ from starlette.routing import Route
 
 from nightwheels.core.names import DEFAULT_LABEL, is_valid_name, normalize_name
 from nightwheels.core.negotiation import FORMAT_PARAMS, choose_media_type
-from nightwheels.server.pages import Page, PageCache
+from nightwheels.core.simple_pages import HTML_TYPE
+from nightwheels.server.pages import Page, PageCache, page_kind
 
 # Nightly filenames are reused, so pages must be revalidated, not kept for hours.
 PAGE_CACHE_CONTROL = "max-age=60, must-revalidate"
@@ -26,8 +27,8 @@ def _media_type(request: Request) -> str | None:
     return choose_media_type(request.headers.get("accept"))
 
 
-def _serve(request: Request, pages: dict[str, Page]) -> Response:
-    media_type = _media_type(request)
+def _serve(request: Request, pages: dict[str, Page], media_type: str | None = None) -> Response:
+    media_type = media_type or _media_type(request)
     if media_type is None:
         return PlainTextResponse(NOT_ACCEPTABLE, status_code=406)
     page = pages[media_type]
@@ -71,16 +72,18 @@ async def project(request: Request) -> Response:
         return RedirectResponse(target, status_code=301)
     root = "../../" if "label" not in request.path_params else "../../../../"
     cache = _cache(request)
+    media_type = _media_type(request)
+    kind = page_kind(media_type or HTML_TYPE)  # none acceptable: 404 or 406, as it exists
     # A current page is served without leaving the event loop; a miss reads the database
-    # in the thread pool (a network round trip with PostgreSQL).
+    # and renders in the thread pool (a network round trip with PostgreSQL).
     pages = None
     if cache.knows(normalized):
-        pages = cache.cached_project(label, normalized, root) or await run_in_threadpool(
-            cache.project, label, normalized, root
+        pages = cache.cached_project(label, normalized, root, kind) or await run_in_threadpool(
+            cache.project, label, normalized, root, kind
         )
     if pages is None:
         return PlainTextResponse(f"no project named {name!r} on this index\n", status_code=404)
-    return _serve(request, pages)
+    return _serve(request, pages, media_type)
 
 
 routes = [
