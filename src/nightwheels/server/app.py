@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -20,6 +21,8 @@ from nightwheels.server.middleware import SecurityHeaders
 from nightwheels.server.pages import PageCache
 from nightwheels.services.context import Services
 from nightwheels.services.throttle import FailureThrottle
+
+SWITCH_INTERVAL = 0.001  # seconds
 
 
 def create_app(settings: Settings | None = None, services: Services | None = None) -> Starlette:
@@ -47,6 +50,11 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        # Threads (page renders, the thread pool) hold the interpreter lock for up to the
+        # switch interval while the event loop waits for it: 5 ms by default, as long as a
+        # whole cached request. A shorter interval bounds that wait.
+        switch_interval = sys.getswitchinterval()
+        sys.setswitchinterval(SWITCH_INTERVAL)
         pages.start()
         for task in background:
             task.start()
@@ -57,6 +65,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
                 task.stop()
             pages.stop()
             services.close()
+            sys.setswitchinterval(switch_interval)
 
     api = create_api(services)
     api.state.throttle = throttle
