@@ -27,6 +27,7 @@ import json
 import os
 import random
 import resource
+import signal
 import sqlite3
 import statistics
 import subprocess
@@ -34,7 +35,7 @@ import sys
 import tempfile
 import threading
 import time
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -125,6 +126,21 @@ def maintenance_event(data: Path) -> dict | None:  # type: ignore[type-arg]
     return json.loads(row[0]) if row else None
 
 
+def first_removal(data: Path) -> float | None:
+    """When the prune started removing (its first ``files.prune`` event): before it, the
+    prune only reads and plans."""
+    db = sqlite3.connect(data / "nightwheels.db")
+    try:
+        row = db.execute(
+            "SELECT at FROM audit_events WHERE action = 'files.prune' ORDER BY id LIMIT 1"
+        ).fetchone()
+    finally:
+        db.close()
+    if row is None:
+        return None
+    return datetime.fromisoformat(row[0]).replace(tzinfo=UTC).timestamp()
+
+
 def replay(data: Path) -> None:
     """Bump the serial of every pruned project at the same pace as the prune did, and
     nothing else: what serving pays for the page changes alone (any change, e.g. 1,000
@@ -169,6 +185,9 @@ def main() -> None:
     parser.add_argument("--idle-seconds", type=float, default=15)
     parser.add_argument("--start-after", type=float, default=90, help="--in-server: schedule")
     parser.add_argument("--output", type=Path, default=None, help="append results (JSON lines)")
+    parser.add_argument(
+        "--spy", type=Path, default=None, help="py-spy record of the server during the prune"
+    )
     args = parser.parse_args()
     policy = SCENARIOS[args.scenario]
 
@@ -199,6 +218,14 @@ def main() -> None:
         load = Load(live.url, names, args.clients).start()
         time.sleep(args.idle_seconds)
         idle_end = time.time()
+        spy = None
+        if args.spy:
+            spy = subprocess.Popen(
+                [str(Path(sys.executable).parent / "py-spy"), "record", "--pid", str(live.process.pid), "--threads", "--idle",
+                 "--rate", "250", "--format", "raw", "--output", str(args.spy)],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )  # fmt: skip
         if args.in_server:
             if idle_end > started + args.start_after:
                 raise SystemExit("warm-up and idle took longer than --start-after: raise it")
@@ -224,6 +251,9 @@ def main() -> None:
             prune_s = end - begin
             cpu_s = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
             outcome = out.stderr.strip().splitlines()[-1]
+        if spy is not None:
+            spy.send_signal(signal.SIGINT)
+            spy.wait()
         time.sleep(2)
         replay_begin = time.time()
         subprocess.run([sys.executable, __file__, "--replay", str(data)], check=True)
@@ -234,6 +264,9 @@ def main() -> None:
         live.stop()
     idle = summary(load.between(idle_end - args.idle_seconds, idle_end))
     during = summary(load.between(begin, end))
+    removing = first_removal(data) or begin
+    planning = summary(load.between(begin, removing))
+    applying = summary(load.between(removing, end))
     changes_only = summary(load.between(replay_begin, replay_end))
     result = {
         "scenario": args.scenario,
@@ -246,6 +279,9 @@ def main() -> None:
         "idle": idle,
         "during_prune": during,
         "p99_ratio": round(during["p99_ms"] / idle["p99_ms"], 2),
+        "planning_seconds": round(removing - begin, 1),
+        "during_planning": planning,
+        "during_removal": applying,
         "page_changes_only": changes_only,
         "p99_ratio_changes_only": round(changes_only["p99_ms"] / idle["p99_ms"], 2),
         "failed_requests": load.errors,
