@@ -1,4 +1,8 @@
-"""Shared CLI plumbing: settings from options, errors as one line and an exit code."""
+"""Shared CLI plumbing: settings from options, errors as one line and an exit code.
+
+Imports here stay light (no SQLAlchemy, no pydantic): every command loads this module, and
+client commands such as ``nightwheels upload`` never touch a database.
+"""
 
 from __future__ import annotations
 
@@ -8,14 +12,16 @@ import sys
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
-from pydantic import ValidationError
-from sqlalchemy.exc import DBAPIError, OperationalError
 
-from nightwheels.config import Settings
 from nightwheels.errors import NightwheelsError
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
+
+    from nightwheels.config import Settings
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -39,13 +45,22 @@ def handle_errors(fn: F) -> F:
             fail(exc.message)
         except OSError as exc:
             fail(f"{exc.strerror or exc}: {exc.filename}" if exc.filename else str(exc))
-        except ValidationError as exc:
-            fail(settings_error(exc), EXIT_USAGE)
-        except DBAPIError as exc:
-            if not exc.connection_invalidated and not isinstance(exc, OperationalError):
-                raise
-            reason = str(exc.orig or exc).strip().splitlines()[0]
-            fail(f"cannot use the database: {reason}")
+        except Exception as exc:
+            # pydantic and SQLAlchemy errors can only come from a command that loaded them.
+            if "pydantic" in sys.modules:
+                from pydantic import ValidationError
+
+                if isinstance(exc, ValidationError):
+                    fail(settings_error(exc), EXIT_USAGE)
+            if "sqlalchemy" in sys.modules:
+                from sqlalchemy.exc import DBAPIError, OperationalError
+
+                if isinstance(exc, DBAPIError) and (
+                    exc.connection_invalidated or isinstance(exc, OperationalError)
+                ):
+                    reason = str(exc.orig or exc).strip().splitlines()[0]
+                    fail(f"cannot use the database: {reason}")
+            raise
 
     return wrapper  # type: ignore[return-value]
 
@@ -60,6 +75,8 @@ def settings_error(exc: ValidationError) -> str:
 
 
 def settings_for(data: Path | None) -> Settings:
+    from nightwheels.config import Settings
+
     if data is not None:
         os.environ["NIGHTWHEELS_DATA"] = str(data)
         return Settings(data=data)

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from nightwheels.cli.common import DataOption, handle_errors
-from nightwheels.services.export import ExportResult
+
+if TYPE_CHECKING:
+    from nightwheels.services.export import ExportResult
 
 
 def register(app: typer.Typer) -> None:

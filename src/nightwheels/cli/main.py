@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from nightwheels import __version__
 from nightwheels.cli.common import DataOption, handle_errors, settings_for
-from nightwheels.config import Settings
-from nightwheels.services.audit import SYSTEM
-from nightwheels.services.context import Services
+
+if TYPE_CHECKING:
+    from nightwheels.config import Settings
+    from nightwheels.services.context import Services
 
 app = typer.Typer(
     help="nightwheels: a nightly wheel index and the CI tools around it.",
@@ -39,6 +41,7 @@ def _root(
 
 def _services(data: Path | None) -> Services:
     from nightwheels.db.migrate import upgrade
+    from nightwheels.services.context import Services
 
     settings = settings_for(data)
     services = Services.from_settings(settings)
@@ -113,6 +116,7 @@ def yank(
 ) -> None:
     """Yank a version (or one file) of PROJECT (PEP 592)."""
     from nightwheels.errors import InvalidRequest
+    from nightwheels.services.audit import SYSTEM
     from nightwheels.services.yank import set_yanked
 
     if not version and not filename:

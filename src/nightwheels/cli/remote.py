@@ -13,14 +13,16 @@ import sys
 from dataclasses import asdict, is_dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import typer
 
 from nightwheels.cli.common import settings_for
 from nightwheels.client.api import ApiClient, ClientConfigError, server_from, token_from
-from nightwheels.services.context import Services
+
+if TYPE_CHECKING:
+    from nightwheels.services.context import Services
 
 ServerOption = typer.Option(
     None, "--server", help="server URL (env NIGHTWHEELS_SERVER)", show_default=False
@@ -64,6 +66,7 @@ def print_json(value: Any) -> None:
 def local_services(data: Path | None) -> Services:
     """Services on the local data directory (migrated), for the server machine's admin."""
     from nightwheels.db.migrate import upgrade
+    from nightwheels.services.context import Services
 
     settings = settings_for(data)
     services = Services.from_settings(settings)

@@ -5,14 +5,15 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from nightwheels.cli.common import DataOption, fail, handle_errors, settings_for
 from nightwheels.errors import InvalidRequest
-from nightwheels.services.audit import SYSTEM
-from nightwheels.services.context import Services
+
+if TYPE_CHECKING:
+    from nightwheels.services.context import Services
 
 retention_app = typer.Typer(
     help="Per-project retention overrides and quota (local admin).", no_args_is_help=True
@@ -46,6 +47,7 @@ def human(size: int | None) -> str:
 
 def _services(data: Path | None) -> Services:
     from nightwheels.db.migrate import upgrade
+    from nightwheels.services.context import Services
 
     settings = settings_for(data)
     services = Services.from_settings(settings)
@@ -76,6 +78,7 @@ def prune_command(
     Any file the rules cannot read aborts the run before anything is removed. Projects whose
     removals would exceed the share limit are left alone unless --force (exit status 1).
     """
+    from nightwheels.services.audit import SYSTEM
     from nightwheels.services.prune import prune
 
     services = _services(data)
@@ -142,6 +145,7 @@ def gc_command(
     data: Path | None = DataOption,
 ) -> None:
     """Forget removed files past the history window and delete bytes no file uses."""
+    from nightwheels.services.audit import SYSTEM
     from nightwheels.services.gc import collect
 
     services = _services(data)
@@ -164,6 +168,7 @@ def fsck_command(
     data: Path | None = DataOption,
 ) -> None:
     """Check that every row has its bytes and every blob its row; exit 1 on problems."""
+    from nightwheels.services.audit import SYSTEM
     from nightwheels.services.fsck import fsck
 
     services = _services(data)
@@ -260,6 +265,8 @@ def notify_command(
         fail(
             "no notifier is configured: set NIGHTWHEELS_GITHUB_TOKEN, _NOTIFY_WEBHOOK_URL or _SMTP_HOST"
         )
+    from nightwheels.services.audit import SYSTEM
+
     outcomes = notify(services, SYSTEM, notifiers)
     for o in outcomes:
         typer.echo(
@@ -302,6 +309,7 @@ def pin_command(
     data: Path | None = DataOption,
 ) -> None:
     """Pin a version (or one file) of PROJECT: prune never removes it."""
+    from nightwheels.services.audit import SYSTEM
     from nightwheels.services.retention import set_pinned
 
     services = _services(data)
@@ -372,6 +380,8 @@ def retention_set(
         raise InvalidRequest(
             "nothing to change: give --keep, --days, --exempt, --quota or --repository"
         )
+    from nightwheels.services.audit import SYSTEM
+
     _show(set_retention(_services(data), SYSTEM, project, changes, repository_url=repository))
 
 
