@@ -11,12 +11,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
-from nightwheels.db.models import AuditEvent
+from nightwheels.db.models import AuditEvent, utcnow
 
 MAX_PAGE = 500
+
+
+_INSERT = insert(AuditEvent.__table__)
 
 
 @dataclass(frozen=True)
@@ -39,15 +42,19 @@ def record(
     target: str | None = None,
     **details: Any,
 ) -> None:
-    session.add(
-        AuditEvent(
-            actor=actor.name,
-            source=actor.source,
-            action=action,
-            project=project,
-            target=target,
-            details=details,
-        )
+    # A plain INSERT now, not an ORM object flushed later: events are never read back or
+    # changed through the session, and this skips a unit-of-work flush on every upload.
+    session.execute(
+        _INSERT,
+        {
+            "at": utcnow(),
+            "actor": actor.name,
+            "source": actor.source,
+            "action": action,
+            "project": project,
+            "target": target,
+            "details": details,
+        },
     )
 
 

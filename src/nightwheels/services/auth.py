@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from nightwheels.core.permissions import Permission, role_allows, token_allows
@@ -24,6 +24,24 @@ from nightwheels.services.audit import Actor
 EXPIRY_WARNING = timedelta(days=14)
 # ``last_used_at`` is written at most this often per token (it costs a write).
 LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
+# Statements on the path of every authenticated request, built once: building a statement
+# (and its cache key) costs more than running it. Values are bound per execution.
+_TOKEN_AND_USER = (
+    select(Token, User)
+    .outerjoin(User, User.id == Token.user_id)
+    .where(Token.prefix == bindparam("prefix"))
+)
+# A project and the caller's role on it, in one query (run twice per upload).
+_PROJECT_AND_ROLE = (
+    select(Project, ProjectRole.role)
+    .outerjoin(
+        ProjectRole,
+        (ProjectRole.project_id == Project.id) & (ProjectRole.user_id == bindparam("user_id")),
+    )
+    .where(Project.name == bindparam("name"))
+)
 
 
 @dataclass(frozen=True)
@@ -56,14 +74,17 @@ class Principal:
         return expiry_warning(self.token_name, self.expires_at, now or utcnow(), EXPIRY_WARNING)
 
 
-def authenticate(session: Session, token: str, source: str | None = None) -> Principal:
-    """Resolve a token; raise :class:`Unauthenticated` saying why it is refused."""
+def _authenticate(
+    session: Session, token: str, source: str | None
+) -> tuple[Principal, datetime | None]:
+    """The principal, and when the token was last used (one query for a user's token)."""
     prefix = split_token(token)
     if prefix is None:
         raise Unauthenticated("invalid token: not a nightwheels token")
-    row = session.execute(select(Token).where(Token.prefix == prefix)).scalar_one_or_none()
-    if row is None or not token_matches(token, row.digest):
+    found = session.execute(_TOKEN_AND_USER, {"prefix": prefix}).one_or_none()
+    if found is None or not token_matches(token, found[0].digest):
         raise Unauthenticated("invalid token")
+    row, user = found
     if row.revoked_at is not None:
         raise Unauthenticated(f"token {row.name!r} was revoked on {row.revoked_at:%Y-%m-%d}")
     now = utcnow()
@@ -75,7 +96,7 @@ def authenticate(session: Session, token: str, source: str | None = None) -> Pri
         publisher = session.get(TrustedPublisher, row.publisher_id) if row.publisher_id else None
         if publisher is None:
             raise Unauthenticated("the trusted publisher of this token was removed")
-        return Principal(
+        principal = Principal(
             user_id=None,
             user_name=publisher_name(publisher),
             is_admin=False,
@@ -87,10 +108,10 @@ def authenticate(session: Session, token: str, source: str | None = None) -> Pri
             source=source,
             publisher_id=publisher.id,
         )
-    user = session.get(User, row.user_id)
+        return principal, row.last_used_at
     if user is None or user.disabled:
         raise Unauthenticated("the account that owns this token is disabled")
-    return Principal(
+    principal = Principal(
         user_id=user.id,
         user_name=user.name,
         is_admin=user.is_admin,
@@ -102,6 +123,12 @@ def authenticate(session: Session, token: str, source: str | None = None) -> Pri
         source=source,
         organisation=user.organisation,
     )
+    return principal, row.last_used_at
+
+
+def authenticate(session: Session, token: str, source: str | None = None) -> Principal:
+    """Resolve a token; raise :class:`Unauthenticated` saying why it is refused."""
+    return _authenticate(session, token, source)[0]
 
 
 def authenticate_token(db: Database, token: str, source: str | None = None) -> Principal:
@@ -111,10 +138,7 @@ def authenticate_token(db: Database, token: str, source: str | None = None) -> P
     write lock; ``last_used_at`` is accurate to ``LAST_USED_RESOLUTION``.
     """
     with db.read() as session:
-        principal = authenticate(session, token, source)
-        last_used = session.execute(
-            select(Token.last_used_at).where(Token.id == principal.token_id)
-        ).scalar_one()
+        principal, last_used = _authenticate(session, token, source)
     now = utcnow()
     if last_used is None or now - last_used > LAST_USED_RESOLUTION:
         db.run_write(
@@ -206,9 +230,10 @@ def require_upload(session: Session, principal: Principal, project_name: str) ->
             f"token {principal.token_name!r} may not upload to {project_name!r} "
             f"(it is scoped to: {scope})"
         )
-    project = session.execute(
-        select(Project).where(Project.name == project_name)
-    ).scalar_one_or_none()
+    found = session.execute(
+        _PROJECT_AND_ROLE, {"name": project_name, "user_id": principal.user_id}
+    ).one_or_none()
+    project, role = found if found is not None else (None, None)
     if principal.publisher_id is not None:
         publisher = session.get(TrustedPublisher, principal.publisher_id)
         if project is None or publisher is None or publisher.project_id != project.id:
@@ -222,6 +247,6 @@ def require_upload(session: Session, principal: Principal, project_name: str) ->
         raise Forbidden(
             f"project {project_name!r} does not exist on this index; request access to create it"
         )
-    if not role_allows(user_role(session, principal.user_id, project.id), Permission.UPLOAD):
+    if not role_allows(role, Permission.UPLOAD):
         raise Forbidden(f"user {principal.user_name!r} is not a member of project {project_name!r}")
     return project

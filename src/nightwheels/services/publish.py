@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from packaging.version import InvalidVersion, Version
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -40,6 +40,23 @@ from nightwheels.storage.base import blob_key
 from nightwheels.storage.staging import StagedFile, write_bytes_staged
 
 Outcome = Literal["uploaded", "replaced", "unchanged"]
+
+# The statements of the record transaction: plain SQL on the files table rather than ORM
+# objects (a unit-of-work flush costs more than the rest of the transaction), built once
+# (building a statement and its cache key costs more than running it).
+_files = File.__table__
+_LIVE_FILES = select(_files.c.id, _files.c.label, _files.c.sha256).where(
+    _files.c.project_id == bindparam("project_id"),
+    _files.c.label.in_(bindparam("labels", expanding=True)),
+    _files.c.filename == bindparam("filename"),
+    _files.c.removed_at.is_(None),
+)
+_REMOVE_FILE = (
+    update(_files)
+    .where(_files.c.id == bindparam("file_id"))
+    .values(removed_at=bindparam("removed_at"), removed_reason=bindparam("reason"))
+)
+_INSERT_FILE = insert(_files)
 
 
 @dataclass(frozen=True)
@@ -175,16 +192,16 @@ def _record(
     _check_quota(session, project, staged.size)
     outcomes: dict[str, Outcome] = {}
     now = utcnow()
+    live = {
+        label: (file_id, sha256)
+        for file_id, label, sha256 in session.execute(
+            _LIVE_FILES,
+            {"project_id": project.id, "labels": list(labels), "filename": dist.filename},
+        )
+    }
     for label in labels:
-        existing = session.execute(
-            select(File).where(
-                File.project_id == project.id,
-                File.label == label,
-                File.filename == dist.filename,
-                File.removed_at.is_(None),
-            )
-        ).scalar_one_or_none()
-        if existing is not None and existing.sha256 == staged.sha256:
+        existing = live.get(label)
+        if existing is not None and existing[1] == staged.sha256:
             outcomes[label] = "unchanged"
             continue
         if existing is not None:
@@ -193,23 +210,25 @@ def _record(
                     f"{dist.filename} already exists in label {label!r} and this "
                     "index does not allow replacing files: upload a new version"
                 )
-            existing.removed_at = now
-            existing.removed_reason = "replaced"
-            session.flush()  # free the live-filename slot before the insert
-        session.add(
-            File(
-                project_id=project.id,
-                label=label,
-                filename=dist.filename,
-                version=str(dist.version),
-                packagetype=dist.packagetype,
-                sha256=staged.sha256,
-                size=staged.size,
-                requires_python=meta.requires_python,
-                metadata_sha256=metadata_sha256,
-                uploaded_at=now,
-                uploader_id=principal.user_id,
+            # Free the live-filename slot before the insert.
+            session.execute(
+                _REMOVE_FILE, {"file_id": existing[0], "removed_at": now, "reason": "replaced"}
             )
+        session.execute(
+            _INSERT_FILE,
+            {
+                "project_id": project.id,
+                "label": label,
+                "filename": dist.filename,
+                "version": str(dist.version),
+                "packagetype": dist.packagetype,
+                "sha256": staged.sha256,
+                "size": staged.size,
+                "requires_python": meta.requires_python,
+                "metadata_sha256": metadata_sha256,
+                "uploaded_at": now,
+                "uploader_id": principal.user_id,
+            },
         )
         outcome: Outcome = "replaced" if existing is not None else "uploaded"
         outcomes[label] = outcome
@@ -221,7 +240,7 @@ def _record(
             target=dist.filename,
             label=label,
             sha256=staged.sha256,
-            previous_sha256=existing.sha256 if existing else None,
+            previous_sha256=existing[1] if existing else None,
             token=principal.token_name,
         )
     serial = None

@@ -2,20 +2,38 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from nightwheels.db.models import IndexState, Project
 
+_state = IndexState.__table__
+_NEXT_SERIAL = (
+    update(_state)
+    .where(_state.c.id == 1)
+    .values(serial=_state.c.serial + 1)
+    .returning(_state.c.serial)
+)
+_projects = Project.__table__
+_SET_PROJECT_SERIAL = (
+    update(_projects)
+    .where(_projects.c.id == bindparam("project_id"))
+    .values(serial=bindparam("serial"))
+)
+
 
 def bump(session: Session, project: Project) -> int:
-    serial = session.execute(
-        update(IndexState)
-        .where(IndexState.id == 1)
-        .values(serial=IndexState.serial + 1)
-        .returning(IndexState.serial)
-    ).scalar_one()
-    project.serial = serial
+    """Take the next global serial for ``project``, in the caller's transaction.
+
+    Plain UPDATE statements on the tables (no ORM flush: this runs on every upload); the
+    loaded ``project`` is told its new serial without being marked changed.
+    """
+    if project.id is None:  # a new project not flushed yet
+        session.flush()
+    serial = session.execute(_NEXT_SERIAL).scalar_one()
+    session.execute(_SET_PROJECT_SERIAL, {"project_id": project.id, "serial": serial})
+    set_committed_value(project, "serial", serial)
     return serial
 
 
