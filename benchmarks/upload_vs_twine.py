@@ -1,6 +1,6 @@
 """Upload 200 small wheels with `nightwheels upload` and with `twine upload`, same server, same run.
 
-    .venv/bin/python benchmarks/upload_vs_twine.py [--wheels 200] [--rounds 3] [--jobs 8]
+    .venv/bin/python benchmarks/upload_vs_twine.py [--wheels 200] [--rounds 3] [--jobs N]
         [--database sqlite|postgres] [--server-workers 1]
 
 A live ``nightwheels serve`` on 127.0.0.1: the embedded default (SQLite and a local folder),
@@ -19,12 +19,14 @@ import json
 import os
 import platform
 import random
+import resource
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -77,20 +79,60 @@ def scratch_database(kind: str) -> Iterator[str | None]:
             conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
-def timed(args: list[str], env: dict[str, str]) -> float:
+def tree_cpu(pid: int) -> float:
+    """CPU seconds (user + system) used so far by ``pid`` and its live descendants (Linux)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    children: dict[int, list[int]] = {}
+    stats: dict[int, list[str]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        stats[int(entry.name)] = fields
+        children.setdefault(int(fields[1]), []).append(int(entry.name))
+    total, todo = 0, [pid]
+    while todo:
+        current = todo.pop()
+        if current in stats:
+            total += int(stats[current][11]) + int(stats[current][12])
+        todo += children.get(current, [])
+    return total / tick
+
+
+@dataclass
+class Run:
+    wall: float  # seconds
+    client_cpu: float  # the upload command's own CPU seconds
+    server_cpu: float  # the server's CPU seconds meanwhile (all its processes)
+
+
+def describe(run: Run) -> str:
+    return f"{run.wall:.2f} s (CPU client {run.client_cpu:.2f} s, server {run.server_cpu:.2f} s)"
+
+
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def timed(args: list[str], env: dict[str, str], server_pid: int) -> Run:
+    server_before, client_before = tree_cpu(server_pid), children_cpu()
     start = time.perf_counter()
     result = subprocess.run(args, env=env, capture_output=True, text=True, check=False)
     elapsed = time.perf_counter() - start
     if result.returncode != 0:
         raise SystemExit(f"{args[0]} failed:\n{result.stdout}\n{result.stderr}")
-    return elapsed
+    return Run(elapsed, children_cpu() - client_before, tree_cpu(server_pid) - server_before)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--wheels", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--jobs", type=int, default=8)
+    parser.add_argument("--jobs", type=int, default=None, help="default: the tool's own")
     parser.add_argument("--server-workers", type=int, default=1)
     parser.add_argument("--database", choices=("sqlite", "postgres"), default="sqlite")
     args = parser.parse_args()
@@ -109,13 +151,15 @@ def main() -> None:
             server.create_user("bench")
             projects = [f"bench-{tool}-{r}" for r in range(args.rounds) for tool in ("tw", "nw")]
             token = server.token("bench", *projects)
-            times: dict[str, list[float]] = {"twine": [], "nightwheels": []}
+            runs: dict[str, list[Run]] = {"twine": [], "nightwheels": []}
+            pid = server.process.pid if server.process else 0
+            jobs = ["--jobs", str(args.jobs)] if args.jobs else []
             for r in range(args.rounds):
                 twine_dir = base / f"twine-{r}"
                 nw_dir = base / f"nw-{r}"
                 make_set(twine_dir, f"bench-tw-{r}", args.wheels)
                 make_set(nw_dir, f"bench-nw-{r}", args.wheels)
-                times["twine"].append(
+                runs["twine"].append(
                     timed(
                         [
                             str(BIN / "twine"),
@@ -131,59 +175,74 @@ def main() -> None:
                             *sorted(str(p) for p in twine_dir.iterdir()),
                         ],
                         clean_env(),
+                        pid,
                     )
                 )
-                times["nightwheels"].append(
+                runs["nightwheels"].append(
                     timed(
-                        [
-                            sys.executable,
-                            "-m",
-                            "nightwheels",
-                            "upload",
-                            str(nw_dir),
-                            "--jobs",
-                            str(args.jobs),
-                        ],
+                        [sys.executable, "-m", "nightwheels", "upload", str(nw_dir), *jobs],
                         clean_env(
                             CI="true", NIGHTWHEELS_SERVER=server.url, NIGHTWHEELS_TOKEN=token
                         ),
+                        pid,
                     )
                 )
                 print(
-                    f"round {r + 1}: twine {times['twine'][-1]:.2f} s, "
-                    f"nightwheels {times['nightwheels'][-1]:.2f} s",
+                    f"round {r + 1}: "
+                    + ", ".join(f"{tool} {describe(runs[tool][-1])}" for tool in runs),
                     flush=True,
                 )
         finally:
             server.stop()
 
-    twine = statistics.median(times["twine"])
-    nw = statistics.median(times["nightwheels"])
+    def median(tool: str, attribute: str) -> float:
+        return statistics.median(getattr(run, attribute) for run in runs[tool])
+
+    twine = median("twine", "wall")
+    nw = median("nightwheels", "wall")
     ratio = twine / nw
     print(
         f"\n{args.wheels} wheels, median of {args.rounds} rounds, {args.database}, "
         f"{args.server_workers} server worker(s), load average {os.getloadavg()[0]:.1f}:"
     )
-    print(f"  twine upload        {twine:7.2f} s  ({args.wheels / twine:6.1f} files/s)")
+    for tool, label in (("twine", "twine upload"), ("nightwheels", "nightwheels upload")):
+        wall = median(tool, "wall")
+        print(
+            f"  {label:<19} {wall:6.2f} s ({args.wheels / wall:5.1f} files/s); CPU: client "
+            f"{median(tool, 'client_cpu'):.2f} s, server "
+            f"{median(tool, 'server_cpu') / args.wheels * 1000:.1f} ms/file"
+        )
+    # Both tools share the machine's cores with the server. twine keeps about one busy at a
+    # time (it waits for each answer); nightwheels can at best keep all of them busy, so it
+    # cannot take less than its client's and the server's CPU time over the core count.
+    cores = os.cpu_count() or 1
+    floor = (median("nightwheels", "client_cpu") + median("nightwheels", "server_cpu")) / cores
+    print(f"  ratio               {ratio:6.2f}x  (target >= 3x)")
     print(
-        f"  nightwheels upload  {nw:7.2f} s  ({args.wheels / nw:6.1f} files/s, --jobs {args.jobs})"
+        f"  CPU floor           {floor:6.2f} s  (nightwheels client + server CPU / {cores} cores): "
+        f"at most {twine / floor:.2f}x on this machine"
     )
-    print(f"  ratio               {ratio:7.2f}x  (target >= 3x)")
     results = ROOT / "benchmarks" / "results"
     results.mkdir(parents=True, exist_ok=True)
-    (results / f"upload_vs_twine-{args.database}.json").write_text(
+    suffix = "" if args.server_workers == 1 else f"-{args.server_workers}workers"
+    (results / f"upload_vs_twine-{args.database}{suffix}.json").write_text(
         json.dumps(
             {
                 "wheels": args.wheels,
                 "rounds": args.rounds,
-                "jobs": args.jobs,
+                "jobs": args.jobs or "default",
                 "server_workers": args.server_workers,
                 "database": args.database,
                 "load_average_after": os.getloadavg()[0],
-                "twine_seconds": times["twine"],
-                "nightwheels_seconds": times["nightwheels"],
+                "twine": [asdict(run) for run in runs["twine"]],
+                "nightwheels": [asdict(run) for run in runs["nightwheels"]],
+                "twine_seconds_median": round(twine, 3),
+                "nightwheels_seconds_median": round(nw, 3),
                 "ratio_median": round(ratio, 2),
-                "machine": f"{platform.machine()} {platform.system()}, Python {platform.python_version()}",
+                "cpu_floor_seconds": round(floor, 3),
+                "ratio_ceiling": round(twine / floor, 2),
+                "machine": f"{platform.machine()} {platform.system()}, "
+                f"Python {platform.python_version()}, {os.cpu_count()} CPUs",
             },
             indent=2,
         )
