@@ -84,3 +84,17 @@ def test_bad_setting_is_one_line(tmp_path: Path) -> None:
     assert out.returncode == 2
     assert out.stderr.startswith("error: invalid setting NIGHTWHEELS_ALLOW_REPLACE='maybe'")
     assert out.stderr.count("\n") == 1
+
+
+def test_client_commands_do_not_load_the_database_layer() -> None:
+    """``nightwheels upload`` runs once per CI job: it must not pay for the server's imports."""
+    code = (
+        "import sys\n"
+        "from nightwheels.cli import main, upload\n"
+        "heavy = {'sqlalchemy', 'pydantic', 'pydantic_settings', 'uvicorn', 'starlette'}\n"
+        "print(sorted(heavy & sys.modules.keys()))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert result.stdout.strip() == "[]"

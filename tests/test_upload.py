@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
@@ -421,3 +421,38 @@ def test_redirect_and_cleartext_warnings(tmp_path: Path) -> None:
     assert out.returncode == 1
     assert "redirected the upload to https://nightlies.example.org/legacy/" in out.stderr
     assert "plain http" not in out.stderr  # loopback
+
+
+@pytest.mark.parametrize("whole_body", [1 << 30, 1000])
+def test_multipart_body_is_what_the_server_parses(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, whole_body: int
+) -> None:
+    """One buffer for small files, streamed chunks for large ones: the server reads both."""
+    import asyncio
+
+    from nightwheels.server.multipart import parse_upload
+    from nightwheels.storage.staging import StagingFile
+    from nightwheels.upload import client
+
+    monkeypatch.setattr(client, "WHOLE_BODY", whole_body)
+    monkeypatch.setattr(client, "CHUNK", 700)
+    payload = bytes(range(256)) * 20
+    wheel = tmp_path / 'odd"name.whl'
+    wheel.write_bytes(payload)
+    fields = [(":action", "file_upload"), ("label", "main"), ("label", "nightly ü")]
+    with wheel.open("rb") as stream:
+        content_type, length, body = client.multipart_body(fields, wheel.name, stream, len(payload))
+        chunks = [body] if isinstance(body, bytes) else list(body)
+    assert isinstance(body, bytes) == (whole_body > len(payload))
+    assert sum(map(len, chunks)) == length
+
+    async def stream_chunks() -> AsyncIterator[bytes]:
+        for chunk in chunks:
+            yield chunk
+
+    parsed = asyncio.run(
+        parse_upload(content_type, stream_chunks(), lambda: StagingFile(tmp_path / "tmp", 1 << 20))
+    )
+    assert parsed.fields == {":action": ["file_upload"], "label": ["main", "nightly ü"]}
+    assert parsed.filename == "odd%22name.whl"
+    assert parsed.staged is not None and parsed.staged.path.read_bytes() == payload
