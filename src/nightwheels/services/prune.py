@@ -23,6 +23,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from nightwheels.core.names import normalize_name
+from nightwheels.core.pacing import Pacer
 from nightwheels.core.retention import (
     Decision,
     FileRecord,
@@ -178,10 +179,12 @@ def _apply_project(
 
 def apply_plan(services: Services, actor: Actor, plan: Plan, *, force: bool = False) -> PruneResult:
     result = PruneResult(plan, dry_run=False)
+    pacer = Pacer(services.settings.prune_projects_per_second)
     for project in plan.projects:
         planned = {d.file.id for d in project.removals}
         if not planned:
             continue
+        pacer.wait()
         removed, skipped = _apply_project(
             services, actor, project.project, planned, plan.now, force, plan.cache
         )
