@@ -15,14 +15,14 @@ from datetime import UTC, datetime, timedelta
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse, RedirectResponse, Response
+from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from nightwheels.core.names import DEFAULT_LABEL, is_valid_name, normalize_name, validate_label
+from nightwheels.core.names import DEFAULT_LABEL, validate_label
 from nightwheels.db.models import utcnow
 from nightwheels.errors import InvalidRequest, NotFound
 from nightwheels.server.pages import Page, PageCache, _render_index, _render_project, pages_size
-from nightwheels.server.simple import _serve
+from nightwheels.server.simple import _serve, canonical_redirect
 from nightwheels.services import listing
 from nightwheels.services.context import Services
 
@@ -137,14 +137,9 @@ async def index(request: Request) -> Response:
 async def project(request: Request) -> Response:
     moment, label = _moment_and_label(request)
     name: str = request.path_params["name"]
-    if not is_valid_name(name):
-        return PlainTextResponse(f"{name!r} is not a valid project name\n", status_code=404)
-    normalized = normalize_name(name)
-    if normalized != name or not request.url.path.endswith("/"):
-        target = request.url.path.rsplit(name, 1)[0] + normalized + "/"
-        if request.url.query:
-            target += "?" + request.url.query
-        return RedirectResponse(target, status_code=301)
+    if (redirect := canonical_redirect(request, name)) is not None:
+        return redirect
+    normalized = name
     # /as-of/<t>/simple/<name>/ is four levels below the root; a label adds two.
     root = "../" * (4 if "label" not in request.path_params else 6)
     pages = await run_in_threadpool(_asof(request).project, moment, label, normalized, root)

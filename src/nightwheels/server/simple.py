@@ -52,6 +52,20 @@ def _cache(request: Request) -> PageCache:
     return request.app.state.pages  # type: ignore[no-any-return]
 
 
+def canonical_redirect(request: Request, name: str) -> Response | None:
+    """404 for an invalid name, 301 to the normalised name with a trailing slash (PEP 503),
+    or ``None`` when ``name`` is already the page's canonical name."""
+    if not is_valid_name(name):
+        return PlainTextResponse(f"{name!r} is not a valid project name\n", status_code=404)
+    normalized = normalize_name(name)
+    if normalized != name or not request.url.path.endswith("/"):
+        target = request.url.path.rsplit(name, 1)[0] + normalized + "/"
+        if request.url.query:
+            target += "?" + request.url.query
+        return RedirectResponse(target, status_code=301)
+    return None
+
+
 async def index(request: Request) -> Response:
     label = request.path_params.get("label", DEFAULT_LABEL)
     cache = _cache(request)
@@ -62,14 +76,9 @@ async def index(request: Request) -> Response:
 async def project(request: Request) -> Response:
     name: str = request.path_params["name"]
     label = request.path_params.get("label", DEFAULT_LABEL)
-    if not is_valid_name(name):
-        return PlainTextResponse(f"{name!r} is not a valid project name\n", status_code=404)
-    normalized = normalize_name(name)
-    if normalized != name or not request.url.path.endswith("/"):
-        target = request.url.path.rsplit(name, 1)[0] + normalized + "/"
-        if request.url.query:
-            target += "?" + request.url.query
-        return RedirectResponse(target, status_code=301)
+    if (redirect := canonical_redirect(request, name)) is not None:
+        return redirect
+    normalized = name
     root = "../../" if "label" not in request.path_params else "../../../../"
     cache = _cache(request)
     media_type = _media_type(request)
