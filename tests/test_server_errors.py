@@ -7,6 +7,7 @@ in-process with one extra route that raises.
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -31,7 +32,9 @@ def _get(tmp_path: Path, accept: str) -> httpx.Response:
             return await client.get("/boom", headers={"Accept": accept})
 
     try:
-        return asyncio.run(run())
+        # A thread of its own: asyncio.run() refuses to start inside another test's loop.
+        with ThreadPoolExecutor(1) as pool:
+            return pool.submit(asyncio.run, run()).result()
     finally:
         app.state.services.close()
 
