@@ -85,7 +85,7 @@ class Settings(BaseSettings):
     )
     # Pruned projects a second at most: each change makes every server re-render the
     # project's pages, so a prune of 1,000 projects at once would stall serving. 0 = unpaced.
-    prune_projects_per_second: float = Field(default=40, ge=0)
+    prune_projects_per_second: float = Field(default=25, ge=0)
     # Seconds between scheduled maintenance runs (prune, gc, freshness notices); 0 = off.
     prune_interval: float = Field(default=0, ge=0)
     history_days: float = Field(default=30, ge=0, description="removed files stay retrievable")
