@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -424,6 +425,21 @@ def test_streamed_from_the_bucket_and_missing_bytes_are_410(
         live.stop()
 
 
+def add_files(session: Any, project: Any, versions: list[str]) -> None:
+    """Rows straight into the database (in-process cache tests): one tiny wheel a version."""
+    for version in versions:
+        session.add(
+            File(
+                project_id=project.id,
+                filename=f"{project.name}-{version}-py3-none-any.whl",
+                version=version,
+                packagetype="bdist_wheel",
+                sha256=hashlib.sha256(f"{project.name}-{version}".encode()).hexdigest(),
+                size=1,
+            )
+        )
+
+
 def test_page_memory_is_bounded(tmp_path: Path) -> None:
     """Pages beyond the budget are evicted oldest first and rendered again when asked."""
     from nightwheels.config import Settings
@@ -442,17 +458,7 @@ def test_page_memory_is_bounded(tmp_path: Path) -> None:
                 project = Project(name=f"p{i}", display_name=f"p{i}")
                 session.add(project)
                 session.flush()
-                for v in range(30):
-                    session.add(
-                        File(
-                            project_id=project.id,
-                            filename=f"p{i}-{v}.0-py3-none-any.whl",
-                            version=f"{v}.0",
-                            packagetype="bdist_wheel",
-                            sha256=hashlib.sha256(f"{i}-{v}".encode()).hexdigest(),
-                            size=1,
-                        )
-                    )
+                add_files(session, project, [f"{v}.0" for v in range(30)])
                 serials.bump(session, project)
         cache = PageCache(services)
         cache.refresh()
@@ -494,17 +500,7 @@ def test_as_of_page_memory_is_bounded(tmp_path: Path) -> None:
             project = Project(name="big", display_name="big")
             session.add(project)
             session.flush()
-            for v in range(400):
-                session.add(
-                    File(
-                        project_id=project.id,
-                        filename=f"big-{v}.0-py3-none-any.whl",
-                        version=f"{v}.0",
-                        packagetype="bdist_wheel",
-                        sha256=hashlib.sha256(str(v).encode()).hexdigest(),
-                        size=1,
-                    )
-                )
+            add_files(session, project, [f"{v}.0" for v in range(400)])
             serials.bump(session, project)
         pages = PageCache(services)
         pages.refresh()
@@ -542,16 +538,7 @@ def test_poll_renders_changed_pages_before_publishing(tmp_path: Path) -> None:
     def add(version: str) -> None:
         with other.db.write() as session:
             project = session.execute(select(Project).where(Project.name == "p")).scalar_one()
-            session.add(
-                File(
-                    project_id=project.id,
-                    filename=f"p-{version}-py3-none-any.whl",
-                    version=version,
-                    packagetype="bdist_wheel",
-                    sha256=hashlib.sha256(version.encode()).hexdigest(),
-                    size=1,
-                )
-            )
+            add_files(session, project, [version])
             serials.bump(session, project)
 
     try:
