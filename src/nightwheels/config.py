@@ -47,6 +47,8 @@ class Settings(BaseSettings):
 
     # Cross-process cache coherence: how often to look for changes made elsewhere.
     serial_poll_interval: float = 0.25
+    # Seconds between returns of free heap memory to the OS (glibc malloc_trim); 0 = off.
+    malloc_trim_interval: float = Field(default=10, ge=0)
     # Memory for rendered simple pages per server process (oldest evicted first).
     page_cache_mib: int = Field(default=256, ge=1)
     # Memory for rendered as-of pages (/as-of/<time>/simple/...), least recently used evicted.

@@ -17,6 +17,7 @@ from nightwheels.errors import NightwheelsError
 from nightwheels.server import asof, files, health, simple, upload
 from nightwheels.server.api import create_api
 from nightwheels.server.errors import handle_nightwheels_error, handle_unexpected
+from nightwheels.server.memory import MemoryTrimmer
 from nightwheels.server.middleware import SecurityHeaders
 from nightwheels.server.pages import PageCache
 from nightwheels.services.context import Services
@@ -31,6 +32,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     pages = PageCache(services)
     throttle = FailureThrottle(services.db, settings.auth_failures_per_minute)
     background: list = []  # objects with start()/stop(), e.g. the prune scheduler
+    background.append(MemoryTrimmer(settings.malloc_trim_interval))
     if services.settings.prune_interval > 0:
         from nightwheels.server.maintenance import Scheduler
 
