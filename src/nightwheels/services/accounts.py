@@ -10,15 +10,15 @@ from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from sqlalchemy import delete, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from nightwheels.core.names import normalize_name
 from nightwheels.core.permissions import Permission, Role
-from nightwheels.db.models import Project, ProjectRole, User, WebSession
+from nightwheels.db.models import Project, ProjectRole, User
 from nightwheels.errors import Conflict, InvalidRequest, NotFound, Unauthenticated
-from nightwheels.services import audit, serials
+from nightwheels.services import audit, serials, web_sessions
 from nightwheels.services.audit import Actor
 
 # Tokens used to live here; these names stay importable from this module.
@@ -176,10 +176,7 @@ def set_password(
     if len(password) > MAX_PASSWORD_LENGTH:
         raise InvalidRequest(f"a password has at most {MAX_PASSWORD_LENGTH} characters")
     user.password_hash = _hasher.hash(password)
-    others = delete(WebSession).where(WebSession.user_id == user.id)
-    if keep_session is not None:
-        others = others.where(WebSession.id != keep_session)
-    ended = session.execute(others).rowcount  # type: ignore[attr-defined]
+    ended = web_sessions.end_all(session, user.id, keep=keep_session)
     audit.record(session, actor, "user.set-password", target=user.name, sessions_ended=ended)
 
 

@@ -126,10 +126,12 @@ def end(session: Session, session_id: int, actor: Actor) -> None:
         audit.record(session, actor, "user.sign-out", target=actor.name)
 
 
-def end_all(session: Session, user_id: int) -> int:
-    """End every session of a user (e.g. after a password change); returns how many."""
-    result = session.execute(delete(WebSession).where(WebSession.user_id == user_id))
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+def end_all(session: Session, user_id: int, *, keep: int | None = None) -> int:
+    """End every session of a user but ``keep`` (e.g. after a password change); how many."""
+    query = delete(WebSession).where(WebSession.user_id == user_id)
+    if keep is not None:
+        query = query.where(WebSession.id != keep)
+    return int(session.execute(query).rowcount or 0)  # type: ignore[attr-defined]
 
 
 def principal(user: SessionUser, source: str | None) -> Principal:
