@@ -23,12 +23,11 @@ MAX_BLOCKED_SOURCES = 100_000  # bound memory under a spray of addresses
 
 
 class FailureThrottle:
-    def __init__(self, db: Database | None, limit: int, window: float = 60.0) -> None:
+    def __init__(self, db: Database, limit: int, window: float = 60.0) -> None:
         self.db = db
         self.limit = limit
         self.window = window
         self._blocked_until: dict[str, float] = {}
-        self._local: dict[str, list[float]] = {}  # without a database
         self._lock = threading.Lock()
 
     def check(self, source: str | None) -> None:
@@ -57,7 +56,7 @@ class FailureThrottle:
         if source is None:
             return
         now = time.monotonic()
-        oldest_age = self._record(source[:100], now)
+        oldest_age = self._record(source[:100])
         if oldest_age is None:
             return
         with self._lock:
@@ -65,15 +64,8 @@ class FailureThrottle:
                 self._blocked_until.clear()
             self._blocked_until[source] = now + max(self.window - oldest_age, 1.0)
 
-    def _record(self, source: str, now: float) -> float | None:
+    def _record(self, source: str) -> float | None:
         """Store the failure; when ``limit`` are in the window, the age of the oldest (s)."""
-        if self.db is None:
-            with self._lock:
-                recent = [t for t in self._local.get(source, []) if now - t < self.window]
-                recent.append(now)
-                self._local[source] = recent[-self.limit :]
-                return now - recent[-self.limit] if len(recent) >= self.limit else None
-
         window = timedelta(seconds=self.window)
 
         def run(session: Session) -> float | None:
