@@ -38,7 +38,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks._corpus import build_corpus
-from benchmarks.simple_page import wrk
+from benchmarks.simple_page import launch_nginx, wrk
 from tests.support.backends import Backend, MotoS3, fresh_database, pg_user
 from tests.support.server import LiveServer, free_port
 from tests.support.wheels import make_wheel
@@ -327,14 +327,7 @@ http {{
 def start_export_nginx(root: Path, port: int) -> subprocess.Popen[bytes]:
     conf = root.parent / "export-nginx.conf"
     conf.write_text(EXPORT_NGINX.format(log=root.parent, port=port, root=root))
-    proc = subprocess.Popen(["nginx", "-c", str(conf), "-p", str(root.parent)])
-    for _ in range(100):
-        try:
-            httpx.get(f"http://127.0.0.1:{port}/", timeout=0.5)
-            break
-        except httpx.HTTPError:
-            time.sleep(0.05)
-    return proc
+    return launch_nginx(conf, root.parent, port)
 
 
 def check_export_negotiation(static_url: str, server_url: str) -> None:

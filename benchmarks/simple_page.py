@@ -135,6 +135,18 @@ def wrk(url: str, duration: int, connections: int, accept: str | None = None) ->
     }
 
 
+def launch_nginx(conf: Path, prefix: Path, port: int) -> subprocess.Popen[bytes]:
+    """nginx with ``conf`` (prefix ``prefix``), once it answers on ``port``."""
+    proc = subprocess.Popen(["nginx", "-c", str(conf), "-p", str(prefix)])
+    for _ in range(100):
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/", timeout=0.5)
+            break
+        except httpx.HTTPError:
+            time.sleep(0.05)
+    return proc
+
+
 def start_nginx(root: Path, port: int, workers: int) -> subprocess.Popen[bytes]:
     conf = root.parent / "nginx.conf"
     conf.write_text(f"""
@@ -157,14 +169,7 @@ http {{
     }}
 }}
 """)
-    proc = subprocess.Popen(["nginx", "-c", str(conf), "-p", str(root.parent)])
-    for _ in range(100):
-        try:
-            httpx.get(f"http://127.0.0.1:{port}/", timeout=0.5)
-            break
-        except httpx.HTTPError:
-            time.sleep(0.05)
-    return proc
+    return launch_nginx(conf, root.parent, port)
 
 
 def against_previous(
