@@ -41,3 +41,54 @@ def post_wheel(
         files={"content": (wheel.name, data, "application/octet-stream")},
         timeout=timeout,
     )
+
+
+def legacy_form(wheel: Path, **overrides: str) -> list[tuple[str, str | tuple[str, bytes]]]:
+    """The legacy form of ``wheel`` as (name, value) parts, the file last; overrides win."""
+    data = wheel.read_bytes()
+    file_name, file_version = wheel.name.split("-")[:2]
+    fields = {
+        ":action": "file_upload",
+        "name": file_name,
+        "version": file_version,
+        "filetype": "bdist_wheel",
+        "sha256_digest": hashlib.sha256(data).hexdigest(),
+        **overrides,
+    }
+    return [*fields.items(), ("content", (wheel.name, data))]
+
+
+def encode_parts(parts: list[tuple[str, str | tuple[str, bytes]]]) -> tuple[str, bytes]:
+    """``multipart/form-data`` with the parts in exactly this order (httpx puts files last)."""
+    boundary = "nightwheels-test-boundary-7d1f"
+    out = []
+    for name, value in parts:
+        if isinstance(value, tuple):
+            filename, data = value
+            out.append(
+                f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; '
+                f'filename="{filename}"\r\nContent-Type: application/octet-stream\r\n\r\n'.encode()
+                + data
+                + b"\r\n"
+            )
+        else:
+            out.append(
+                f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'
+                f"{value}\r\n".encode()
+            )
+    out.append(f"--{boundary}--\r\n".encode())
+    return f"multipart/form-data; boundary={boundary}", b"".join(out)
+
+
+def post_batch(
+    server: LiveServer, token: str, parts: list[tuple[str, str | tuple[str, bytes]]]
+) -> httpx.Response:
+    """POST the parts (several legacy forms, one after the other) to ``/legacy/batch/``."""
+    content_type, body = encode_parts(parts)
+    return httpx.post(
+        f"{server.url}/legacy/batch/",
+        auth=("__token__", token),
+        headers={"Content-Type": content_type, "Accept": "application/json"},
+        content=body,
+        timeout=60,
+    )

@@ -2,6 +2,10 @@
 
 The ``content`` part goes straight to a :class:`StagingFile` (hashed as it arrives);
 the other parts are small form fields, kept in memory under strict limits.
+
+A legacy upload is one form with one ``content`` part. A batch is several such forms in
+one body, one after the other: each file's fields, then its ``content`` part, which
+closes that file's form.
 """
 
 from __future__ import annotations
@@ -17,7 +21,8 @@ from nightwheels.storage.staging import StagedFile, StagingFile
 
 MAX_FIELD_SIZE = 1024 * 1024  # one text field (descriptions can be long)
 MAX_FIELDS_TOTAL = 8 * 1024 * 1024
-MAX_FIELD_COUNT = 500
+MAX_FIELD_COUNT = 500  # parts of one file's form
+MAX_BATCH_FILES = 200
 FILE_FIELD = "content"
 
 
@@ -33,8 +38,14 @@ class ParsedUpload:
 
 
 class _Collector:
-    def __init__(self, staging_factory) -> None:  # type: ignore[no-untyped-def]
+    def __init__(  # type: ignore[no-untyped-def]
+        self, staging_factory, max_files: int = 1, max_total: int | None = None
+    ) -> None:
         self.result = ParsedUpload()
+        self.done: list[ParsedUpload] = []  # closed forms (a batch)
+        self._max_files = max_files
+        self._max_total = max_total
+        self._staged_total = 0
         self._factory = staging_factory
         self._staging: StagingFile | None = None
         self._header_field = b""
@@ -79,6 +90,8 @@ class _Collector:
         if self._name == FILE_FIELD:
             if self._staging is not None or self.result.staged is not None:
                 raise InvalidRequest("more than one 'content' file in the upload")
+            if len(self.done) >= self._max_files:
+                raise InvalidRequest(f"more than {self._max_files} files in one upload")
             raw_filename = params.get(b"filename")
             if raw_filename is None:
                 raise InvalidRequest("the 'content' part has no filename")
@@ -89,6 +102,12 @@ class _Collector:
     def on_part_data(self, data: bytes, start: int, end: int) -> None:
         if self._is_file:
             assert self._staging is not None
+            self._staged_total += end - start
+            if self._max_total is not None and self._staged_total > self._max_total:
+                raise TooLarge(
+                    f"the files of this upload are larger than this index's limit of "
+                    f"{self._max_total} bytes in one request: send fewer at a time"
+                )
             self._staging.write(data[start:end])
             return
         size = end - start
@@ -102,6 +121,10 @@ class _Collector:
             assert self._staging is not None
             self.result.staged = self._staging.finish()
             self._staging = None
+            if self._max_files > 1:  # the file closes its form: the next fields are another's
+                self.done.append(self.result)
+                self.result = ParsedUpload()
+                self._count = 0
         elif self._name is not None:
             value = _decode(bytes(self._buffer), f"field {self._name!r}")
             self.result.fields.setdefault(self._name, []).append(value)
@@ -109,8 +132,9 @@ class _Collector:
     def discard(self) -> None:
         if self._staging is not None:
             self._staging.discard()
-        if self.result.staged is not None:
-            self.result.staged.path.unlink(missing_ok=True)
+        for parsed in [*self.done, self.result]:
+            if parsed.staged is not None:
+                parsed.staged.path.unlink(missing_ok=True)
 
 
 def _decode(raw: bytes, what: str) -> str:
@@ -137,11 +161,10 @@ def boundary_of(content_type: str | None) -> bytes:
     return boundary
 
 
-async def parse_upload(
-    content_type: str | None, body: AsyncIterator[bytes], staging_factory
-) -> ParsedUpload:  # type: ignore[no-untyped-def]
-    """Parse the body; on any error every staged byte is removed before re-raising."""
-    collector = _Collector(staging_factory)
+async def _parse(
+    content_type: str | None, body: AsyncIterator[bytes], collector: _Collector
+) -> None:
+    """Feed ``body`` to ``collector``; on any error every staged byte is removed."""
     parser = MultipartParser(
         boundary_of(content_type),
         callbacks={  # type: ignore[arg-type]
@@ -168,4 +191,29 @@ async def parse_upload(
     except BaseException:
         collector.discard()
         raise
+
+
+async def parse_upload(
+    content_type: str | None, body: AsyncIterator[bytes], staging_factory
+) -> ParsedUpload:  # type: ignore[no-untyped-def]
+    """One legacy upload form."""
+    collector = _Collector(staging_factory)
+    await _parse(content_type, body, collector)
     return collector.result
+
+
+async def parse_batch(
+    content_type: str | None,
+    body: AsyncIterator[bytes],
+    staging_factory,  # type: ignore[no-untyped-def]
+    max_total: int,
+) -> list[ParsedUpload]:
+    """The forms of a batch, in order; fields after the last file are refused."""
+    collector = _Collector(staging_factory, max_files=MAX_BATCH_FILES, max_total=max_total)
+    await _parse(content_type, body, collector)
+    if collector.result.fields or not collector.done:
+        collector.discard()
+        if not collector.done:
+            raise InvalidRequest("the upload has no 'content' file field")
+        raise InvalidRequest("form fields after the last file: each file's fields come before it")
+    return collector.done

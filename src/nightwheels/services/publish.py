@@ -7,7 +7,7 @@ blob), and the row change plus serial bump in one transaction.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -27,6 +27,7 @@ from nightwheels.errors import (
     DistributionNotAllowed,
     FileExists,
     InvalidRequest,
+    NightwheelsError,
     QuotaExceeded,
 )
 from nightwheels.errors import (
@@ -45,10 +46,10 @@ Outcome = Literal["uploaded", "replaced", "unchanged"]
 # objects (a unit-of-work flush costs more than the rest of the transaction), built once
 # (building a statement and its cache key costs more than running it).
 _files = File.__table__
-_LIVE_FILES = select(_files.c.id, _files.c.label, _files.c.sha256).where(
+_LIVE_FILES = select(_files.c.id, _files.c.filename, _files.c.label, _files.c.sha256).where(
     _files.c.project_id == bindparam("project_id"),
     _files.c.label.in_(bindparam("labels", expanding=True)),
-    _files.c.filename == bindparam("filename"),
+    _files.c.filename.in_(bindparam("filenames", expanding=True)),
     _files.c.removed_at.is_(None),
 )
 _REMOVE_FILE = (
@@ -128,133 +129,185 @@ def _allow_replace(services: Services, project: Project | None) -> bool:
     return services.settings.allow_replace
 
 
-def _check_quota(session: Session, project: Project | None, size: int) -> None:
-    if project is None or project.quota_bytes is None:
-        return
-    used = session.execute(
+def _used_bytes(session: Session, project: Project) -> int:
+    return session.execute(
         select(func.coalesce(func.sum(File.size), 0)).where(
             File.project_id == project.id, File.removed_at.is_(None)
         )
     ).scalar_one()
-    if used + size > project.quota_bytes:
-        raise QuotaExceeded(
-            f"project {project.name!r} would use {used + size} bytes, over its quota of "
-            f"{project.quota_bytes} bytes: remove old files or ask an admin to raise the quota"
-        )
+
+
+def _over_quota(project: Project, used: int, size: int) -> QuotaExceeded | None:
+    if project.quota_bytes is None or used + size <= project.quota_bytes:
+        return None
+    return QuotaExceeded(
+        f"project {project.name!r} would use {used + size} bytes, over its quota of "
+        f"{project.quota_bytes} bytes: remove old files or ask an admin to raise the quota"
+    )
+
+
+@dataclass
+class _Item:
+    """One file of an upload, as it goes through the checks."""
+
+    index: int  # its place in the request
+    request: UploadRequest
+    staged: StagedFile
+    dist: DistFilename
+    labels: tuple[str, ...]
+    meta: DistMetadata | None = None
+    metadata_sha256: str = ""
+
+
+Failures = dict[int, NightwheelsError]  # item index -> why it was refused
+
+
+def _quota_failures(session: Session, project: Project, items: list[_Item]) -> Failures:
+    """Files that would take ``project`` over its quota, counting the earlier ones in."""
+    if project.quota_bytes is None:
+        return {}
+    used = _used_bytes(session, project)
+    failures: Failures = {}
+    for item in items:
+        error = _over_quota(project, used, item.staged.size)
+        if error is not None:
+            failures[item.index] = error
+        else:
+            used += item.staged.size
+    return failures
+
+
+def _live_files(
+    session: Session, project_id: int, items: list[_Item]
+) -> dict[tuple[str, str], tuple[int, str]]:
+    """(filename, label) -> (file id, sha256) of the live files these items would meet."""
+    rows = session.execute(
+        _LIVE_FILES,
+        {
+            "project_id": project_id,
+            "labels": sorted({label for item in items for label in item.labels}),
+            "filenames": [item.dist.filename for item in items],
+        },
+    )
+    return {(filename, label): (file_id, sha256) for file_id, filename, label, sha256 in rows}
+
+
+def _exists_error(filename: str, label: str) -> FileExists:
+    return FileExists(
+        f"{filename} already exists in label {label!r} and this "
+        "index does not allow replacing files: upload a new version"
+    )
 
 
 def _precheck(
-    session: Session,
-    services: Services,
-    project: Project | None,
-    dist: DistFilename,
-    staged: StagedFile,
-    labels: tuple[str, ...],
-) -> None:
+    session: Session, services: Services, project: Project | None, items: list[_Item]
+) -> Failures:
     """Refuse what would be refused at record time, before any byte is committed."""
     if project is None:
-        return
-    _check_quota(session, project, staged.size)
+        return {}
+    failures = _quota_failures(session, project, items)
     if _allow_replace(services, project):
-        return
-    clash = session.execute(
-        select(File.label).where(
-            File.project_id == project.id,
-            File.label.in_(labels),
-            File.filename == dist.filename,
-            File.removed_at.is_(None),
-            File.sha256 != staged.sha256,
-        )
-    ).first()
-    if clash is not None:
-        raise FileExists(
-            f"{dist.filename} already exists in label {clash[0]!r} and this "
-            "index does not allow replacing files: upload a new version"
-        )
+        return failures
+    live = _live_files(session, project.id, items)
+    for item in items:
+        for label in item.labels:
+            existing = live.get((item.dist.filename, label))
+            if existing is not None and existing[1] != item.staged.sha256:
+                failures.setdefault(item.index, _exists_error(item.dist.filename, label))
+    return failures
+
+
+@dataclass
+class _Recorded:
+    project: str
+    serial: int | None
+    outcomes: dict[int, dict[str, Outcome]]
+    failures: Failures
 
 
 def _record(
     session: Session,
     services: Services,
     principal: Principal,
-    dist: DistFilename,
-    meta: DistMetadata,
-    staged: StagedFile,
-    metadata_sha256: str,
-    labels: tuple[str, ...],
-) -> tuple[dict[str, Outcome], str, int | None]:
-    project = require_upload(session, principal, dist.name)
+    name: str,
+    items: list[_Item],
+) -> _Recorded:
+    """Record the files of one project in the caller's transaction; one serial bump."""
+    project = require_upload(session, principal, name)
     if project is None:  # a site admin's first upload creates the listing
-        project = get_or_create_project(session, principal.actor, meta.name)
+        assert items[0].meta is not None
+        project = get_or_create_project(session, principal.actor, items[0].meta.name)
         user = session.get(User, principal.user_id)
         assert user is not None
         set_role(session, principal.actor, user, project, Role.ADMIN)
-    _check_quota(session, project, staged.size)
-    outcomes: dict[str, Outcome] = {}
+        session.flush()
+    failures = _quota_failures(session, project, items)
+    live = _live_files(session, project.id, items)
+    replace = _allow_replace(services, project)
     now = utcnow()
-    live = {
-        label: (file_id, sha256)
-        for file_id, label, sha256 in session.execute(
-            _LIVE_FILES,
-            {"project_id": project.id, "labels": list(labels), "filename": dist.filename},
-        )
-    }
-    for label in labels:
-        existing = live.get(label)
-        if existing is not None and existing[1] == staged.sha256:
-            outcomes[label] = "unchanged"
+    outcomes: dict[int, dict[str, Outcome]] = {}
+    rows: list[dict[str, object]] = []
+    for item in items:
+        if item.index in failures:
             continue
-        if existing is not None:
-            if not _allow_replace(services, project):
-                raise FileExists(
-                    f"{dist.filename} already exists in label {label!r} and this "
-                    "index does not allow replacing files: upload a new version"
+        filename = item.dist.filename
+        existing = {label: live.get((filename, label)) for label in item.labels}
+        # Decide every label before writing any, so a refusal leaves nothing half-done.
+        clash = [
+            label
+            for label, found in existing.items()
+            if found is not None and found[1] != item.staged.sha256 and not replace
+        ]
+        if clash:
+            failures[item.index] = _exists_error(filename, clash[0])
+            continue
+        outcomes[item.index] = {}
+        for label, found in existing.items():
+            if found is not None and found[1] == item.staged.sha256:
+                outcomes[item.index][label] = "unchanged"
+                continue
+            if found is not None:  # free the live-filename slot before the insert
+                session.execute(
+                    _REMOVE_FILE, {"file_id": found[0], "removed_at": now, "reason": "replaced"}
                 )
-            # Free the live-filename slot before the insert.
-            session.execute(
-                _REMOVE_FILE, {"file_id": existing[0], "removed_at": now, "reason": "replaced"}
+            assert item.meta is not None
+            rows.append(
+                {
+                    "project_id": project.id,
+                    "label": label,
+                    "filename": filename,
+                    "version": str(item.dist.version),
+                    "packagetype": item.dist.packagetype,
+                    "sha256": item.staged.sha256,
+                    "size": item.staged.size,
+                    "requires_python": item.meta.requires_python,
+                    "metadata_sha256": item.metadata_sha256,
+                    "uploaded_at": now,
+                    "uploader_id": principal.user_id,
+                }
             )
-        session.execute(
-            _INSERT_FILE,
-            {
-                "project_id": project.id,
-                "label": label,
-                "filename": dist.filename,
-                "version": str(dist.version),
-                "packagetype": dist.packagetype,
-                "sha256": staged.sha256,
-                "size": staged.size,
-                "requires_python": meta.requires_python,
-                "metadata_sha256": metadata_sha256,
-                "uploaded_at": now,
-                "uploader_id": principal.user_id,
-            },
-        )
-        outcome: Outcome = "replaced" if existing is not None else "uploaded"
-        outcomes[label] = outcome
-        audit.record(
-            session,
-            principal.actor,
-            f"file.{'replace' if existing else 'upload'}",
-            project=project.name,
-            target=dist.filename,
-            label=label,
-            sha256=staged.sha256,
-            previous_sha256=existing[1] if existing else None,
-            token=principal.token_name,
-        )
-    serial = None
-    if any(o != "unchanged" for o in outcomes.values()):
-        serial = serials.bump(session, project)
-    return outcomes, project.name, serial
+            outcomes[item.index][label] = "replaced" if found is not None else "uploaded"
+            audit.record(
+                session,
+                principal.actor,
+                f"file.{'replace' if found else 'upload'}",
+                project=project.name,
+                target=filename,
+                label=label,
+                sha256=item.staged.sha256,
+                previous_sha256=found[1] if found else None,
+                token=principal.token_name,
+            )
+    if rows:
+        session.execute(_INSERT_FILE, rows)
+    serial = serials.bump(session, project) if rows else None
+    return _Recorded(project.name, serial, outcomes, failures)
 
 
 RACE_ATTEMPTS = 5
 
 
-def _record_racing(
-    services: Services, record: Callable[[Session], tuple[dict[str, Outcome], str, int | None]]
-) -> tuple[dict[str, Outcome], str, int | None]:
+def _record_racing(services: Services, record: Callable[[Session], _Recorded]) -> _Recorded:
     """Record, deciding again when a concurrent upload of the same file committed first.
 
     The partial unique index ``uq_files_live`` makes the loser's insert fail; the retry
@@ -269,58 +322,143 @@ def _record_racing(
     raise Conflict("other uploads of this file kept committing first: retry the upload")
 
 
+def _checked_form(
+    services: Services, index: int, request: UploadRequest, staged: StagedFile
+) -> _Item:
+    dist = parse_filename(request.filename)
+    labels = tuple(dict.fromkeys(validate_label(label) for label in request.labels)) or (
+        DEFAULT_LABEL,
+    )
+    _check_form(request, dist)
+    if dist.packagetype == "sdist" and not services.settings.allow_sdist:
+        raise DistributionNotAllowed(
+            "this index accepts wheels only: source distributions make pip and uv build "
+            "from source; upload wheels (the server setting allow_sdist enables sdists)"
+        )
+    return _Item(index, request, staged, dist, labels)
+
+
+def _overall(outcomes: dict[str, Outcome]) -> Outcome:
+    values = set(outcomes.values())
+    return (
+        "replaced" if "replaced" in values else "uploaded" if "uploaded" in values else "unchanged"
+    )
+
+
+Upload = tuple[UploadRequest, StagedFile]
+PublishOutcome = PublishResult | NightwheelsError
+
+
+def publish_many(
+    services: Services, principal: Principal, uploads: Sequence[Upload]
+) -> list[PublishOutcome]:
+    """Validate and record several uploads; each succeeds or fails on its own.
+
+    One answer per upload, in order: its result, or the error that refused it. Files of
+    one project are recorded in one transaction with one serial bump, which is what
+    makes a batch cheaper than as many single uploads. Every ``staged`` file is consumed
+    (committed or removed). Errors that are not a refusal (a database or storage
+    failure) propagate, and then nothing of the batch is answered as done.
+    """
+    answers: list[PublishOutcome | None] = [None] * len(uploads)
+    metadata_files: list[StagedFile] = []
+    recorded: list[_Recorded] = []
+
+    def refuse(failures: Failures) -> None:
+        for index, error in failures.items():
+            answers[index] = error
+
+    def keep(items: list[_Item]) -> list[_Item]:
+        return [item for item in items if answers[item.index] is None]
+
+    try:
+        by_project: dict[str, list[_Item]] = {}
+        seen: set[str] = set()
+        for index, (request, staged) in enumerate(uploads):
+            try:
+                item = _checked_form(services, index, request, staged)
+                if item.dist.filename in seen:
+                    raise InvalidRequest(f"{item.dist.filename} appears twice in this upload")
+            except NightwheelsError as exc:
+                answers[index] = exc
+                continue
+            seen.add(item.dist.filename)
+            by_project.setdefault(item.dist.name, []).append(item)
+        # Permission first: outsiders learn nothing about validation.
+        projects: dict[str, Project | None] = {}
+        with services.db.read() as session:
+            for name, items in by_project.items():
+                try:
+                    projects[name] = require_upload(session, principal, name)
+                except NightwheelsError as exc:
+                    refuse(dict.fromkeys((item.index for item in items), exc))
+        for items in by_project.values():
+            for item in keep(items):
+                try:
+                    _check_digests(item.request, item.staged)
+                    item.meta = inspect_distribution(item.staged.path, item.dist)
+                except NightwheelsError as exc:
+                    answers[item.index] = exc
+        with services.db.read() as session:
+            for name, items in by_project.items():
+                if keep(items):
+                    refuse(_precheck(session, services, projects[name], keep(items)))
+        for items in by_project.values():
+            for item in keep(items):
+                assert item.meta is not None
+                metadata = write_bytes_staged(services.settings.tmp_dir, item.meta.raw)
+                metadata_files.append(metadata)
+                item.metadata_sha256 = metadata.sha256
+                services.store.put_file(blob_key(metadata.sha256), metadata.path)
+                services.store.put_file(blob_key(item.staged.sha256), item.staged.path)
+        for name, items in by_project.items():
+            todo = keep(items)
+            if not todo:
+                continue
+            try:
+                done = _record_racing(
+                    services,
+                    lambda session, name=name, todo=todo: _record(  # type: ignore[misc]
+                        session, services, principal, name, todo
+                    ),
+                )
+            except NightwheelsError as exc:
+                refuse(dict.fromkeys((item.index for item in todo), exc))
+                continue
+            refuse(done.failures)
+            recorded.append(done)
+    finally:
+        for _, staged in uploads:
+            staged.path.unlink(missing_ok=True)
+        for metadata in metadata_files:
+            metadata.path.unlink(missing_ok=True)
+    for done in recorded:
+        if done.serial is not None:
+            services.changed(done.project, done.serial)
+    warnings = [w for w in [principal.expiry_warning()] if w]
+    items_by_index = {item.index: item for items in by_project.values() for item in items}
+    for done in recorded:
+        for index, outcomes in done.outcomes.items():
+            item = items_by_index[index]
+            answers[index] = PublishResult(
+                project=done.project,
+                filename=item.dist.filename,
+                version=str(item.dist.version),
+                sha256=item.staged.sha256,
+                size=item.staged.size,
+                outcome=_overall(outcomes),
+                labels=outcomes,
+                warnings=warnings,
+            )
+    assert all(answer is not None for answer in answers)
+    return answers  # type: ignore[return-value]
+
+
 def publish(
     services: Services, principal: Principal, request: UploadRequest, staged: StagedFile
 ) -> PublishResult:
-    """Validate and record an upload. ``staged`` is consumed (committed or removed)."""
-    metadata_staged: StagedFile | None = None
-    try:
-        dist = parse_filename(request.filename)
-        labels = tuple(dict.fromkeys(validate_label(label) for label in request.labels)) or (
-            DEFAULT_LABEL,
-        )
-        _check_form(request, dist)
-        if dist.packagetype == "sdist" and not services.settings.allow_sdist:
-            raise DistributionNotAllowed(
-                "this index accepts wheels only: source distributions make pip and uv build "
-                "from source; upload wheels (the server setting allow_sdist enables sdists)"
-            )
-        # Permission first: outsiders learn nothing about validation.
-        with services.db.read() as session:
-            project = require_upload(session, principal, dist.name)
-        _check_digests(request, staged)
-        meta = inspect_distribution(staged.path, dist)
-        with services.db.read() as session:
-            _precheck(session, services, project, dist, staged, labels)
-        metadata_staged = write_bytes_staged(services.settings.tmp_dir, meta.raw)
-        metadata_sha256 = metadata_staged.sha256
-        services.store.put_file(blob_key(metadata_sha256), metadata_staged.path)
-        services.store.put_file(blob_key(staged.sha256), staged.path)
-
-        def record(session: Session) -> tuple[dict[str, Outcome], str, int | None]:
-            return _record(
-                session, services, principal, dist, meta, staged, metadata_sha256, labels
-            )
-
-        outcomes, project_name, serial = _record_racing(services, record)
-    finally:
-        staged.path.unlink(missing_ok=True)
-        if metadata_staged is not None:
-            metadata_staged.path.unlink(missing_ok=True)
-    if serial is not None:
-        services.changed(project_name, serial)
-    values = set(outcomes.values())
-    overall: Outcome = (
-        "replaced" if "replaced" in values else "uploaded" if "uploaded" in values else "unchanged"
-    )
-    warnings = [w for w in [principal.expiry_warning()] if w]
-    return PublishResult(
-        project=project_name,
-        filename=dist.filename,
-        version=str(dist.version),
-        sha256=staged.sha256,
-        size=staged.size,
-        outcome=overall,
-        labels=outcomes,
-        warnings=warnings,
-    )
+    """Validate and record one upload (the legacy endpoint). ``staged`` is consumed."""
+    (answer,) = publish_many(services, principal, [(request, staged)])
+    if isinstance(answer, NightwheelsError):
+        raise answer
+    return answer
