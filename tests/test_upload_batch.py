@@ -7,14 +7,15 @@ so the server is checked against the format, not against the code that writes it
 from __future__ import annotations
 
 import random
-import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.support.consistency import check
+from nightwheels.services import serials
+from tests.support.backends import BACKENDS, open_backend
+from tests.support.consistency import index_problems
 from tests.support.server import LiveServer
 from tests.support.uploads import encode_parts, legacy_form, post_batch
 from tests.support.wheels import make_wheel, metadata_text
@@ -23,20 +24,24 @@ VERSION = "1.0.dev202612010000"
 LIMIT = 200_000  # the server's max_upload_size: per file, and per batch
 
 
-@pytest.fixture(scope="module")
-def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+@pytest.fixture(scope="module", params=BACKENDS)
+def live(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LiveServer]:
     data = tmp_path_factory.mktemp("batch") / "data"
     data.mkdir()
-    server = LiveServer(
-        data=data,
-        env={"NIGHTWHEELS_MAX_UPLOAD_SIZE": str(LIMIT), "NIGHTWHEELS_ALLOW_REPLACE": "false"},
-    )
-    server.start()
-    try:
-        server.create_user("alice")
-        yield server
-    finally:
-        server.stop()
+    with open_backend(request) as backend:
+        server = LiveServer(
+            data=data,
+            env={"NIGHTWHEELS_MAX_UPLOAD_SIZE": str(LIMIT), "NIGHTWHEELS_ALLOW_REPLACE": "false"},
+            backend=backend,
+        )
+        server.start()
+        try:
+            server.create_user("alice")
+            yield server
+        finally:
+            server.stop()
 
 
 @pytest.fixture(scope="module")
@@ -45,11 +50,7 @@ def token(live: LiveServer) -> str:
 
 
 def index_serial(live: LiveServer) -> int:
-    db = sqlite3.connect(f"file:{live.data / 'nightwheels.db'}?mode=ro", uri=True)
-    try:
-        return int(db.execute("SELECT serial FROM index_state").fetchone()[0])
-    finally:
-        db.close()
+    return live.admin(serials.current)
 
 
 def listed(live: LiveServer, project: str) -> set[str]:
@@ -60,9 +61,13 @@ def listed(live: LiveServer, project: str) -> set[str]:
 
 
 def no_leftovers(live: LiveServer) -> None:
-    state = check(live.data)
-    assert state.tmp == [] and state.partials == [], state
-    assert state.served_correctly, state
+    """No staged bytes left behind; every row's blobs stored with their digests."""
+    assert live.tmp_files() == []
+    services = live.backend.services(live.data)
+    try:
+        assert index_problems(services) == []
+    finally:
+        services.close()
 
 
 def test_each_file_is_answered_on_its_own(live: LiveServer, token: str, tmp_path: Path) -> None:
