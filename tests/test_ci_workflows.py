@@ -338,6 +338,6 @@ def test_generated_commands_exist(opts: WorkflowOptions) -> None:
                 ):
                     name, rest = command
                     help_text = nightwheels(name, "--help").stdout
-                    assert "Usage:" in help_text, f"no command nightwheels {name}"
+                    assert "usage:" in help_text.lower(), f"no command nightwheels {name}"
                     for option in re.findall(r"(--[a-z-]+)", rest):
                         assert option in help_text, f"nightwheels {name} has no {option}"

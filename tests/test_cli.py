@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -98,3 +99,88 @@ def test_client_commands_do_not_load_the_database_layer() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     )
     assert result.stdout.strip() == "[]"
+
+
+# Never imported by `nightwheels upload`.
+NOT_ON_THE_UPLOAD_PATH = ("typer", "click", "pydantic", "sqlalchemy", "starlette", "rich")
+# Allowed for now, with what it imports itself (httpx loads click and rich for its own
+# command line): move it up once upload.client no longer uses it.
+ALLOWED_FOR_NOW = ("httpx",)
+
+
+def imported_modules(*args: str, **env: str) -> tuple[subprocess.CompletedProcess[str], set[str]]:
+    """Run ``python -X importtime ARGS``: the process, and the top-level modules it imported."""
+    out = subprocess.run(
+        [sys.executable, "-X", "importtime", *args],
+        env=clean_env(**env),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    names = {
+        line.rsplit("|", 1)[1].strip().split(".")[0]
+        for line in out.stderr.splitlines()
+        if line.startswith("import time:")
+    }
+    return out, names
+
+
+def test_upload_imports_no_cli_framework_nor_server() -> None:
+    """CI runs `nightwheels upload` every night: argparse, no typer app, no rich without a bar."""
+    out, imported = imported_modules(
+        "-m",
+        "nightwheels",
+        "upload",
+        "/nonexistent",
+        NIGHTWHEELS_SERVER="http://127.0.0.1:9",
+        NIGHTWHEELS_TOKEN="nwt_x_y",
+    )
+    assert out.returncode == 2
+    assert "error: /nonexistent does not exist" in out.stderr  # got as far as the upload
+    assert "nightwheels" in imported
+    excused: set[str] = set()
+    for name in set(ALLOWED_FOR_NOW) & imported:
+        excused |= imported_modules("-c", f"import {name}")[1]
+    assert sorted(imported & set(NOT_ON_THE_UPLOAD_PATH) - excused) == []
+
+
+def test_upload_usage() -> None:
+    bad = nw(Path("unused"), "upload", "--jobs", "0")
+    assert bad.returncode == 2
+    assert bad.stderr == "error: argument --jobs/-j: 0 is not in the range 1<=x<=64\n"
+    for args in (["--retries", "21"], ["--backoff", "-1"], ["--timeout", "0"], ["--nope"]):
+        out = nw(Path("unused"), "upload", *args)
+        assert out.returncode == 2 and out.stderr.startswith("error: "), args
+        assert out.stderr.count("\n") == 1, out.stderr
+
+    usage = nw(Path("unused"), "upload", "--help")
+    assert usage.returncode == 0
+    assert usage.stdout.startswith("usage: nightwheels upload ")
+    assert "Upload every wheel in PATH" in usage.stdout and "--jobs N, -j N" in usage.stdout
+
+    # The Typer app still lists it, and passes its arguments through unparsed.
+    app = subprocess.run(
+        [sys.executable, "-m", "nightwheels", "--help"],
+        env=clean_env(COLUMNS="200"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert app.returncode == 0
+    assert re.search(r"upload +Upload every wheel in PATH \(default dist/\)", app.stdout)
+
+
+def test_upload_through_the_typer_app() -> None:
+    """In-process runs of the app (the tests' `nightwheels(...)`) reach the same parser."""
+    from tests.support.cli import nightwheels
+
+    assert nightwheels("upload", "--help").stdout.startswith("usage: nightwheels upload ")
+    bad = nightwheels("upload", "-j", "65")
+    assert (bad.returncode, bad.stderr) == (
+        2,
+        "error: argument --jobs/-j: 65 is not in the range 1<=x<=64\n",
+    )
+    missing = nightwheels(
+        "upload", "/nonexistent", NIGHTWHEELS_SERVER="http://127.0.0.1:9", NIGHTWHEELS_TOKEN="t"
+    )
+    assert missing.returncode == 2 and "does not exist" in missing.stderr

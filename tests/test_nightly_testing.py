@@ -287,7 +287,7 @@ def report_cli(*args: str, github: FakeGitHub | None = None, **env: str) -> CliR
     """``nightwheels report ARGS``, in process (no subprocess start-up per call)."""
     from typer.testing import CliRunner
 
-    from nightwheels.cli.main import app
+    from nightwheels.cli.app import app
 
     variables: dict[str, str | None] = dict.fromkeys(
         ("GITHUB_TOKEN", "GITHUB_API_URL", "GITHUB_REPOSITORY", "NIGHTWHEELS_TOKEN")

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from nightwheels.cli.main import app
+from nightwheels.cli.app import app
 from tests.support import clients
 from tests.support.server import LiveServer
 

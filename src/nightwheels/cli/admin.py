@@ -13,7 +13,8 @@ from pathlib import Path
 
 import typer
 
-from nightwheels.cli.common import DataOption, handle_errors
+from nightwheels.cli.common import DataOption
+from nightwheels.cli.exits import handle_errors
 from nightwheels.cli.remote import JsonOption, local_services, note, print_json, table, when
 from nightwheels.errors import InvalidRequest
 

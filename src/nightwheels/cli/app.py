@@ -1,4 +1,4 @@
-"""The ``nightwheels`` command."""
+"""The Typer app: every ``nightwheels`` command (``upload`` runs without it, see ``cli.main``)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING
 import typer
 
 from nightwheels import __version__
-from nightwheels.cli.common import DataOption, handle_errors, settings_for
+from nightwheels.cli.common import DataOption, settings_for
+from nightwheels.cli.exits import handle_errors
 
 if TYPE_CHECKING:
     from nightwheels.config import Settings
@@ -162,7 +163,3 @@ def _register_features() -> None:
 
 
 _register_features()
-
-
-def main() -> None:
-    app()

@@ -7,7 +7,8 @@ from typing import Any
 
 import typer
 
-from nightwheels.cli.common import DataOption, handle_errors
+from nightwheels.cli.common import DataOption
+from nightwheels.cli.exits import handle_errors
 from nightwheels.cli.remote import (
     JsonOption,
     ServerOption,

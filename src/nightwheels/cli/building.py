@@ -11,7 +11,7 @@ from packaging.version import Version
 from nightwheels.building.build import run_build, write_version
 from nightwheels.building.project import head_commit, source_time, version_source
 from nightwheels.building.stamp import nightly_version, parse_base
-from nightwheels.cli.common import handle_errors
+from nightwheels.cli.exits import handle_errors
 from nightwheels.errors import InvalidVersion
 
 ProjectArg = typer.Argument(Path("."), help="project directory", show_default=True)

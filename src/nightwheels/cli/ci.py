@@ -13,7 +13,7 @@ from nightwheels.ci.workflows import (
     repository_from_remote,
     write_workflows,
 )
-from nightwheels.cli.common import handle_errors
+from nightwheels.cli.exits import handle_errors
 from nightwheels.errors import Misconfigured
 
 ci_app = typer.Typer(help="Continuous integration set-up.", no_args_is_help=True)

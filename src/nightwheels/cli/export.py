@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from nightwheels.cli.common import DataOption, handle_errors
+from nightwheels.cli.common import DataOption
+from nightwheels.cli.exits import handle_errors
 
 if TYPE_CHECKING:
     from nightwheels.services.export import ExportResult
@@ -33,7 +34,7 @@ def register(app: typer.Typer) -> None:
 
         Incremental: only projects changed since the last export are written again.
         """
-        from nightwheels.cli.main import _services
+        from nightwheels.cli.app import _services
         from nightwheels.services.export import ExportWatcher, export_static
         from nightwheels.storage.static import open_target
 

@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from nightwheels.cli.common import handle_errors
+from nightwheels.cli.exits import handle_errors
 from nightwheels.cli.remote import JsonOption, ServerOption, client, note, print_json, warn
 
 

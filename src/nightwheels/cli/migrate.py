@@ -6,7 +6,8 @@ from pathlib import Path
 
 import typer
 
-from nightwheels.cli.common import DataOption, handle_errors
+from nightwheels.cli.common import DataOption
+from nightwheels.cli.exits import handle_errors
 
 
 def register(app: typer.Typer) -> None:

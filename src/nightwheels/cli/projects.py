@@ -6,7 +6,7 @@ from typing import Any
 
 import typer
 
-from nightwheels.cli.common import handle_errors
+from nightwheels.cli.exits import handle_errors
 from nightwheels.cli.remote import (
     JsonOption,
     ServerOption,

@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from nightwheels.cli.common import DataOption, fail, handle_errors, settings_for
+from nightwheels.cli.common import DataOption, settings_for
+from nightwheels.cli.exits import fail, handle_errors
 from nightwheels.errors import InvalidRequest
 
 if TYPE_CHECKING:

@@ -16,7 +16,8 @@ from typing import Any
 
 import typer
 
-from nightwheels.cli.common import DataOption, handle_errors, parse_duration
+from nightwheels.cli.common import DataOption, parse_duration
+from nightwheels.cli.exits import handle_errors
 from nightwheels.cli.remote import (
     JsonOption,
     ServerOption,

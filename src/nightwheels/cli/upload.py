@@ -1,39 +1,153 @@
-"""``nightwheels upload``: publish a folder of wheels, the one CI step of SPEC 4."""
+"""``nightwheels upload``: publish a folder of wheels, the one CI step of SPEC 4.
+
+Every nightly CI job runs this command, so it parses its own arguments with argparse and
+loads neither typer nor click: ``nightwheels.cli.main`` sends ``nightwheels upload ...``
+straight to :func:`main`. The Typer app only lists it (:func:`register`).
+"""
 
 from __future__ import annotations
 
+import argparse
 import os
+import sys
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn
 
-import typer
-
-from nightwheels.cli.common import EXIT_ERROR, EXIT_USAGE, fail, handle_errors, is_ci
+from nightwheels.cli.exits import EXIT_ERROR, EXIT_USAGE, echo, fail, handle_errors
 from nightwheels.core.filenames import parse_filename
+from nightwheels.core.names import DEFAULT_LABEL
 from nightwheels.errors import Misconfigured, NightwheelsError, TrustedPublishingFailed
 from nightwheels.upload import credentials as creds
 from nightwheels.upload.client import RetryPolicy
 from nightwheels.upload.progress import human_size, reporter_for
 from nightwheels.upload.run import Summary, upload_folder
 
+if TYPE_CHECKING:
+    import typer
+
+SUMMARY = "Upload every wheel in PATH (default dist/), in parallel; safe to re-run."
+EXITS = (
+    "Exits 1 if any file failed (each is named with the reason), 2 if there is nothing to "
+    "upload or no server or token."
+)
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage errors as one line, ``error: ...``, and exit 2, like every other command."""
+
+    def error(self, message: str) -> NoReturn:
+        fail(message, EXIT_USAGE)
+
+
+def _int_in(low: int, high: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a valid integer") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{value} is not in the range {low}<=x<={high}")
+        return value
+
+    return parse
+
+
+def _float_from(low: float) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a valid number") from None
+        if not value >= low:  # also refuses nan
+            raise argparse.ArgumentTypeError(f"{value} is not in the range x>={low}")
+        return value
+
+    return parse
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The options, one ``add_argument`` each."""
+    parser = _Parser(
+        prog="nightwheels upload", description=SUMMARY, epilog=EXITS, allow_abbrev=False
+    )
+    add = parser.add_argument
+    add(
+        "path",
+        nargs="?",
+        type=Path,
+        default=Path("dist"),
+        metavar="PATH",
+        help="folder of wheels (or one file) [default: dist]",
+    )
+    # No default list here: argparse would append to it. None means [DEFAULT_LABEL].
+    add(
+        "--label",
+        action="append",
+        metavar="LABEL",
+        help=f"label(s) to publish under (repeatable) [default: {DEFAULT_LABEL}]",
+    )
+    add("--server", metavar="URL", help="index URL (env NIGHTWHEELS_SERVER)")
+    add(
+        "--token",
+        help="upload token (prefer env NIGHTWHEELS_TOKEN: options show in process lists); "
+        "in GitHub Actions, trusted publishing is used when neither is set",
+    )
+    add("--sdist", action="store_true", help="also upload source distributions")
+    add(
+        "--jobs",
+        "-j",
+        type=_int_in(1, 64),
+        default=8,
+        metavar="N",
+        help="parallel uploads [1<=x<=64] [default: %(default)s]",
+    )
+    add(
+        "--retries",
+        type=_int_in(0, 20),
+        default=3,
+        metavar="N",
+        help="retries per file on network errors and 5xx [0<=x<=20] [default: %(default)s]",
+    )
+    add(
+        "--backoff",
+        type=_float_from(0.0),
+        default=1.0,
+        metavar="SECONDS",
+        help="first retry wait in seconds (doubles each time) [x>=0.0] [default: %(default)s]",
+    )
+    add(
+        "--timeout",
+        type=_float_from(1.0),
+        default=60.0,
+        metavar="SECONDS",
+        help="network timeout, seconds [x>=1.0] [default: %(default)s]",
+    )
+    return parser
+
+
+def is_ci() -> bool:
+    return bool(os.environ.get("CI")) or not sys.stdout.isatty()
+
 
 def _print_summary(summary: Summary, elapsed: float) -> None:
     size = sum(r.dist.size for r in summary.results)
-    typer.echo(
+    echo(
         f"{summary.line()} ({len(summary.results)} files, {human_size(size)}, "
         f"{elapsed:.1f} s) to {summary.server}"
     )
     github = os.environ.get("GITHUB_ACTIONS") == "true"
     for warning in summary.warnings:
-        typer.echo(f"warning: {warning}", err=True)
+        echo(f"warning: {warning}", err=True)
         if github:  # an annotation on the run page, where people look
-            typer.echo(f"::warning title=nightwheels::{warning}")
+            echo(f"::warning title=nightwheels::{warning}")
     for result in summary.failed:
-        typer.echo(f"error: {result.dist.filename}: {result.reason}", err=True)
+        echo(f"error: {result.dist.filename}: {result.reason}", err=True)
     if summary.projects:
-        typer.echo("install with:")
+        echo("install with:")
         for label in summary.labels:
-            typer.echo(
+            echo(
                 f"  pip install --pre --upgrade --extra-index-url {summary.index_url(label)} "
                 + " ".join(summary.projects)
             )
@@ -69,68 +183,64 @@ def _single_project(path: Path) -> str | None:
     return names.pop() if len(names) == 1 else None
 
 
-def upload(
-    path: Path = typer.Argument(
-        Path("dist"), help="folder of wheels (or one file)", show_default=True
-    ),
-    label: list[str] = typer.Option(
-        ["main"], "--label", help="label(s) to publish under (repeatable)"
-    ),
-    server: str | None = typer.Option(
-        None, "--server", help="index URL (env NIGHTWHEELS_SERVER)", show_default=False
-    ),
-    token: str | None = typer.Option(
-        None,
-        "--token",
-        help="upload token (prefer env NIGHTWHEELS_TOKEN: options show in process lists); "
-        "in GitHub Actions, trusted publishing is used when neither is set",
-        show_default=False,
-    ),
-    sdist: bool = typer.Option(False, "--sdist", help="also upload source distributions"),
-    jobs: int = typer.Option(8, "--jobs", "-j", min=1, max=64, help="parallel uploads"),
-    retries: int = typer.Option(
-        3, "--retries", min=0, max=20, help="retries per file on network errors and 5xx"
-    ),
-    backoff: float = typer.Option(
-        1.0, "--backoff", min=0.0, help="first retry wait in seconds (doubles each time)"
-    ),
-    timeout: float = typer.Option(60.0, "--timeout", min=1.0, help="network timeout, seconds"),
-) -> None:
-    """Upload every wheel in PATH (default dist/), in parallel; safe to re-run.
-
-    Exits 1 if any file failed (each is named with the reason), 2 if there is nothing to
-    upload or no server or token.
-    """
+@handle_errors
+def upload(args: argparse.Namespace) -> int:
     try:
-        credentials = creds.resolve(server, token, project=_single_project(path))
+        credentials = creds.resolve(args.server, args.token, project=_single_project(args.path))
     except (Misconfigured, TrustedPublishingFailed) as exc:
         fail(exc.message, EXIT_USAGE)
     if creds.is_cleartext_remote(credentials.server):
-        typer.echo(
+        echo(
             f"warning: {credentials.server} is plain http: the token crosses the network "
             "unencrypted; use https",
             err=True,
         )
     if credentials.how == "trusted publishing":
-        typer.echo("using a short-lived token from trusted publishing")
+        echo("using a short-lived token from trusted publishing")
     started = time.monotonic()
     try:
         summary = upload_folder(
-            path,
+            args.path,
             credentials,
             reporter_for(is_ci()),
-            labels=label,
-            sdist=sdist,
-            jobs=jobs,
-            policy=RetryPolicy(attempts=retries + 1, backoff=backoff),
-            timeout=timeout,
+            labels=args.label or [DEFAULT_LABEL],
+            sdist=args.sdist,
+            jobs=args.jobs,
+            policy=RetryPolicy(attempts=args.retries + 1, backoff=args.backoff),
+            timeout=args.timeout,
         )
     except Misconfigured as exc:
         fail(exc.message, EXIT_USAGE)
     _print_summary(summary, time.monotonic() - started)
-    if not summary.ok:
-        raise typer.Exit(EXIT_ERROR)
+    return 0 if summary.ok else EXIT_ERROR
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``nightwheels upload ARGV``: the exit status (usage errors and ``--help`` exit)."""
+    args = build_parser().parse_args(argv)
+    try:
+        return upload(args)
+    except KeyboardInterrupt:
+        return 130  # quietly, as the Typer commands do
 
 
 def register(app: typer.Typer) -> None:
-    app.command("upload")(handle_errors(upload))
+    """List ``upload`` in the Typer app; its arguments go to :func:`main` as they are.
+
+    ``nightwheels upload`` from a shell never builds the app (``cli.main``); this serves
+    ``nightwheels --help`` and in-process runs of the app.
+    """
+
+    import typer
+
+    def upload_command(ctx: typer.Context) -> None:
+        sys.exit(main(ctx.args))
+
+    upload_command.__annotations__["ctx"] = typer.Context  # not a global name to resolve
+
+    app.command(
+        "upload",
+        help=SUMMARY,
+        add_help_option=False,
+        context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    )(upload_command)
