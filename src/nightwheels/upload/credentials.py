@@ -4,18 +4,25 @@ Trusted publishing (inside GitHub Actions with ``permissions: id-token: write``)
 asks the Actions runtime for an OIDC token with audience ``nightwheels`` and exchanges it at
 the server for a short-lived upload token scoped to the project(s) registered for this
 repository and workflow. No long-lived secret is stored in the repository.
+
+Standard library only: ``nightwheels upload`` runs in every nightly CI job and must start
+fast, so the two requests of trusted publishing load ``urllib.request`` only when made.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-
-import httpx
+from typing import TYPE_CHECKING
+from urllib.parse import urlencode, urlsplit
 
 from nightwheels import __version__
 from nightwheels.errors import Misconfigured, TrustedPublishingFailed
+
+if TYPE_CHECKING:
+    from urllib.request import OpenerDirector
 
 AUDIENCE = "nightwheels"
 EXCHANGE_PATH = "/api/v1/trusted-publishing/exchange"
@@ -32,20 +39,29 @@ class Credentials:
         return f"Credentials(server={self.server!r}, how={self.how!r})"
 
 
+def is_http_url(url: str) -> bool:
+    """An http(s) URL with a host (and, if any, a valid port)."""
+    try:
+        parsed = urlsplit(url)
+        _ = parsed.port  # ValueError unless a number in 0..65535
+    except ValueError:  # that, or an unbalanced IPv6 bracket
+        return False
+    return parsed.scheme in ("http", "https") and bool(parsed.hostname) and url.isprintable()
+
+
 def normalize_server(url: str) -> str:
     url = url.strip().rstrip("/")
     for suffix in ("/legacy", "/simple"):
         url = url.removesuffix(suffix)
-    parsed = httpx.URL(url)
-    if parsed.scheme not in ("http", "https") or not parsed.host:
+    if not is_http_url(url):
         raise Misconfigured(f"{url!r} is not an http(s) URL of a nightwheels server")
     return url
 
 
 def is_cleartext_remote(server: str) -> bool:
     """Plain http to a host other than this machine: the token would cross the network in clear."""
-    url = httpx.URL(server)
-    return url.scheme == "http" and url.host not in ("127.0.0.1", "localhost", "::1")
+    url = urlsplit(server)
+    return url.scheme == "http" and url.hostname not in ("127.0.0.1", "localhost", "::1")
 
 
 def resolve_server(option: str | None, env: Mapping[str, str] = os.environ) -> str:
@@ -62,6 +78,61 @@ def in_github_actions(env: Mapping[str, str]) -> bool:
     return env.get("GITHUB_ACTIONS") == "true"
 
 
+@dataclass(frozen=True)
+class _Response:
+    status: int
+    reason: str
+    body: bytes
+
+    def json(self) -> object:
+        return json.loads(self.body)  # ValueError if it is not JSON
+
+    @property
+    def text(self) -> str:
+        return self.body.decode("utf-8", "replace")
+
+
+class _Unreachable(Exception):
+    """No answer: the request could not be sent, or the connection broke."""
+
+
+def _opener() -> OpenerDirector:
+    """urllib with the environment's proxies and the system's certificates; no redirects."""
+    import urllib.request
+
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args: object, **kwargs: object) -> None:
+            return None  # the 3xx itself is the answer: never follow a token elsewhere
+
+    return urllib.request.build_opener(NoRedirect)
+
+
+def _request(
+    url: str, headers: dict[str, str], timeout: float, json_body: object = None
+) -> _Response:
+    """GET ``url`` (POST, with ``json_body``): the answer, whatever its status."""
+    import http.client
+    import urllib.request
+    from urllib.error import HTTPError, URLError
+
+    if not is_http_url(url):  # urllib would also open file: and ftp: URLs
+        raise _Unreachable(f"{url!r} is not an http(s) URL")
+    data = None if json_body is None else json.dumps(json_body).encode()
+    if data is not None:
+        headers = headers | {"Content-Type": "application/json"}
+    request = urllib.request.Request(url, data=data, headers=headers)  # noqa: S310 (checked)
+    try:
+        with _opener().open(request, timeout=timeout) as response:
+            return _Response(response.status, response.reason, response.read())
+    except HTTPError as exc:  # a status other than 2xx: an answer all the same
+        with exc:
+            return _Response(exc.code, str(exc.reason), exc.read())
+    except URLError as exc:
+        raise _Unreachable(str(exc.reason)) from None
+    except (OSError, http.client.HTTPException, ValueError) as exc:
+        raise _Unreachable(str(exc) or type(exc).__name__) from None
+
+
 def github_oidc_token(
     env: Mapping[str, str] = os.environ, audience: str = AUDIENCE, timeout: float = 30
 ) -> str:
@@ -73,20 +144,20 @@ def github_oidc_token(
             "no OIDC token available: give the job `permissions: id-token: write` "
             "(GitHub does not provide one to pull requests from forks)"
         )
+    # As GitHub's own toolkit does: the URL comes with a query (api-version) already.
+    url += ("&" if urlsplit(url).query else "?") + urlencode({"audience": audience})
     try:
-        response = httpx.get(
-            httpx.URL(url).copy_merge_params({"audience": audience}),
-            headers={"Authorization": f"Bearer {request_token}", "User-Agent": USER_AGENT},
-            timeout=timeout,
+        response = _request(
+            url,
+            {"Authorization": f"Bearer {request_token}", "User-Agent": USER_AGENT},
+            timeout,
         )
-    except httpx.HTTPError as exc:
+    except _Unreachable as exc:
         raise TrustedPublishingFailed(f"cannot reach the GitHub OIDC endpoint: {exc}") from None
-    if response.status_code != 200:
-        raise TrustedPublishingFailed(
-            f"the GitHub OIDC endpoint answered HTTP {response.status_code}"
-        )
+    if response.status != 200:
+        raise TrustedPublishingFailed(f"the GitHub OIDC endpoint answered HTTP {response.status}")
     try:
-        value = response.json()["value"]
+        value = response.json()["value"]  # type: ignore[index]
     except (ValueError, KeyError, TypeError):
         raise TrustedPublishingFailed("the GitHub OIDC endpoint sent no token") from None
     if not isinstance(value, str) or not value:
@@ -94,14 +165,14 @@ def github_oidc_token(
     return value
 
 
-def _error_message(response: httpx.Response) -> str:
+def _error_message(response: _Response) -> str:
     try:
         body = response.json()
         if isinstance(body, dict) and body.get("message"):
             return str(body["message"])
     except ValueError:
         pass
-    return response.text.strip()[:300] or response.reason_phrase
+    return response.text.strip()[:300] or response.reason
 
 
 def exchange_oidc_token(
@@ -113,25 +184,25 @@ def exchange_oidc_token(
     """
     body = {"token": oidc_token} | ({"project": project} if project else {})
     try:
-        response = httpx.post(
+        response = _request(
             server + EXCHANGE_PATH,
-            json=body,
-            headers={"Accept": "application/json", "User-Agent": USER_AGENT},
-            timeout=timeout,
+            {"Accept": "application/json", "User-Agent": USER_AGENT},
+            timeout,
+            json_body=body,
         )
-    except httpx.HTTPError as exc:
+    except _Unreachable as exc:
         raise TrustedPublishingFailed(f"cannot reach {server}: {exc}") from None
-    if response.status_code in (404, 405):
+    if response.status in (404, 405):
         raise TrustedPublishingFailed(
-            f"{server} does not offer trusted publishing (HTTP {response.status_code}): "
+            f"{server} does not offer trusted publishing (HTTP {response.status}): "
             "use a token in NIGHTWHEELS_TOKEN instead"
         )
-    if response.status_code != 200:
+    if response.status != 200:
         raise TrustedPublishingFailed(
-            f"trusted publishing refused (HTTP {response.status_code}): {_error_message(response)}"
+            f"trusted publishing refused (HTTP {response.status}): {_error_message(response)}"
         )
     try:
-        token = response.json()["token"]
+        token = response.json()["token"]  # type: ignore[index]
     except (ValueError, KeyError, TypeError):
         raise TrustedPublishingFailed("the server's exchange answer has no token") from None
     if not isinstance(token, str) or not token:
