@@ -1,4 +1,7 @@
-"""Showing an upload as it goes: a rich progress bar on a terminal, plain lines in CI logs."""
+"""Showing an upload as it goes: a rich progress bar on a terminal, plain lines in CI logs.
+
+rich is imported only by :class:`RichReporter`: CI runs never load it.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +9,11 @@ import sys
 import threading
 from typing import TYPE_CHECKING, Protocol, TextIO
 
-from nightwheels.upload.client import FileResult
-from nightwheels.upload.files import LocalDist
-
 if TYPE_CHECKING:
     from rich.console import Console
+
+    from nightwheels.upload.client import FileResult
+    from nightwheels.upload.files import LocalDist
 
 
 def human_size(size: float) -> str:
