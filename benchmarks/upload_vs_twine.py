@@ -1,14 +1,16 @@
 """Upload 200 small wheels with `nightwheels upload` and with `twine upload`, same server, same run.
 
     .venv/bin/python benchmarks/upload_vs_twine.py [--wheels 200] [--rounds 3] [--jobs N]
-        [--database sqlite|postgres] [--server-workers 1]
+        [--batch N] [--database sqlite|postgres] [--server-workers 1]
 
 A live ``nightwheels serve`` on 127.0.0.1: the embedded default (SQLite and a local folder),
 or PostgreSQL at 127.0.0.1:5432 (a scratch database created and dropped here).
 Each round uploads a fresh set of wheels per tool (different project names, same sizes), so
 both do the same work: every file is new. Prints the wall-clock times and their ratio
 (target: nightwheels at least 3x faster than twine, through parallel uploads) and writes
-them to benchmarks/results/upload_vs_twine.json.
+them to benchmarks/results/upload_vs_twine-<database>[-<options>].json. ``--batch 1``
+measures nightwheels on the legacy protocol (one file per request, as twine), so the
+gain of parallel requests and of batches can be told apart.
 """
 
 from __future__ import annotations
@@ -133,6 +135,7 @@ def main() -> None:
     parser.add_argument("--wheels", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--jobs", type=int, default=None, help="default: the tool's own")
+    parser.add_argument("--batch", type=int, default=None, help="default: the tool's own")
     parser.add_argument("--server-workers", type=int, default=1)
     parser.add_argument("--database", choices=("sqlite", "postgres"), default="sqlite")
     args = parser.parse_args()
@@ -154,6 +157,7 @@ def main() -> None:
             runs: dict[str, list[Run]] = {"twine": [], "nightwheels": []}
             pid = server.process.pid if server.process else 0
             jobs = ["--jobs", str(args.jobs)] if args.jobs else []
+            jobs += ["--batch", str(args.batch)] if args.batch else []
             for r in range(args.rounds):
                 twine_dir = base / f"twine-{r}"
                 nw_dir = base / f"nw-{r}"
@@ -225,12 +229,15 @@ def main() -> None:
     results = ROOT / "benchmarks" / "results"
     results.mkdir(parents=True, exist_ok=True)
     suffix = "" if args.server_workers == 1 else f"-{args.server_workers}workers"
+    suffix += f"-batch{args.batch}" if args.batch else ""
+    suffix += f"-jobs{args.jobs}" if args.jobs else ""
     (results / f"upload_vs_twine-{args.database}{suffix}.json").write_text(
         json.dumps(
             {
                 "wheels": args.wheels,
                 "rounds": args.rounds,
                 "jobs": args.jobs or "default",
+                "batch": args.batch or "default",
                 "server_workers": args.server_workers,
                 "database": args.database,
                 "load_average_after": os.getloadavg()[0],

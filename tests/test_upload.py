@@ -206,7 +206,10 @@ def test_server_500_for_one_file(shared: LiveServer, token: str, tmp_path: Path)
         out = upload(str(dist), *FAST, server=proxy.url, token=token)
     assert out.returncode == 1
     assert summary(out) == {"uploaded": 5, "replaced": 0, "unchanged": 0, "failed": 1}
-    assert proxy.seen[broken] == 3  # first try + 2 retries
+    # The six went as one batch, which the broken file failed; then each went alone.
+    assert proxy.paths["/legacy/batch/"] == 1
+    assert proxy.paths["/legacy/"] == 5 + 2
+    assert proxy.seen[broken] == 3  # first try (in the batch) + 2 retries
     assert proxy.seen[flaky] == 2  # failed once, then went through
     assert (
         f"error: {broken}: server error (HTTP 500): injected failure (after 3 attempts)"
@@ -234,8 +237,11 @@ def test_server_down(tmp_path: Path) -> None:
     assert "install with" not in out.stdout
 
 
-def test_server_stops_mid_run(server: LiveServer, uploader: str, tmp_path: Path) -> None:
-    """Its own server: this test stops it."""
+@pytest.mark.parametrize("batch", ["1", "2"])
+def test_server_stops_mid_run(
+    server: LiveServer, uploader: str, tmp_path: Path, batch: str
+) -> None:
+    """Its own server: this test stops it (before the third file: the second request of 2)."""
     dist = tmp_path / "dist"
     wheels = platform_wheels(dist, "demo")
 
@@ -244,7 +250,9 @@ def test_server_stops_mid_run(server: LiveServer, uploader: str, tmp_path: Path)
             server.stop()
 
     with FaultProxy(server.url, before_upload=stop_at_third) as proxy:
-        out = upload(str(dist), "--jobs", "1", *FAST, server=proxy.url, token=uploader)
+        out = upload(
+            str(dist), "--jobs", "1", "--batch", batch, *FAST, server=proxy.url, token=uploader
+        )
     assert out.returncode == 1
     counts = summary(out)
     assert counts["uploaded"] == 2 and counts["failed"] == 4
@@ -256,10 +264,12 @@ def test_server_stops_mid_run(server: LiveServer, uploader: str, tmp_path: Path)
     ), failed
 
 
-def test_token_revoked_mid_run(shared: LiveServer, tmp_path: Path) -> None:
-    doomed = shared.token("alice", "revoked")
+@pytest.mark.parametrize("batch", [1, 2])
+def test_token_revoked_mid_run(shared: LiveServer, tmp_path: Path, batch: int) -> None:
+    """Revoked before the third file is forwarded: one file per request, or two."""
+    doomed = shared.token("alice", f"revoked-{batch}")
     dist = tmp_path / "dist"
-    platform_wheels(dist, "revoked")
+    platform_wheels(dist, f"revoked-{batch}")
     prefix = split_token(doomed)
     assert prefix
 
@@ -268,13 +278,38 @@ def test_token_revoked_mid_run(shared: LiveServer, tmp_path: Path) -> None:
             shared.cli("token", "revoke", prefix)
 
     with FaultProxy(shared.url, before_upload=revoke_at_third) as proxy:
-        out = upload(str(dist), "--jobs", "1", *FAST, server=proxy.url, token=doomed)
+        out = upload(
+            str(dist), "--jobs", "1", "--batch", str(batch), *FAST, server=proxy.url, token=doomed
+        )
     assert out.returncode == 1
     assert summary(out) == {"uploaded": 2, "replaced": 0, "unchanged": 0, "failed": 4}
-    assert "the server refused the token: token 'upload' was revoked" in out.stderr
-    assert out.stderr.count("not sent: the server refused the token") == 3
-    assert sum(proxy.seen.values()) == 3  # nothing sent after the refusal
-    assert len(listed(shared, "revoked")) == 2
+    refused = "the server refused the token: token 'upload' was revoked"
+    assert out.stderr.count(f".whl: {refused}") == batch  # the files of the refused request
+    assert out.stderr.count("not sent: the server refused the token") == 4 - batch
+    assert sum(proxy.seen.values()) == 2 + batch  # nothing sent after the refusal
+    assert len(listed(shared, f"revoked-{batch}")) == 2
+
+
+def test_batches_by_default_and_legacy_when_the_server_has_none(
+    shared: LiveServer, token: str, tmp_path: Path
+) -> None:
+    dist = tmp_path / "dist"
+    wheels = platform_wheels(dist, "summary", "0.3.dev1")
+    with FaultProxy(shared.url) as proxy:
+        out = upload(str(dist), "--jobs", "2", server=proxy.url, token=token)
+    assert out.returncode == 0, out.stderr
+    assert dict(proxy.paths) == {"/legacy/batch/": 1}  # six small files: one request
+    assert listed(shared, "summary") >= {w.name for w in wheels}
+
+    # An index without the batch endpoint (an older nightwheels): one file per request.
+    old = platform_wheels(tmp_path / "old", "summary", "0.3.dev2")
+    routes = {"/legacy/batch/": lambda *_: (404, {"error": "not-found", "message": "Not Found"})}
+    with FaultProxy(shared.url, routes=routes) as proxy:
+        out = upload(str(tmp_path / "old"), "--jobs", "1", server=proxy.url, token=token)
+    assert out.returncode == 0, out.stderr
+    assert summary(out) == {"uploaded": 6, "replaced": 0, "unchanged": 0, "failed": 0}
+    assert dict(proxy.paths) == {"/legacy/batch/": 1, "/legacy/": 6}
+    assert listed(shared, "summary") >= {w.name for w in old}
 
 
 def test_forbidden_project_fails_that_file_only(
@@ -456,3 +491,38 @@ def test_multipart_body_is_what_the_server_parses(
     assert parsed.fields == {":action": ["file_upload"], "label": ["main", "nightly ü"]}
     assert parsed.filename == "odd%22name.whl"
     assert parsed.staged is not None and parsed.staged.path.read_bytes() == payload
+
+
+def test_batch_body_is_what_the_server_parses(tmp_path: Path) -> None:
+    """Several forms in one body, each file closing its form: the server splits them back."""
+    import asyncio
+
+    from nightwheels.server.multipart import parse_batch
+    from nightwheels.storage.staging import StagingFile
+    from nightwheels.upload import client
+    from nightwheels.upload.files import check_distribution
+
+    wheels = platform_wheels(tmp_path / "dist", "batchbody")[:3]
+    dists = [check_distribution(w) for w in wheels]
+    forms = [([("name", d.name), ("label", f"l{i}")], d) for i, d in enumerate(dists)]
+    content_type, body = client.batch_body(forms)
+
+    async def halves() -> AsyncIterator[bytes]:  # split mid-part, as a network would
+        yield body[: len(body) // 2]
+        yield body[len(body) // 2 :]
+
+    parsed = asyncio.run(
+        parse_batch(
+            content_type,
+            halves(),
+            lambda: StagingFile(tmp_path / "tmp", 1 << 20),
+            max_total=1 << 20,
+        )
+    )
+    assert [p.filename for p in parsed] == [w.name for w in wheels]
+    assert [p.fields for p in parsed] == [
+        {"name": ["batchbody"], "label": [f"l{i}"]} for i in range(3)
+    ]
+    assert [p.staged.path.read_bytes() for p in parsed if p.staged] == [
+        w.read_bytes() for w in wheels
+    ]

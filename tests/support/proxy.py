@@ -2,7 +2,8 @@
 
 Requests are forwarded to the real server unless a rule says otherwise: answer 500 for a
 filename (always, or its first N times), or run a hook (revoke a token, stop the server)
-before forwarding the n-th upload. Every upload's filename is recorded. ``routes`` answer chosen paths
+before forwarding the n-th uploaded file. Every upload's filename is recorded; a batch
+counts once for each of its files, and a rule on any of them answers for the batch. ``routes`` answer chosen paths
 themselves (stand-ins for endpoints the server does not have).
 """
 
@@ -33,6 +34,7 @@ class FaultProxy:
         default_factory=dict
     )
     seen: Counter[str] = field(default_factory=Counter)
+    paths: Counter[str] = field(default_factory=Counter)  # requests per path
     uploads: int = 0
 
     def __post_init__(self) -> None:
@@ -68,15 +70,18 @@ class FaultProxy:
 
             def _handle(self) -> None:
                 body = self._body() if self.command == "POST" else b""
+                with proxy._lock:
+                    proxy.paths[self.path.split("?", 1)[0]] += 1
                 route = proxy.routes.get(self.path.split("?", 1)[0])
                 if route is not None:
                     status, answer = route(self.command, self.path, dict(self.headers), body)
                     self._send(status, json.dumps(answer).encode(), "application/json")
                     return
-                match = _FILENAME.search(body)
-                filename = match.group(1).decode() if match else None
-                if filename is not None:
-                    action = proxy._decide(filename)
+                # A batch carries several files: one failing file fails the whole request.
+                filenames = [m.decode() for m in _FILENAME.findall(body)]
+                if filenames:
+                    decisions = [proxy._decide(filename) for filename in filenames]
+                    action = next((d for d in decisions if d is not None), None)
                     if action is not None:
                         self._send(
                             action,

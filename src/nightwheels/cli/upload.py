@@ -20,7 +20,7 @@ from nightwheels.core.filenames import parse_filename
 from nightwheels.core.names import DEFAULT_LABEL
 from nightwheels.errors import Misconfigured, NightwheelsError, TrustedPublishingFailed
 from nightwheels.upload import credentials as creds
-from nightwheels.upload.client import RetryPolicy
+from nightwheels.upload.client import MAX_BATCH, RetryPolicy
 from nightwheels.upload.progress import human_size, reporter_for
 from nightwheels.upload.run import Summary, upload_folder
 
@@ -102,6 +102,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=8,
         metavar="N",
         help="parallel uploads [1<=x<=64] [default: %(default)s]",
+    )
+    add(
+        "--batch",
+        type=_int_in(1, MAX_BATCH),
+        default=50,
+        metavar="N",
+        help="small files per request; 1: one file per request, the legacy upload that "
+        f"any index takes [1<=x<={MAX_BATCH}] [default: %(default)s]",
     )
     add(
         "--retries",
@@ -206,6 +214,7 @@ def upload(args: argparse.Namespace) -> int:
             labels=args.label or [DEFAULT_LABEL],
             sdist=args.sdist,
             jobs=args.jobs,
+            batch=args.batch,
             policy=RetryPolicy(attempts=args.retries + 1, backoff=args.backoff),
             timeout=args.timeout,
         )

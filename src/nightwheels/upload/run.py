@@ -9,12 +9,13 @@ from pathlib import Path
 
 from nightwheels.core.names import DEFAULT_LABEL, validate_label
 from nightwheels.errors import InvalidDistribution, Misconfigured
-from nightwheels.upload.client import FileResult, RetryPolicy, Uploader
+from nightwheels.upload.client import BATCH_BYTES, WHOLE_BODY, FileResult, RetryPolicy, Uploader
 from nightwheels.upload.credentials import Credentials
 from nightwheels.upload.files import LocalDist, Rejected, find_distributions, preflight
 from nightwheels.upload.progress import Reporter
 
 OUTCOMES = ("uploaded", "replaced", "unchanged", "failed")
+MIN_BATCH = 10  # fewer files than this per worker still go in one request
 
 
 @dataclass
@@ -76,6 +77,32 @@ def prepare(folder: Path, *, sdist: bool = False) -> list[LocalDist]:
     return good
 
 
+def plan_requests(dists: list[LocalDist], batch: int, jobs: int) -> list[list[LocalDist]]:
+    """The files of each request, largest first: a large file alone, small ones together.
+
+    Many small files are spread over the workers (the server answers each batch as it is
+    done, so the client keeps sending while the server records); a few go together
+    (:data:`MIN_BATCH`: one request costs less than several, even in parallel). A batch
+    holds at most ``batch`` files and :data:`BATCH_BYTES` of them.
+    """
+    ordered = sorted(dists, key=lambda d: (-d.size, d.filename))
+    alone = [[d] for d in ordered if d.size > WHOLE_BODY or batch == 1]
+    small = [d for d in ordered if d.size <= WHOLE_BODY and batch > 1]
+    per_request = min(batch, max(MIN_BATCH, -(-len(small) // jobs)))
+    groups: list[list[LocalDist]] = []
+    current: list[LocalDist] = []
+    size = 0
+    for dist in small:
+        if current and (len(current) == per_request or size + dist.size > BATCH_BYTES):
+            groups.append(current)
+            current, size = [], 0
+        current.append(dist)
+        size += dist.size
+    if current:
+        groups.append(current)
+    return alone + groups
+
+
 def upload_folder(
     folder: Path,
     credentials: Credentials,
@@ -84,36 +111,39 @@ def upload_folder(
     labels: list[str] | None = None,
     sdist: bool = False,
     jobs: int = 8,
+    batch: int = 50,
     policy: RetryPolicy | None = None,
     timeout: float = 60.0,
 ) -> Summary:
     labels = [validate_label(label) for label in (labels or [DEFAULT_LABEL])]
     if jobs < 1:
         raise Misconfigured("--jobs must be at least 1")
+    if batch < 1:
+        raise Misconfigured("--batch must be at least 1")
     dists = prepare(folder, sdist=sdist)
     # Largest first, so one big wheel does not start last and stretch the run.
-    dists.sort(key=lambda d: (-d.size, d.filename))
+    requests = plan_requests(dists, batch, jobs)
     summary = Summary(server=credentials.server, labels=labels)
     uploader = Uploader(
         credentials,
         labels,
         policy=policy,
-        connections=jobs,
         timeout=timeout,
+        batches=batch > 1,
         on_retry=reporter.retrying,
     )
     reporter.start(len(dists), sum(d.size for d in dists))
     try:
         with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="upload") as pool:
-            futures = [pool.submit(uploader.upload, dist) for dist in dists]
+            futures = [pool.submit(uploader.upload_batch, files) for files in requests]
             pending = set(futures)
             while pending:
                 try:
                     for future in as_completed(pending):
                         pending.discard(future)
-                        result = future.result()
-                        summary.results.append(result)
-                        reporter.done(result)
+                        for result in future.result():
+                            summary.results.append(result)
+                            reporter.done(result)
                 except KeyboardInterrupt:
                     uploader.abort("interrupted")
     finally:
