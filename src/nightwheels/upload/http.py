@@ -76,6 +76,8 @@ class Client:
         self.timeout = timeout
         self.connect_timeout = min(connect_timeout, timeout)
         self.proxy = _proxy_for(self.url)
+        if self.proxy is not None and self.url.scheme == "http":  # the proxy reads each request
+            self.headers = {**headers, **self._proxy_headers()}
         self._local = threading.local()
         self._lock = threading.Lock()
         self._all: list[http.client.HTTPConnection] = []
