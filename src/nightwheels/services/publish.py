@@ -7,7 +7,10 @@ blob), and the row change plus serial bump in one transaction.
 
 from __future__ import annotations
 
+import functools
+import threading
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -338,6 +341,40 @@ def _checked_form(
     return _Item(index, request, staged, dist, labels)
 
 
+def _store(services: Services, item: _Item, metadata_files: list[StagedFile]) -> None:
+    """Commit a file's metadata and bytes to the blob store (before any row names them)."""
+    assert item.meta is not None
+    metadata = write_bytes_staged(services.settings.tmp_dir, item.meta.raw)
+    metadata_files.append(metadata)
+    item.metadata_sha256 = metadata.sha256
+    services.store.put_file(blob_key(metadata.sha256), metadata.path)
+    services.store.put_file(blob_key(item.staged.sha256), item.staged.path)
+
+
+STORE_THREADS = 8
+_store_pool: ThreadPoolExecutor | None = None
+_store_pool_lock = threading.Lock()
+
+
+def _store_all(services: Services, items: list[_Item], metadata_files: list[StagedFile]) -> None:
+    """Store the files of a batch side by side: each waits on its disk sync or its
+    object-store round trip, not on the CPU. The first failure is raised once all are
+    done, so no store call outlives the request."""
+    global _store_pool
+    if len(items) <= 1:
+        for item in items:
+            _store(services, item, metadata_files)
+        return
+    with _store_pool_lock:
+        if _store_pool is None:
+            _store_pool = ThreadPoolExecutor(STORE_THREADS, thread_name_prefix="blob-store")
+        pool = _store_pool
+    futures = [pool.submit(_store, services, item, metadata_files) for item in items]
+    errors = [exc for future in futures if (exc := future.exception()) is not None]
+    if errors:
+        raise errors[0]
+
+
 def _overall(outcomes: dict[str, Outcome]) -> Outcome:
     values = set(outcomes.values())
     return (
@@ -403,25 +440,18 @@ def publish_many(
             for name, items in by_project.items():
                 if keep(items):
                     refuse(_precheck(session, services, projects[name], keep(items)))
-        for items in by_project.values():
-            for item in keep(items):
-                assert item.meta is not None
-                metadata = write_bytes_staged(services.settings.tmp_dir, item.meta.raw)
-                metadata_files.append(metadata)
-                item.metadata_sha256 = metadata.sha256
-                services.store.put_file(blob_key(metadata.sha256), metadata.path)
-                services.store.put_file(blob_key(item.staged.sha256), item.staged.path)
+        _store_all(
+            services, [i for items in by_project.values() for i in keep(items)], metadata_files
+        )
         for name, items in by_project.items():
             todo = keep(items)
             if not todo:
                 continue
             try:
-                done = _record_racing(
-                    services,
-                    lambda session, name=name, todo=todo: _record(  # type: ignore[misc]
-                        session, services, principal, name, todo
-                    ),
+                record = functools.partial(
+                    _record, services=services, principal=principal, name=name, items=todo
                 )
+                done = _record_racing(services, record)
             except NightwheelsError as exc:
                 refuse(dict.fromkeys((item.index for item in todo), exc))
                 continue

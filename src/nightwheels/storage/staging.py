@@ -28,14 +28,17 @@ class StagedFile:
 
 class StagingFile:
     def __init__(self, tmp_dir: Path, max_size: int) -> None:
-        tmp_dir.mkdir(parents=True, exist_ok=True)
         self.path = tmp_dir / f"upload-{uuid.uuid4().hex}{STAGING_SUFFIX}"
         self.max_size = max_size
         self.size = 0
         self._sha256 = hashlib.sha256()
         self._md5 = hashlib.md5(usedforsecurity=False)
         self._blake2 = hashlib.blake2b(digest_size=32)
-        self._fh = open(self.path, "xb")  # noqa: SIM115 - closed in finish/discard
+        try:
+            self._fh = open(self.path, "xb")  # noqa: SIM115 - closed in finish/discard
+        except FileNotFoundError:  # the folder went away (created at start-up): again
+            tmp_dir.mkdir(parents=True, exist_ok=True)
+            self._fh = open(self.path, "xb")  # noqa: SIM115
 
     def write(self, data: bytes) -> None:
         self.size += len(data)

@@ -376,7 +376,8 @@ class Uploader:
             message = str(answer.get("message") or "no reason given")
             if status in RETRY_STATUSES:  # this file only: again, on its own
                 reason = f"server error (HTTP {status}): {message}"
-                self._wait(dist, attempt, Retrying(reason))
+                if attempt < self.policy.attempts:
+                    self._wait(dist, attempt, Retrying(reason))
                 results.append(self.upload(dist, attempt + 1, reason))
             else:
                 results.append(
