@@ -136,3 +136,31 @@ def test_unreachable_store_on_upload_removes_the_staged_file(
     with pytest.raises(StorageUnavailable, match="could not store the file"):
         store.put_file(key, path)
     assert not path.exists()
+
+
+@pytest.mark.parametrize("kind", ["local", "s3"])
+def test_put_bytes_stores_once(tmp_path: Path, moto_s3: MotoS3, bucket: str, kind: str) -> None:
+    """Metadata goes in from memory; a blob already stored is only refreshed (gc's clock)."""
+    from nightwheels.storage.local import LocalBlobStore
+
+    store = (
+        LocalBlobStore(tmp_path / "files")
+        if kind == "local"
+        else S3BlobStore(bucket, "meta", client=moto_s3.client())
+    )
+    data = b"Metadata-Version: 2.1\nName: demo\nVersion: 1.0\n"
+    key = blob_key(hashlib.sha256(data).hexdigest())
+    store.put_bytes(key, data)
+    assert store.read_bytes(key) == data
+    if isinstance(store, LocalBlobStore):
+        path = store.local_path(key)
+        assert path is not None
+        os.utime(path, (0, 0))
+        store.put_bytes(key, data)
+        assert path.stat().st_mtime > 0  # refreshed, not rewritten
+        assert [p.name for p in path.parent.iterdir()] == [path.name]  # no partial left
+    else:
+        first = store.modified(key)
+        store.put_bytes(key, data)
+        assert store.modified(key) == first  # recent: not sent again
+    assert list(store.iter_keys()) == [key]

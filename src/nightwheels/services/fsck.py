@@ -154,8 +154,7 @@ def _restore_metadata(services: Services, row: _Row) -> str | None:
         meta = inspect_distribution(path, parse_filename(row.filename))
         if hashlib.sha256(meta.raw).hexdigest() != row.metadata_sha256:
             return None
-        staged_meta = write_bytes_staged(services.settings.tmp_dir, meta.raw)
-        store.put_file(blob_key(staged_meta.sha256), staged_meta.path)
+        store.put_bytes(blob_key(row.metadata_sha256), meta.raw)
         return "extracted again from the wheel"
     except (NightwheelsError, OSError):
         return None

@@ -8,6 +8,7 @@ blob), and the row change plus serial bump in one transaction.
 from __future__ import annotations
 
 import functools
+import hashlib
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -41,7 +42,7 @@ from nightwheels.services.accounts import get_or_create_project, set_role
 from nightwheels.services.auth import Principal, require_upload
 from nightwheels.services.context import Services
 from nightwheels.storage.base import blob_key
-from nightwheels.storage.staging import StagedFile, write_bytes_staged
+from nightwheels.storage.staging import StagedFile
 
 Outcome = Literal["uploaded", "replaced", "unchanged"]
 
@@ -341,13 +342,11 @@ def _checked_form(
     return _Item(index, request, staged, dist, labels)
 
 
-def _store(services: Services, item: _Item, metadata_files: list[StagedFile]) -> None:
+def _store(services: Services, item: _Item) -> None:
     """Commit a file's metadata and bytes to the blob store (before any row names them)."""
     assert item.meta is not None
-    metadata = write_bytes_staged(services.settings.tmp_dir, item.meta.raw)
-    metadata_files.append(metadata)
-    item.metadata_sha256 = metadata.sha256
-    services.store.put_file(blob_key(metadata.sha256), metadata.path)
+    item.metadata_sha256 = hashlib.sha256(item.meta.raw).hexdigest()
+    services.store.put_bytes(blob_key(item.metadata_sha256), item.meta.raw)
     services.store.put_file(blob_key(item.staged.sha256), item.staged.path)
 
 
@@ -356,20 +355,20 @@ _store_pool: ThreadPoolExecutor | None = None
 _store_pool_lock = threading.Lock()
 
 
-def _store_all(services: Services, items: list[_Item], metadata_files: list[StagedFile]) -> None:
+def _store_all(services: Services, items: list[_Item]) -> None:
     """Store the files of a batch side by side: each waits on its disk sync or its
     object-store round trip, not on the CPU. The first failure is raised once all are
     done, so no store call outlives the request."""
     global _store_pool
     if len(items) <= 1:
         for item in items:
-            _store(services, item, metadata_files)
+            _store(services, item)
         return
     with _store_pool_lock:
         if _store_pool is None:
             _store_pool = ThreadPoolExecutor(STORE_THREADS, thread_name_prefix="blob-store")
         pool = _store_pool
-    futures = [pool.submit(_store, services, item, metadata_files) for item in items]
+    futures = [pool.submit(_store, services, item) for item in items]
     errors = [exc for future in futures if (exc := future.exception()) is not None]
     if errors:
         raise errors[0]
@@ -398,7 +397,6 @@ def publish_many(
     failure) propagate, and then nothing of the batch is answered as done.
     """
     answers: list[PublishOutcome | None] = [None] * len(uploads)
-    metadata_files: list[StagedFile] = []
     recorded: list[_Recorded] = []
 
     def refuse(failures: Failures) -> None:
@@ -440,9 +438,7 @@ def publish_many(
             for name, items in by_project.items():
                 if keep(items):
                     refuse(_precheck(session, services, projects[name], keep(items)))
-        _store_all(
-            services, [i for items in by_project.values() for i in keep(items)], metadata_files
-        )
+        _store_all(services, [i for items in by_project.values() for i in keep(items)])
         for name, items in by_project.items():
             todo = keep(items)
             if not todo:
@@ -460,8 +456,6 @@ def publish_many(
     finally:
         for _, staged in uploads:
             staged.path.unlink(missing_ok=True)
-        for metadata in metadata_files:
-            metadata.path.unlink(missing_ok=True)
     for done in recorded:
         if done.serial is not None:
             services.changed(done.project, done.serial)

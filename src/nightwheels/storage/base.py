@@ -27,6 +27,9 @@ class BlobStore(Protocol):
     def put_file(self, key: str, path: Path) -> None:
         """Commit a complete local file under ``key`` (consumes ``path``); no-op if present."""
 
+    def put_bytes(self, key: str, data: bytes) -> None:
+        """Commit ``data`` under ``key``; no-op if present (small blobs: metadata)."""
+
     def exists(self, key: str) -> bool: ...
 
     def size(self, key: str) -> int | None: ...

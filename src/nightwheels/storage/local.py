@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import os
 import shutil
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,16 +24,38 @@ class LocalBlobStore:
             raise ValueError(f"not a blob key: {key!r}")
         return self.root / key
 
-    def put_file(self, key: str, path: Path) -> None:
-        target = self._path(key)
+    def _refresh(self, target: Path) -> bool:
+        """Whether ``target`` is stored; if so its time is refreshed, which tells a
+        concurrent garbage collection that the blob is in use again (see delete_if_idle).
+        If gc moved it away between our check and now, utime fails and it is stored afresh.
+        """
         try:
-            # Already stored: refresh its time, which tells a concurrent garbage collection
-            # that the blob is in use again (see delete_if_idle). If gc moved it away
-            # between our check and now, utime fails and we store it afresh.
             os.utime(target)
         except FileNotFoundError:
-            pass
-        else:
+            return False
+        return True
+
+    def put_bytes(self, key: str, data: bytes) -> None:
+        target = self._path(key)
+        if self._refresh(target):
+            return
+        target.parent.mkdir(parents=True, exist_ok=True)
+        part = target.with_name(f".{target.name}.{uuid.uuid4().hex}.part")
+        try:
+            with open(part, "xb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(part, target)
+        except OSError as exc:
+            part.unlink(missing_ok=True)
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise StorageFull("the server's storage is full; try again later") from None
+            raise
+
+    def put_file(self, key: str, path: Path) -> None:
+        target = self._path(key)
+        if self._refresh(target):
             path.unlink(missing_ok=True)
             return
         target.parent.mkdir(parents=True, exist_ok=True)

@@ -139,6 +139,15 @@ class S3BlobStore:
         finally:
             path.unlink(missing_ok=True)
 
+    def put_bytes(self, key: str, data: bytes) -> None:
+        head = self._head(key)
+        if head is not None and datetime.now(UTC) - head["LastModified"] < REFRESH_AFTER:
+            return
+        try:
+            self.client.put_object(Bucket=self.bucket, Key=self._object(key), Body=data)
+        except Exception as exc:
+            raise self._unavailable("store the file", exc) from None
+
     def exists(self, key: str) -> bool:
         return self._head(key) is not None
 
