@@ -10,6 +10,7 @@ import tarfile
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import BinaryIO
 
 from packaging.metadata import parse_email
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
@@ -52,7 +53,7 @@ def _read_capped(stream, what: str) -> bytes:  # type: ignore[no-untyped-def]
     return data
 
 
-def read_wheel_metadata(path: Path) -> bytes:
+def read_wheel_metadata(path: Path | BinaryIO) -> bytes:
     try:
         with zipfile.ZipFile(path) as archive:
             infos = archive.infolist()
@@ -88,9 +89,10 @@ def read_wheel_metadata(path: Path) -> bytes:
         raise InvalidDistribution(f"corrupt wheel archive: {exc}") from None
 
 
-def read_sdist_metadata(path: Path) -> bytes:
+def read_sdist_metadata(path: Path | BinaryIO) -> bytes:
     try:
-        with tarfile.open(path, mode="r:gz") as archive:
+        source = {"name": path} if isinstance(path, Path) else {"fileobj": path}
+        with tarfile.open(mode="r:gz", **source) as archive:  # type: ignore[call-overload]
             for count, member in enumerate(archive, start=1):
                 if count > MAX_MEMBERS:
                     raise InvalidDistribution(f"sdist has more than {MAX_MEMBERS} members")
@@ -161,7 +163,7 @@ def parse_metadata(raw: bytes) -> DistMetadata:
     )
 
 
-def inspect_distribution(path: Path, dist: DistFilename) -> DistMetadata:
+def inspect_distribution(path: Path | BinaryIO, dist: DistFilename) -> DistMetadata:
     """Read, parse and cross-check a distribution's metadata against its filename."""
     if dist.packagetype == "bdist_wheel":
         raw = read_wheel_metadata(path)

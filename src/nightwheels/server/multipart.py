@@ -134,7 +134,7 @@ class _Collector:
             self._staging.discard()
         for parsed in [*self.done, self.result]:
             if parsed.staged is not None:
-                parsed.staged.path.unlink(missing_ok=True)
+                parsed.staged.discard()
 
 
 def _decode(raw: bytes, what: str) -> str:

@@ -22,9 +22,12 @@ from nightwheels.services.auth import Principal, authenticate_token
 from nightwheels.services.context import Services
 from nightwheels.services.publish import PublishResult, UploadRequest, publish, publish_many
 from nightwheels.services.throttle import FailureThrottle
-from nightwheels.storage.staging import StagedFile, StagingFile
+from nightwheels.storage.staging import MemoryBudget, StagedFile, StagingFile
 
 MULTIPART_OVERHEAD = 16 * 1024 * 1024  # room for form fields around the file
+# The files of one batch request kept in memory rather than staged on disk, at most: the
+# client's batches hold at most 8 MiB of small files; larger ones go to disk as they arrive.
+BATCH_MEMORY = 8 * 1024 * 1024
 
 
 def authenticate_request(request: Request) -> Principal:
@@ -107,7 +110,7 @@ async def legacy_upload(request: Request) -> Response:
         upload = _upload_request(parsed)
     except BaseException:
         if parsed.staged is not None:
-            parsed.staged.path.unlink(missing_ok=True)
+            parsed.staged.discard()
         raise
     assert parsed.staged is not None
     result = await run_in_threadpool(publish, services, principal, upload, parsed.staged)
@@ -136,10 +139,11 @@ async def batch_upload(request: Request) -> Response:
     principal = await run_in_threadpool(authenticate_request, request)
     limit = services.settings.max_upload_size
     _refuse_oversized(request, limit)
+    memory = MemoryBudget(BATCH_MEMORY)
     forms = await parse_batch(
         request.headers.get("content-type"),
         request.stream(),
-        lambda: StagingFile(services.settings.tmp_dir, limit),
+        lambda: StagingFile(services.settings.tmp_dir, limit, memory),
         max_total=limit,
     )
     answers: list[dict[str, object] | None] = [None] * len(forms)
@@ -152,7 +156,7 @@ async def batch_upload(request: Request) -> Response:
         except NightwheelsError as exc:
             answers[position] = _failure_fields(form.filename, exc)
             if form.staged is not None:
-                form.staged.path.unlink(missing_ok=True)
+                form.staged.discard()
     results = await run_in_threadpool(publish_many, services, principal, uploads)
     for position, (upload, _), result in zip(positions, uploads, results, strict=True):
         answers[position] = (

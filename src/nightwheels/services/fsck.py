@@ -150,6 +150,7 @@ def _restore_metadata(services: Services, row: _Row) -> str | None:
     try:
         if path is None:
             staged = write_bytes_staged(services.settings.tmp_dir, store.read_bytes(key))
+            assert staged.path is not None  # written to disk
             tmp = path = staged.path
         meta = inspect_distribution(path, parse_filename(row.filename))
         if hashlib.sha256(meta.raw).hexdigest() != row.metadata_sha256:

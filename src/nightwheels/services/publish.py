@@ -347,7 +347,12 @@ def _store(services: Services, item: _Item) -> None:
     assert item.meta is not None
     item.metadata_sha256 = hashlib.sha256(item.meta.raw).hexdigest()
     services.store.put_bytes(blob_key(item.metadata_sha256), item.meta.raw)
-    services.store.put_file(blob_key(item.staged.sha256), item.staged.path)
+    staged = item.staged
+    if staged.data is not None:
+        services.store.put_bytes(blob_key(staged.sha256), staged.data)
+    else:
+        assert staged.path is not None
+        services.store.put_file(blob_key(staged.sha256), staged.path)
 
 
 STORE_THREADS = 8
@@ -431,7 +436,7 @@ def publish_many(
             for item in keep(items):
                 try:
                     _check_digests(item.request, item.staged)
-                    item.meta = inspect_distribution(item.staged.path, item.dist)
+                    item.meta = inspect_distribution(item.staged.source(), item.dist)
                 except NightwheelsError as exc:
                     answers[item.index] = exc
         with services.db.read() as session:
@@ -455,7 +460,7 @@ def publish_many(
             recorded.append(done)
     finally:
         for _, staged in uploads:
-            staged.path.unlink(missing_ok=True)
+            staged.discard()
     for done in recorded:
         if done.serial is not None:
             services.changed(done.project, done.serial)
