@@ -34,6 +34,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from tests.support.backends import Backend  # noqa: E402
 from tests.support.clients import BIN, clean_env  # noqa: E402
 from tests.support.server import LiveServer  # noqa: E402
 from tests.support.wheels import make_wheel  # noqa: E402
@@ -145,10 +146,11 @@ def main() -> None:
         scratch_database(args.database) as database_url,
     ):
         base = Path(tmp)
-        server = LiveServer(data=base / "data")
+        # The backend, not only the server's environment: users and tokens are created
+        # in this process, in the same database.
+        backend = Backend(args.database, database_url=database_url)
+        server = LiveServer(data=base / "data", backend=backend)
         server.data.mkdir()
-        if database_url:
-            server.env["NIGHTWHEELS_DATABASE_URL"] = database_url
         server.start("--workers", str(args.server_workers))
         try:
             server.create_user("bench")
