@@ -25,6 +25,7 @@ from typing import BinaryIO, Literal
 from nightwheels.upload.credentials import USER_AGENT, Credentials
 from nightwheels.upload.files import LocalDist
 from nightwheels.upload.http import Client, Response, TransportError, basic_auth
+from nightwheels.upload.http import message as server_message
 
 Outcome = Literal["uploaded", "replaced", "unchanged", "failed"]
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
@@ -162,17 +163,6 @@ def batch_body(forms: list[tuple[list[tuple[str, str]], LocalDist]]) -> tuple[st
     return f"multipart/form-data; boundary={boundary}", b"".join(pieces)
 
 
-def _message(response: Response) -> str:
-    try:
-        body = json.loads(response.body)
-        if isinstance(body, dict) and body.get("message"):
-            return str(body["message"])
-    except ValueError:
-        pass
-    text = " ".join(response.text.split())
-    return text[:300] or response.reason
-
-
 def _retry_after(response: Response) -> float | None:
     value = response.headers.get("retry-after", "")
     return float(value) if value.isdigit() else None
@@ -274,7 +264,7 @@ class Uploader:
     def _refusal(self, dist: LocalDist, response: Response) -> FileResult:
         """A final answer that is not a success, for one file; :class:`Retrying` if transient."""
         status = response.status
-        message = _message(response)
+        message = server_message(response)
         if status in RETRY_STATUSES:
             raise Retrying(f"server error (HTTP {status}): {message}", _retry_after(response))
         if 300 <= status < 400:
@@ -357,7 +347,7 @@ class Uploader:
         if status in (404, 405):
             raise NoBatches
         if status in SPLIT_STATUSES:
-            raise Split(f"server error (HTTP {status}): {_message(response)}")
+            raise Split(f"server error (HTTP {status}): {server_message(response)}")
         if status != 200:
             refused = self._refusal(dists[0], response)  # the same answer for every file
             return [FileResult(d, refused.outcome, refused.reason) for d in dists]

@@ -5,8 +5,8 @@ asks the Actions runtime for an OIDC token with audience ``nightwheels`` and exc
 the server for a short-lived upload token scoped to the project(s) registered for this
 repository and workflow. No long-lived secret is stored in the repository.
 
-Standard library only: ``nightwheels upload`` runs in every nightly CI job and must start
-fast, so the two requests of trusted publishing load ``urllib.request`` only when made.
+Standard library only (``upload.http``): ``nightwheels upload`` runs in every nightly CI
+job and must start fast.
 """
 
 from __future__ import annotations
@@ -15,14 +15,11 @@ import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 from urllib.parse import urlencode, urlsplit
 
 from nightwheels import __version__
 from nightwheels.errors import Misconfigured, TrustedPublishingFailed
-
-if TYPE_CHECKING:
-    from urllib.request import OpenerDirector
+from nightwheels.upload.http import Response, TransportError, fetch, message
 
 AUDIENCE = "nightwheels"
 EXCHANGE_PATH = "/api/v1/trusted-publishing/exchange"
@@ -78,59 +75,14 @@ def in_github_actions(env: Mapping[str, str]) -> bool:
     return env.get("GITHUB_ACTIONS") == "true"
 
 
-@dataclass(frozen=True)
-class _Response:
-    status: int
-    reason: str
-    body: bytes
-
-    def json(self) -> object:
-        return json.loads(self.body)  # ValueError if it is not JSON
-
-    @property
-    def text(self) -> str:
-        return self.body.decode("utf-8", "replace")
-
-
-class _Unreachable(Exception):
-    """No answer: the request could not be sent, or the connection broke."""
-
-
-def _opener() -> OpenerDirector:
-    """urllib with the environment's proxies and the system's certificates; no redirects."""
-    import urllib.request
-
-    class NoRedirect(urllib.request.HTTPRedirectHandler):
-        def redirect_request(self, *args: object, **kwargs: object) -> None:
-            return None  # the 3xx itself is the answer: never follow a token elsewhere
-
-    return urllib.request.build_opener(NoRedirect)
-
-
 def _request(
     url: str, headers: dict[str, str], timeout: float, json_body: object = None
-) -> _Response:
+) -> Response:
     """GET ``url`` (POST, with ``json_body``): the answer, whatever its status."""
-    import http.client
-    import urllib.request
-    from urllib.error import HTTPError, URLError
-
-    if not is_http_url(url):  # urllib would also open file: and ftp: URLs
-        raise _Unreachable(f"{url!r} is not an http(s) URL")
-    data = None if json_body is None else json.dumps(json_body).encode()
-    if data is not None:
-        headers = headers | {"Content-Type": "application/json"}
-    request = urllib.request.Request(url, data=data, headers=headers)  # noqa: S310 (checked)
-    try:
-        with _opener().open(request, timeout=timeout) as response:
-            return _Response(response.status, response.reason, response.read())
-    except HTTPError as exc:  # a status other than 2xx: an answer all the same
-        with exc:
-            return _Response(exc.code, str(exc.reason), exc.read())
-    except URLError as exc:
-        raise _Unreachable(str(exc.reason)) from None
-    except (OSError, http.client.HTTPException, ValueError) as exc:
-        raise _Unreachable(str(exc) or type(exc).__name__) from None
+    if json_body is None:
+        return fetch(url, headers, timeout=timeout)
+    headers = headers | {"Content-Type": "application/json"}
+    return fetch(url, headers, timeout=timeout, method="POST", body=json.dumps(json_body).encode())
 
 
 def github_oidc_token(
@@ -152,7 +104,7 @@ def github_oidc_token(
             {"Authorization": f"Bearer {request_token}", "User-Agent": USER_AGENT},
             timeout,
         )
-    except _Unreachable as exc:
+    except TransportError as exc:
         raise TrustedPublishingFailed(f"cannot reach the GitHub OIDC endpoint: {exc}") from None
     if response.status != 200:
         raise TrustedPublishingFailed(f"the GitHub OIDC endpoint answered HTTP {response.status}")
@@ -163,16 +115,6 @@ def github_oidc_token(
     if not isinstance(value, str) or not value:
         raise TrustedPublishingFailed("the GitHub OIDC endpoint sent an empty token")
     return value
-
-
-def _error_message(response: _Response) -> str:
-    try:
-        body = response.json()
-        if isinstance(body, dict) and body.get("message"):
-            return str(body["message"])
-    except ValueError:
-        pass
-    return response.text.strip()[:300] or response.reason
 
 
 def exchange_oidc_token(
@@ -190,7 +132,7 @@ def exchange_oidc_token(
             timeout,
             json_body=body,
         )
-    except _Unreachable as exc:
+    except TransportError as exc:
         raise TrustedPublishingFailed(f"cannot reach {server}: {exc}") from None
     if response.status in (404, 405):
         raise TrustedPublishingFailed(
@@ -199,7 +141,7 @@ def exchange_oidc_token(
         )
     if response.status != 200:
         raise TrustedPublishingFailed(
-            f"trusted publishing refused (HTTP {response.status}): {_error_message(response)}"
+            f"trusted publishing refused (HTTP {response.status}): {message(response)}"
         )
     try:
         token = response.json()["token"]  # type: ignore[index]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import http.client
+import json
 import socket
 import ssl
 import threading
@@ -42,6 +43,21 @@ class Response:
     @property
     def text(self) -> str:
         return self.body.decode("utf-8", "replace")
+
+    def json(self) -> object:
+        return json.loads(self.body)  # ValueError if it is not JSON
+
+
+def message(response: Response) -> str:
+    """What the answer says, for a person: a nightwheels error's ``message``, else its text."""
+    try:
+        body = response.json()
+        if isinstance(body, dict) and body.get("message"):
+            return str(body["message"])
+    except ValueError:
+        pass
+    text = " ".join(response.text.split())
+    return text[:300] or response.reason
 
 
 def basic_auth(user: str, password: str) -> str:
@@ -133,7 +149,12 @@ class Client:
         return path
 
     def post(self, path: str, body: bytes | Iterable[bytes], headers: dict[str, str]) -> Response:
-        """POST ``body`` (one buffer, or pieces for a large one) to ``path`` on the server.
+        return self.request("POST", path, body, headers)
+
+    def request(
+        self, method: str, path: str, body: bytes | Iterable[bytes] | None, headers: dict[str, str]
+    ) -> Response:
+        """Send ``body`` (one buffer, or pieces for a large one) to ``path`` on the server.
 
         A kept-alive connection that the server closed while idle is replaced and the
         request sent again, once, when it is safe: nothing was answered. A body given
@@ -142,7 +163,7 @@ class Client:
         if self.url.path.rstrip("/"):
             path = self.url.path.rstrip("/") + path
         conn: http.client.HTTPConnection | None = getattr(self._local, "conn", None)
-        if conn is not None and not isinstance(body, bytes):
+        if conn is not None and not isinstance(body, bytes | None):
             self._drop(conn)
             conn = None
         reused = conn is not None
@@ -152,7 +173,7 @@ class Client:
                 self._local.conn = conn
             try:
                 conn.request(
-                    "POST", self._target(path), body=body, headers={**self.headers, **headers}
+                    method, self._target(path), body=body, headers={**self.headers, **headers}
                 )
                 answer = conn.getresponse()
                 data = answer.read(MAX_RESPONSE + 1)
@@ -208,3 +229,30 @@ def _describe_broken(exc: BaseException) -> str:
     if isinstance(exc, socket.timeout | TimeoutError):
         return "timed out waiting for the server"
     return f"connection broken ({_describe(exc)})"
+
+
+def fetch(
+    url: str,
+    headers: dict[str, str],
+    *,
+    timeout: float,
+    method: str = "GET",
+    body: bytes | None = None,
+) -> Response:
+    """One request to ``url`` on a connection of its own; redirects are not followed.
+
+    :class:`TransportError` also for a URL that is not http(s).
+    """
+    try:
+        parts = urllib.parse.urlsplit(url)
+        _ = parts.port  # ValueError unless a number in 0..65535
+        if not url.isprintable():
+            raise ValueError(url)
+        client = Client(f"{parts.scheme}://{parts.netloc}", {}, timeout=timeout)
+    except ValueError:
+        raise TransportError(f"{url!r} is not an http(s) URL") from None
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    try:
+        return client.request(method, target, body, headers)
+    finally:
+        client.close()
