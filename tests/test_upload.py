@@ -312,6 +312,47 @@ def test_batches_by_default_and_legacy_when_the_server_has_none(
     assert listed(shared, "summary") >= {w.name for w in old}
 
 
+def test_what_the_client_does_with_each_batch_answer(
+    shared: LiveServer, token: str, tmp_path: Path
+) -> None:
+    """A file marked as a transient failure is sent again alone; a batch refused as too
+    large (a proxy's body limit) or answered unreadably is sent file by file."""
+
+    def forward(headers: dict[str, str], body: bytes) -> httpx.Response:
+        keep = {k: v for k, v in headers.items() if k.lower() in ("authorization", "content-type")}
+        return httpx.post(f"{shared.url}/legacy/batch/", headers=keep, content=body, timeout=60)
+
+    def second_is_busy(method: str, path: str, headers: dict[str, str], body: bytes):  # type: ignore[no-untyped-def]
+        answer = forward(headers, body).json()  # recorded by the server, then said busy
+        answer["results"][1] = {
+            "outcome": "failed", "filename": answer["results"][1]["filename"],
+            "status": 503, "error": "unavailable", "message": "storage busy",
+        }  # fmt: skip
+        return 200, answer
+
+    cases = {
+        "busy": second_is_busy,
+        "too large": lambda *_: (413, {"error": "too-large", "message": "body too large"}),
+        "unreadable": lambda *_: (200, {"unexpected": True}),
+    }
+    for i, (case, route) in enumerate(cases.items()):
+        folder = tmp_path / case
+        wheels = platform_wheels(folder, "summary", f"0.4.dev{i}")
+        with FaultProxy(shared.url, routes={"/legacy/batch/": route}) as proxy:
+            out = upload(str(folder), *FAST, server=proxy.url, token=token)
+        assert out.returncode == 0, (case, out.stderr)
+        assert listed(shared, "summary") >= {w.name for w in wheels}
+        assert proxy.paths["/legacy/batch/"] == 1, case
+        if case == "busy":  # the one file again, alone: the server has it already
+            assert proxy.paths["/legacy/"] == 1
+            assert summary(out) == {"uploaded": 5, "replaced": 0, "unchanged": 1, "failed": 0}
+            assert "server error (HTTP 503): storage busy" in out.stdout  # the retry line
+        else:
+            assert proxy.paths["/legacy/"] == 6, case
+            assert summary(out)["uploaded"] == 6
+            assert "one by one" in out.stdout
+
+
 def test_forbidden_project_fails_that_file_only(
     shared: LiveServer, token: str, tmp_path: Path
 ) -> None:
