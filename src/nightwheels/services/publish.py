@@ -398,8 +398,9 @@ def publish_many(
     One answer per upload, in order: its result, or the error that refused it. Files of
     one project are recorded in one transaction with one serial bump, which is what
     makes a batch cheaper than as many single uploads. Every ``staged`` file is consumed
-    (committed or removed). Errors that are not a refusal (a database or storage
-    failure) propagate, and then nothing of the batch is answered as done.
+    (committed or removed). Errors that are not a refusal of some files (a database or
+    storage failure) propagate and fail the request; files of projects recorded before
+    it are then found unchanged when the request is retried.
     """
     answers: list[PublishOutcome | None] = [None] * len(uploads)
     recorded: list[_Recorded] = []
@@ -461,9 +462,9 @@ def publish_many(
     finally:
         for _, staged in uploads:
             staged.discard()
-    for done in recorded:
-        if done.serial is not None:
-            services.changed(done.project, done.serial)
+        for done in recorded:  # committed, even if a later project's record failed
+            if done.serial is not None:
+                services.changed(done.project, done.serial)
     warnings = [w for w in [principal.expiry_warning()] if w]
     items_by_index = {item.index: item for items in by_project.values() for item in items}
     for done in recorded:

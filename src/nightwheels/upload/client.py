@@ -185,6 +185,12 @@ def _success(dist: LocalDist, answer: object, attempts: int) -> FileResult:
     )
 
 
+def _status_of(answer: dict[str, object]) -> int:
+    """A failed file's HTTP status in a batch answer (a server error if it says none)."""
+    status = answer.get("status")
+    return status if isinstance(status, int) and 100 <= status <= 599 else 500
+
+
 def _plain_success(dist: LocalDist, response: Response) -> FileResult:
     """An index that answers the legacy upload in plain text only (``OK: file outcome``)."""
     words = response.text.split()
@@ -224,10 +230,6 @@ class Uploader:
             },
             timeout=timeout,
         )
-
-    @property
-    def url(self) -> str:
-        return self.credentials.server + LEGACY_PATH
 
     def close(self) -> None:
         self.http.close()
@@ -362,7 +364,7 @@ class Uploader:
             if not isinstance(answer, dict) or answer.get("outcome") != "failed":
                 results.append(_success(dist, answer, attempt))
                 continue
-            status = int(answer.get("status") or 500)
+            status = _status_of(answer)
             message = str(answer.get("message") or "no reason given")
             if status in RETRY_STATUSES:  # this file only: again, on its own
                 reason = f"server error (HTTP {status}): {message}"
