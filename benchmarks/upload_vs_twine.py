@@ -1,7 +1,7 @@
 """Upload 200 small wheels with `nightwheels upload` and with `twine upload`, same server, same run.
 
     .venv/bin/python benchmarks/upload_vs_twine.py [--wheels 200] [--rounds 3] [--jobs N]
-        [--batch N] [--database sqlite|postgres] [--server-workers 1]
+        [--batch N] [--database sqlite|postgres] [--server-workers 1] [--rtt-ms 0]
 
 A live ``nightwheels serve`` on 127.0.0.1: the embedded default (SQLite and a local folder),
 or PostgreSQL at 127.0.0.1:5432 (a scratch database created and dropped here).
@@ -10,7 +10,9 @@ both do the same work: every file is new. Prints the wall-clock times and their 
 (target: nightwheels at least 3x faster than twine, through parallel uploads) and writes
 them to benchmarks/results/upload_vs_twine-<database>[-<options>].json. ``--batch 1``
 measures nightwheels on the legacy protocol (one file per request, as twine), so the
-gain of parallel requests and of batches can be told apart.
+gain of parallel requests and of batches can be told apart. ``--rtt-ms`` puts a forwarder
+that adds that round-trip time between both clients and the server (benchmarks/_latency.py),
+as between a CI runner and an index elsewhere.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks._latency import LatencyProxy  # noqa: E402
 from tests.support.backends import Backend  # noqa: E402
 from tests.support.clients import BIN, clean_env  # noqa: E402
 from tests.support.server import LiveServer  # noqa: E402
@@ -139,6 +142,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=None, help="default: the tool's own")
     parser.add_argument("--server-workers", type=int, default=1)
     parser.add_argument("--database", choices=("sqlite", "postgres"), default="sqlite")
+    parser.add_argument("--rtt-ms", type=float, default=0.0, help="added round-trip time")
     args = parser.parse_args()
 
     with (
@@ -152,6 +156,10 @@ def main() -> None:
         server = LiveServer(data=base / "data", backend=backend)
         server.data.mkdir()
         server.start("--workers", str(args.server_workers))
+        latency = LatencyProxy(server.port, args.rtt_ms / 1000) if args.rtt_ms else None
+        if latency is not None:
+            latency.__enter__()
+        url = latency.url if latency else server.url
         try:
             server.create_user("bench")
             projects = [f"bench-{tool}-{r}" for r in range(args.rounds) for tool in ("tw", "nw")]
@@ -173,7 +181,7 @@ def main() -> None:
                             "--disable-progress-bar",
                             "--non-interactive",
                             "--repository-url",
-                            server.upload_url,
+                            f"{url}/legacy/",
                             "-u",
                             "__token__",
                             "-p",
@@ -187,9 +195,7 @@ def main() -> None:
                 runs["nightwheels"].append(
                     timed(
                         [sys.executable, "-m", "nightwheels", "upload", str(nw_dir), *jobs],
-                        clean_env(
-                            CI="true", NIGHTWHEELS_SERVER=server.url, NIGHTWHEELS_TOKEN=token
-                        ),
+                        clean_env(CI="true", NIGHTWHEELS_SERVER=url, NIGHTWHEELS_TOKEN=token),
                         pid,
                     )
                 )
@@ -199,6 +205,8 @@ def main() -> None:
                     flush=True,
                 )
         finally:
+            if latency is not None:
+                latency.__exit__()
             server.stop()
 
     def median(tool: str, attribute: str) -> float:
@@ -209,7 +217,8 @@ def main() -> None:
     ratio = twine / nw
     print(
         f"\n{args.wheels} wheels, median of {args.rounds} rounds, {args.database}, "
-        f"{args.server_workers} server worker(s), load average {os.getloadavg()[0]:.1f}:"
+        f"{args.server_workers} server worker(s), {args.rtt_ms:g} ms added round trip, "
+        f"load average {os.getloadavg()[0]:.1f}:"
     )
     for tool, label in (("twine", "twine upload"), ("nightwheels", "nightwheels upload")):
         wall = median(tool, "wall")
@@ -233,6 +242,7 @@ def main() -> None:
     suffix = "" if args.server_workers == 1 else f"-{args.server_workers}workers"
     suffix += f"-batch{args.batch}" if args.batch else ""
     suffix += f"-jobs{args.jobs}" if args.jobs else ""
+    suffix += f"-rtt{args.rtt_ms:g}ms" if args.rtt_ms else ""
     (results / f"upload_vs_twine-{args.database}{suffix}.json").write_text(
         json.dumps(
             {
@@ -242,6 +252,7 @@ def main() -> None:
                 "batch": args.batch or "default",
                 "server_workers": args.server_workers,
                 "database": args.database,
+                "rtt_ms": args.rtt_ms,
                 "load_average_after": os.getloadavg()[0],
                 "twine": [asdict(run) for run in runs["twine"]],
                 "nightwheels": [asdict(run) for run in runs["nightwheels"]],
