@@ -28,7 +28,7 @@ def test_small_files_stay_in_memory_until_the_budget_runs_out(tmp_path: Path) ->
     assert on_disk.data is None and on_disk.path is not None
     assert on_disk.path.read_bytes() == b"".join(chunks) and on_disk.size == 8100
     assert on_disk.sha256 == hashlib.sha256(b"".join(chunks)).hexdigest()
-    assert budget.left == 10_000 - 4000 - 3000  # what stayed in memory until the spill
+    assert budget.left == 10_000 - 4000  # what spilled to disk was given back
     on_disk.discard()
     staged.discard()  # nothing on disk: a no-op
     assert list(tmp_path.iterdir()) == []
@@ -43,3 +43,23 @@ def test_limits_hold_in_memory_too(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
     empty = StagingFile(tmp_path, 100, MemoryBudget(0)).finish()
     assert empty.data == b"" and empty.size == 0
+
+
+def test_requests_share_the_process_budget(tmp_path: Path) -> None:
+    process = MemoryBudget(5000)
+    first, second = MemoryBudget(4000, process), MemoryBudget(4000, process)
+    held = StagingFile(tmp_path, 1 << 20, first)
+    held.write(b"a" * 4000)
+    assert held.finish().data is not None and process.left == 1000
+    crowded = StagingFile(tmp_path, 1 << 20, second)
+    crowded.write(b"b" * 2000)  # within its request's share, not within the process's
+    on_disk = crowded.finish()
+    assert on_disk.path is not None and on_disk.data is None
+    first.close()  # the first request is over: its share returns
+    assert process.left == 5000
+    after = StagingFile(tmp_path, 1 << 20, second)
+    after.write(b"c" * 2000)
+    assert after.finish().data == b"c" * 2000 and process.left == 3000
+    second.close()
+    assert process.left == 5000 and second.left == 4000
+    on_disk.discard()

@@ -25,9 +25,12 @@ from nightwheels.services.throttle import FailureThrottle
 from nightwheels.storage.staging import MemoryBudget, StagedFile, StagingFile
 
 MULTIPART_OVERHEAD = 16 * 1024 * 1024  # room for form fields around the file
-# The files of one batch request kept in memory rather than staged on disk, at most: the
-# client's batches hold at most 8 MiB of small files; larger ones go to disk as they arrive.
+# The files of one batch request kept in memory rather than staged on disk, at most (the
+# client's batches hold at most 8 MiB of small files), and of all requests of a process;
+# beyond either, files are staged on disk as they arrive.
 BATCH_MEMORY = 8 * 1024 * 1024
+PROCESS_BATCH_MEMORY = 64 * 1024 * 1024
+_process_memory = MemoryBudget(PROCESS_BATCH_MEMORY)
 
 
 def authenticate_request(request: Request) -> Principal:
@@ -139,7 +142,17 @@ async def batch_upload(request: Request) -> Response:
     principal = await run_in_threadpool(authenticate_request, request)
     limit = services.settings.max_upload_size
     _refuse_oversized(request, limit)
-    memory = MemoryBudget(BATCH_MEMORY)
+    memory = MemoryBudget(BATCH_MEMORY, parent=_process_memory)
+    try:
+        return await _batch(request, services, principal, memory)
+    finally:
+        memory.close()
+
+
+async def _batch(
+    request: Request, services: Services, principal: Principal, memory: MemoryBudget
+) -> Response:
+    limit = services.settings.max_upload_size
     forms = await parse_batch(
         request.headers.get("content-type"),
         request.stream(),

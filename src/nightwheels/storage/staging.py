@@ -2,9 +2,9 @@
 
 Hashes are computed as bytes arrive, and a staging file that is not committed is always
 removed. A batch of small files may be kept in memory instead, within a
-:class:`MemoryBudget` per request (creating a file costs more than parsing a small wheel's
-part of the body); a file that does not fit goes to disk, so the server never holds more
-than the budget of any request in memory.
+:class:`MemoryBudget` per request and one per process (creating a file costs more than
+parsing a small wheel's part of the body); a file that does not fit goes to disk, so the
+server never holds more than the process's budget of uploads in memory.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import io
+import threading
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,16 +48,36 @@ class StagedFile:
 
 
 class MemoryBudget:
-    """Bytes that the staging files of one request may keep in memory, in all."""
+    """Bytes that staging files may keep in memory, in all: a request's share, drawn from
+    the process's (``parent``) so that concurrent requests cannot add up past it."""
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, parent: MemoryBudget | None = None) -> None:
         self.left = limit
+        self.parent = parent
+        self._taken = 0
+        self._lock = threading.Lock()
 
     def take(self, size: int) -> bool:
-        if size > self.left:
-            return False
-        self.left -= size
-        return True
+        with self._lock:
+            if size > self.left or (self.parent is not None and not self.parent.take(size)):
+                return False
+            self.left -= size
+            self._taken += size
+            return True
+
+    def give_back(self, size: int) -> None:
+        with self._lock:
+            self.left += size
+            self._taken -= size
+        if self.parent is not None:
+            self.parent.give_back(size)
+
+    def close(self) -> None:
+        """The request is over (its buffers are dropped): return its share to the parent."""
+        with self._lock:
+            taken = self._taken
+        if taken:
+            self.give_back(taken)
 
 
 def _disk_error(exc: OSError) -> Exception:
@@ -97,7 +118,9 @@ class StagingFile:
             if self._memory.take(len(data)):
                 self._buffer += data
                 return
-            data, self._buffer = bytes(self._buffer) + data, None  # over budget: to disk
+            # Over budget: to disk, with what was held so far.
+            self._memory.give_back(len(self._buffer))
+            data, self._buffer = bytes(self._buffer) + data, None
         try:
             if self._fh is None:
                 self._fh = self._open()
