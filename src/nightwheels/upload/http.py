@@ -65,9 +65,10 @@ def basic_auth(user: str, password: str) -> str:
 
 
 def _proxy_for(url: urllib.parse.SplitResult) -> urllib.parse.SplitResult | None:
-    proxies = urllib.request.getproxies_environment()
-    proxy = proxies.get(url.scheme)
-    if not proxy or urllib.request.proxy_bypass_environment(url.hostname or "", proxies):
+    """The proxy for ``url``, as urllib (and httpx) find it: the environment's variables
+    (on macOS and Windows, also the system's settings)."""
+    proxy = urllib.request.getproxies().get(url.scheme)
+    if not proxy or urllib.request.proxy_bypass(url.hostname or ""):
         return None
     if "://" not in proxy:
         proxy = "http://" + proxy
