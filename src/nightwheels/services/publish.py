@@ -3,6 +3,9 @@
 Order matters: permission before content (no oracle for outsiders), content before
 storage, blob committed before the row that points at it (a row never names a missing
 blob), and the row change plus serial bump in one transaction.
+
+A batch (:func:`publish_many`) takes the same steps, each file answered on its own; a
+single upload (:func:`publish`) is a batch of one.
 """
 
 from __future__ import annotations
