@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Protocol, TextIO
 
 if TYPE_CHECKING:
     from rich.console import Console
+    from rich.progress import TaskID
 
     from nightwheels.upload.client import FileResult
     from nightwheels.upload.files import LocalDist
@@ -93,7 +94,7 @@ class RichReporter:
             console=self.console,
             transient=True,
         )
-        self.task = None
+        self.task: TaskID | None = None
         self._lock = threading.Lock()
 
     def start(self, files: int, size: int) -> None:
