@@ -197,3 +197,34 @@ def test_whole_request_refusals(live: LiveServer, token: str, tmp_path: Path) ->
     assert response.status_code == 400 and "more than 200 files" in response.json()["message"]
     assert listed(live, "batch-b") <= {"batch_b-1.0.dev202612010000-py3-none-any.whl"}
     no_leftovers(live)
+
+
+def test_concurrent_batches_of_the_same_files(live: LiveServer, token: str, tmp_path: Path) -> None:
+    """Four jobs send the same nightly at the same moment: each file is recorded once, by
+    one of them, and found unchanged by the others; nobody gets an error."""
+    import threading
+
+    wheels = [
+        make_wheel(tmp_path, "batch-b", "4.0.dev1", f"cp3{minor}-cp3{minor}-{plat}")
+        for minor in range(10, 14)
+        for plat in ("win_amd64", "macosx_11_0_arm64", "linux_x86_64")
+    ]
+    parts = [p for w in wheels for p in legacy_form(w)]
+    start = threading.Barrier(4)
+    answers: list[httpx.Response] = []
+
+    def send() -> None:
+        start.wait()
+        answers.append(post_batch(live, token, parts))
+
+    threads = [threading.Thread(target=send) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert [a.status_code for a in answers] == [200] * 4, [a.text for a in answers]
+    outcomes = [[r["outcome"] for r in a.json()["results"]] for a in answers]
+    for i, wheel in enumerate(wheels):
+        assert sorted(o[i] for o in outcomes) == ["unchanged"] * 3 + ["uploaded"], wheel.name
+    assert listed(live, "batch-b") >= {w.name for w in wheels}
+    no_leftovers(live)
