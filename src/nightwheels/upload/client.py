@@ -14,7 +14,6 @@ not yet sent are reported as such rather than each waiting through its own retri
 
 from __future__ import annotations
 
-import json
 import random
 import secrets
 import threading
@@ -123,10 +122,7 @@ def multipart_body(
     content_type = f"multipart/form-data; boundary={boundary}"
     length = len(head) + size + len(tail)
     if size <= WHOLE_BODY:
-        data = stream.read(size + 1)
-        if len(data) != size:
-            raise OSError(f"{filename} changed size while being uploaded")
-        return content_type, length, head + data + tail
+        return content_type, length, head + _read_whole(stream, size, filename) + tail
 
     def chunks() -> Iterator[bytes]:
         yield head
@@ -139,6 +135,14 @@ def multipart_body(
         yield tail
 
     return content_type, length, chunks()
+
+
+def _read_whole(stream: BinaryIO, size: int, filename: str) -> bytes:
+    """The whole file, which must still have the size it was checked with."""
+    data = stream.read(size + 1)
+    if len(data) != size:
+        raise OSError(f"{filename} changed size while being uploaded")
+    return data
 
 
 def _read(stream: BinaryIO, filename: str) -> bytes:
@@ -155,10 +159,7 @@ def batch_body(forms: list[tuple[list[tuple[str, str]], LocalDist]]) -> tuple[st
     for fields, dist in forms:
         pieces.append(_form_head(boundary, fields, dist.filename))
         with dist.path.open("rb") as stream:
-            data = stream.read(dist.size + 1)
-        if len(data) != dist.size:
-            raise OSError(f"{dist.filename} changed size while being uploaded")
-        pieces += [data, b"\r\n"]
+            pieces += [_read_whole(stream, dist.size, dist.filename), b"\r\n"]
     pieces.append(f"--{boundary}--\r\n".encode())
     return f"multipart/form-data; boundary={boundary}", b"".join(pieces)
 
@@ -210,14 +211,13 @@ class Uploader:
         *,
         policy: RetryPolicy | None = None,
         timeout: float = 60.0,
-        batches: bool = True,
         on_retry: Callable[[LocalDist, int, str, float], None] | None = None,
     ) -> None:
         self.credentials = credentials
         self.labels = labels
         self.policy = policy or RetryPolicy()
         self.on_retry = on_retry
-        self.batches = batches  # cleared when the server turns out to have no batch endpoint
+        self.batches = True  # cleared when the server turns out to have no batch endpoint
         self.aborted: str | None = None
         self._stop = threading.Event()
         self._lock = threading.Lock()
@@ -295,7 +295,7 @@ class Uploader:
         if response.status != 200:
             return self._refusal(dist, response)
         try:
-            answer = json.loads(response.body)
+            answer = response.json()
         except ValueError:
             return _plain_success(dist, response)
         return _success(dist, answer, 0)
@@ -326,8 +326,9 @@ class Uploader:
         tries = self.policy.attempts
         reason = f"{last} (after {tries} attempt{'s' if tries > 1 else ''})"
         if connect_failure:
-            self.abort(f"the server at {self.credentials.server} is unreachable")
-            reason += f": {self.aborted}"
+            unreachable = f"the server at {self.credentials.server} is unreachable"
+            self.abort(unreachable)
+            reason += f": {unreachable}"
         return FileResult(dist, "failed", reason, tries)
 
     def _wait(self, dist: LocalDist | list[LocalDist], attempt: int, retry: Retrying) -> bool:
@@ -354,7 +355,7 @@ class Uploader:
             refused = self._refusal(dists[0], response)  # the same answer for every file
             return [FileResult(d, refused.outcome, refused.reason) for d in dists]
         try:
-            answers = json.loads(response.body)["results"]
+            answers = response.json()["results"]  # type: ignore[index]
             if not isinstance(answers, list) or len(answers) != len(dists):
                 raise ValueError
         except (ValueError, KeyError, TypeError):

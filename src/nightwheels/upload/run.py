@@ -121,7 +121,6 @@ def upload_folder(
     if batch < 1:
         raise Misconfigured("--batch must be at least 1")
     dists = prepare(folder, sdist=sdist)
-    # Largest first, so one big wheel does not start last and stretch the run.
     requests = plan_requests(dists, batch, jobs)
     summary = Summary(server=credentials.server, labels=labels)
     uploader = Uploader(
@@ -129,7 +128,6 @@ def upload_folder(
         labels,
         policy=policy,
         timeout=timeout,
-        batches=batch > 1,
         on_retry=reporter.retrying,
     )
     reporter.start(len(dists), sum(d.size for d in dists))
