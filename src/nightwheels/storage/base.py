@@ -7,9 +7,19 @@ commits it under its key.
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Protocol
+
+from nightwheels.errors import StorageFull
+
+
+def disk_error(exc: OSError) -> Exception:
+    """A full disk or quota as the error a person can act on; any other error as it is."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return StorageFull("the server's storage is full; try again later")
+    return exc
 
 
 def blob_key(sha256: str) -> str:

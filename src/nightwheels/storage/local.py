@@ -10,8 +10,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-from nightwheels.errors import StorageFull
-from nightwheels.storage.base import digest_from_key
+from nightwheels.storage.base import digest_from_key, disk_error
 
 
 class LocalBlobStore:
@@ -49,9 +48,7 @@ class LocalBlobStore:
             os.replace(part, target)
         except OSError as exc:
             part.unlink(missing_ok=True)
-            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-                raise StorageFull("the server's storage is full; try again later") from None
-            raise
+            raise disk_error(exc) from None
 
     def put_file(self, key: str, path: Path) -> None:
         target = self._path(key)
@@ -76,9 +73,7 @@ class LocalBlobStore:
                 path.unlink()
         except OSError as exc:
             path.unlink(missing_ok=True)
-            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-                raise StorageFull("the server's storage is full; try again later") from None
-            raise
+            raise disk_error(exc) from None
 
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()

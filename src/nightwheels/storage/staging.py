@@ -9,7 +9,6 @@ server never holds more than the process's budget of uploads in memory.
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import io
 import threading
@@ -18,7 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from nightwheels.errors import StorageFull, TooLarge
+from nightwheels.errors import TooLarge
+from nightwheels.storage.base import disk_error
 
 STAGING_SUFFIX = ".part"
 
@@ -80,12 +80,6 @@ class MemoryBudget:
             self.give_back(taken)
 
 
-def _disk_error(exc: OSError) -> Exception:
-    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        return StorageFull("the server's storage is full; try again later")
-    return exc
-
-
 class StagingFile:
     def __init__(self, tmp_dir: Path, max_size: int, memory: MemoryBudget | None = None) -> None:
         self.tmp_dir = tmp_dir
@@ -126,7 +120,7 @@ class StagingFile:
                 self._fh = self._open()
             self._fh.write(data)
         except OSError as exc:
-            raise _disk_error(exc) from None
+            raise disk_error(exc) from None
 
     def finish(self) -> StagedFile:
         """Close the file. No fsync here: this runs on the event loop, and the blob store
@@ -138,7 +132,7 @@ class StagingFile:
         try:
             self._fh.flush()
         except OSError as exc:
-            raise _disk_error(exc) from None
+            raise disk_error(exc) from None
         finally:
             self._fh.close()
         return StagedFile(self.path, self.size, *digests)
