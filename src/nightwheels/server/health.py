@@ -12,6 +12,7 @@ from starlette.routing import Route
 
 from nightwheels import __version__
 from nightwheels.db.models import File, Project
+from nightwheels.db.queries import LIVE
 from nightwheels.services import serials
 from nightwheels.services.context import Services
 
@@ -36,9 +37,7 @@ async def metrics(request: Request) -> Response:
         with services.db.read() as session:
             projects = session.execute(select(func.count(Project.id))).scalar_one()
             files, size = session.execute(
-                select(func.count(File.id), func.coalesce(func.sum(File.size), 0)).where(
-                    File.removed_at.is_(None)
-                )
+                select(func.count(File.id), func.coalesce(func.sum(File.size), 0)).where(LIVE)
             ).one()
             return projects, files, size
 

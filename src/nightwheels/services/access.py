@@ -23,7 +23,8 @@ from nightwheels.core.access import (
 )
 from nightwheels.core.names import normalize_name
 from nightwheels.core.permissions import Role
-from nightwheels.db.models import AccessRequest, AccessRequestComment, Project, User, utcnow
+from nightwheels.db.models import AccessRequest, AccessRequestComment, User, utcnow
+from nightwheels.db.queries import project_by_name
 from nightwheels.errors import Conflict, Forbidden, InvalidRequest, NotFound
 from nightwheels.services import audit
 from nightwheels.services.accounts import get_or_create_project, set_role
@@ -90,10 +91,7 @@ def _user_name(session: Session, user_id: int | None) -> str | None:
 
 def _view(session: Session, req: AccessRequest, *, with_comments: bool = True) -> RequestView:
     requester = session.get(User, req.user_id)
-    exists = (
-        session.execute(select(Project.id).where(Project.name == req.project_name)).first()
-        is not None
-    )
+    exists = project_by_name(session, req.project_name) is not None
     comments: list[Comment] = []
     if with_comments:
         rows = session.execute(
@@ -157,7 +155,7 @@ def request_access(
         ": say who you are and why you need upload access, for the admins who review it",
     )
     url = _url(repository_url)
-    existing = session.execute(select(Project).where(Project.name == name)).scalar_one_or_none()
+    existing = project_by_name(session, name)
     if existing is not None:
         role = user_role(session, principal.user_id, existing.id)
         if role is not None:
@@ -241,9 +239,7 @@ def approve(
     requester = session.get(User, req.user_id)
     if requester is None or requester.disabled:
         raise Conflict(f"the account that filed request #{req.id} is disabled")
-    project = session.execute(
-        select(Project).where(Project.name == req.project_name)
-    ).scalar_one_or_none()
+    project = project_by_name(session, req.project_name)
     conflict = approval_conflict(
         reviewer=principal.user_name,
         reviewer_organisation=principal.organisation,

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from nightwheels.core.names import normalize_name
 from nightwheels.core.permissions import Permission, Role
 from nightwheels.db.models import Project, ProjectRole, User
+from nightwheels.db.queries import project_by_name
 from nightwheels.errors import Conflict, InvalidRequest, NotFound, Unauthenticated
 from nightwheels.services import audit, serials, web_sessions
 from nightwheels.services.audit import Actor
@@ -220,9 +221,7 @@ def authenticate_password(session: Session, name: str, password: str) -> User:
 
 def get_project(session: Session, name: str) -> Project:
     normalized = normalize_name(name)
-    project = session.execute(
-        select(Project).where(Project.name == normalized)
-    ).scalar_one_or_none()
+    project = project_by_name(session, normalized)
     if project is None:
         raise NotFound(f"no project named {normalized!r}")
     return project
@@ -230,9 +229,7 @@ def get_project(session: Session, name: str) -> Project:
 
 def get_or_create_project(session: Session, actor: Actor, name: str) -> Project:
     normalized = normalize_name(name)
-    project = session.execute(
-        select(Project).where(Project.name == normalized)
-    ).scalar_one_or_none()
+    project = project_by_name(session, normalized)
     if project is None:
         project = Project(name=normalized, display_name=name)
         session.add(project)

@@ -19,6 +19,7 @@ from nightwheels.core.expiry import Freshness, FreshnessPolicy, assess
 from nightwheels.core.names import normalize_name
 from nightwheels.core.tags import TagDescription, describe_filename
 from nightwheels.db.models import File, Project, ProjectRole, User
+from nightwheels.db.queries import LIVE, project_by_name
 from nightwheels.services import compat, members
 from nightwheels.services.listing import file_path
 
@@ -73,9 +74,7 @@ class HomeView:
 def home(session: Session) -> HomeView:
     projects = session.execute(select(func.count(Project.id))).scalar_one()
     files, size = session.execute(
-        select(func.count(File.id), func.coalesce(func.sum(File.size), 0)).where(
-            File.removed_at.is_(None)
-        )
+        select(func.count(File.id), func.coalesce(func.sum(File.size), 0)).where(LIVE)
     ).one()
     rows = session.execute(
         select(
@@ -88,7 +87,7 @@ def home(session: Session) -> HomeView:
             File.size,
         )
         .join(Project, Project.id == File.project_id)
-        .where(File.removed_at.is_(None))
+        .where(LIVE)
         .order_by(File.uploaded_at.desc(), File.id.desc())
         .limit(RECENT_UPLOADS)
     ).all()
@@ -114,7 +113,7 @@ def search(session: Session, query: str, limit: int = SEARCH_LIMIT) -> list[Proj
     needle = canonicalize_name(text)  # the PEP 503 form, without refusing partial names
     rows = session.execute(
         select(Project.name, Project.display_name, func.count(File.id), func.max(File.uploaded_at))
-        .outerjoin(File, (File.project_id == Project.id) & File.removed_at.is_(None))
+        .outerjoin(File, (File.project_id == Project.id) & LIVE)
         .where(Project.name.contains(needle, autoescape=True))
         .group_by(Project.id)
         .order_by(Project.name)
@@ -205,9 +204,7 @@ def _version_key(version: str) -> tuple[int, Version | str]:
 
 def project(session: Session, settings: Settings, name: str, now: datetime) -> ProjectView | None:
     """Everything the project page shows, or ``None`` if there is no such project."""
-    row = session.execute(
-        select(Project).where(Project.name == normalize_name(name))
-    ).scalar_one_or_none()
+    row = project_by_name(session, normalize_name(name))
     if row is None:
         return None
     files = session.execute(
@@ -224,7 +221,7 @@ def project(session: Session, settings: Settings, name: str, now: datetime) -> P
             User.name,
         )
         .outerjoin(User, User.id == File.uploader_id)
-        .where(File.project_id == row.id, File.removed_at.is_(None))
+        .where(File.project_id == row.id, LIVE)
     ).all()
     by_version: dict[str, list[FileView]] = defaultdict(list)
     for version, filename, label, size, sha256, at, requires, yanked, reason, uploader in files:
@@ -316,7 +313,7 @@ def dashboard(session: Session, settings: Settings, now: datetime) -> DashboardV
             func.count(File.id),
             func.count(func.distinct(File.version)),
         )
-        .outerjoin(File, (File.project_id == Project.id) & File.removed_at.is_(None))
+        .outerjoin(File, (File.project_id == Project.id) & LIVE)
         .group_by(Project.id)
     ).all()
     result = [
@@ -353,7 +350,7 @@ def user_projects(
     rows = session.execute(
         select(Project, ProjectRole.role, func.max(File.uploaded_at), func.count(File.id))
         .join(ProjectRole, ProjectRole.project_id == Project.id)
-        .outerjoin(File, (File.project_id == Project.id) & File.removed_at.is_(None))
+        .outerjoin(File, (File.project_id == Project.id) & LIVE)
         .where(ProjectRole.user_id == user_id)
         .group_by(Project.id, ProjectRole.role)
         .order_by(Project.name)

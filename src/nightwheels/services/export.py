@@ -40,6 +40,7 @@ from nightwheels.core.simple_pages import (
     render_project_json,
 )
 from nightwheels.db.models import File
+from nightwheels.db.queries import LIVE
 from nightwheels.errors import CorruptBlob
 from nightwheels.services import listing, serials
 from nightwheels.services.context import Services
@@ -165,7 +166,7 @@ def export_static(
             result.unchanged = True
             return result
         changed = sorted(name for name, _ in serials.changed_since(session, since))
-        live = select(File.label).where(File.removed_at.is_(None)).distinct()
+        live = select(File.label).where(LIVE).distinct()
         labels = set(session.execute(live).scalars())
     labels |= set(exported) | {DEFAULT_LABEL}
     for label in sorted(labels):

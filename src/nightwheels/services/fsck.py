@@ -32,6 +32,7 @@ from sqlalchemy.orm import Session
 from nightwheels.core.dists import inspect_distribution
 from nightwheels.core.filenames import parse_filename
 from nightwheels.db.models import File, Project, utcnow
+from nightwheels.db.queries import LIVE
 from nightwheels.errors import NightwheelsError
 from nightwheels.services import audit, serials
 from nightwheels.services.audit import Actor
@@ -101,7 +102,7 @@ def _rows(session: Session) -> list[_Row]:
         File.filename,
         File.sha256,
         File.metadata_sha256,
-        File.removed_at.is_(None),
+        LIVE,
         File.removed_reason,
     ).join(Project, Project.id == File.project_id)
     return [_Row(*r) for r in session.execute(query)]
@@ -125,7 +126,7 @@ def _unlist(services: Services, actor: Actor, rows: list[_Row], why: str) -> Non
         def run(session: Session, project_id: int = project_id, affected: list[_Row] = affected):
             session.execute(
                 update(File)
-                .where(File.id.in_([r.id for r in affected]), File.removed_at.is_(None))
+                .where(File.id.in_([r.id for r in affected]), LIVE)
                 .values(removed_at=utcnow(), removed_reason="lost"),
                 execution_options={"synchronize_session": False},
             )

@@ -23,6 +23,7 @@ from sqlalchemy import delete, func, or_, select
 from sqlalchemy.orm import Session
 
 from nightwheels.db.models import File, Project, utcnow
+from nightwheels.db.queries import LIVE
 from nightwheels.services import audit
 from nightwheels.services.audit import Actor
 from nightwheels.services.context import Services
@@ -54,11 +55,7 @@ def blob_cutoff(services: Services, now: datetime) -> datetime:
 
 def referenced_digests(session: Session, removed_after: datetime | None = None) -> set[str]:
     """Every digest a row refers to (file or metadata); optionally only rows kept after a purge."""
-    keep = (
-        or_(File.removed_at.is_(None), File.removed_at >= removed_after)
-        if removed_after is not None
-        else True
-    )
+    keep = or_(LIVE, File.removed_at >= removed_after) if removed_after is not None else True
     digests: set[str] = set()
     for column in (File.sha256, File.metadata_sha256):
         digests.update(d for (d,) in session.execute(select(column).where(keep).distinct()) if d)

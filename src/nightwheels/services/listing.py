@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 
 from nightwheels.core.simple_pages import FileEntry, ProjectListing
 from nightwheels.db.models import File, Project
+from nightwheels.db.queries import LIVE
 
 
 def file_path(sha256: str, filename: str) -> str:
@@ -18,11 +19,11 @@ def file_path(sha256: str, filename: str) -> str:
 
 def _visible(label: str, as_of: datetime | None):  # type: ignore[no-untyped-def]
     if as_of is None:
-        return and_(File.label == label, File.removed_at.is_(None))
+        return and_(File.label == label, LIVE)
     return and_(
         File.label == label,
         File.uploaded_at <= as_of,
-        or_(File.removed_at.is_(None), File.removed_at > as_of),
+        or_(LIVE, File.removed_at > as_of),
     )
 
 

@@ -34,6 +34,7 @@ from nightwheels.core.retention import (
     plan_project,
 )
 from nightwheels.db.models import File, Project, utcnow
+from nightwheels.db.queries import LIVE, project_by_name
 from nightwheels.errors import NotFound
 from nightwheels.services import audit, serials
 from nightwheels.services.audit import Actor
@@ -86,7 +87,7 @@ def _inputs(
             raise NotFound(f"no project named {', '.join(map(repr, missing))}")
     projects = list(session.execute(query))
     files: dict[int, list[FileRecord]] = defaultdict(list)
-    file_query = select(File.project_id, *_FILE_COLUMNS).where(File.removed_at.is_(None))
+    file_query = select(File.project_id, *_FILE_COLUMNS).where(LIVE)
     if names is not None:
         file_query = file_query.where(File.project_id.in_([p.id for p in projects]))
     for row in session.execute(file_query):
@@ -126,14 +127,10 @@ def _apply_project(
     cache: ParseCache,
 ) -> tuple[list[Decision], int]:
     def run(session: Session) -> tuple[list[Decision], int, int | None]:
-        project = session.execute(
-            select(Project).where(Project.name == name).with_for_update()
-        ).scalar_one_or_none()
+        project = project_by_name(session, name, for_update=True)
         if project is None:
             return [], len(planned), None
-        rows = session.execute(
-            select(*_FILE_COLUMNS).where(File.project_id == project.id, File.removed_at.is_(None))
-        )
+        rows = session.execute(select(*_FILE_COLUMNS).where(File.project_id == project.id, LIVE))
         fresh = plan_project(
             ProjectInput(
                 name,
@@ -155,7 +152,7 @@ def _apply_project(
         removed_at = utcnow()
         session.execute(
             update(File)
-            .where(File.id.in_([d.file.id for d in removals]), File.removed_at.is_(None))
+            .where(File.id.in_([d.file.id for d in removals]), LIVE)
             .values(removed_at=removed_at, removed_reason="pruned"),
             execution_options={"synchronize_session": False},
         )

@@ -28,6 +28,7 @@ from nightwheels.core.filenames import DistFilename, parse_filename
 from nightwheels.core.names import DEFAULT_LABEL, normalize_name, validate_label
 from nightwheels.core.permissions import Role
 from nightwheels.db.models import File, Project, User, utcnow
+from nightwheels.db.queries import LIVE
 from nightwheels.errors import (
     Conflict,
     DigestMismatch,
@@ -57,7 +58,7 @@ _LIVE_FILES = select(_files.c.id, _files.c.filename, _files.c.label, _files.c.sh
     _files.c.project_id == bindparam("project_id"),
     _files.c.label.in_(bindparam("labels", expanding=True)),
     _files.c.filename.in_(bindparam("filenames", expanding=True)),
-    _files.c.removed_at.is_(None),
+    LIVE,
 )
 _REMOVE_FILE = (
     update(_files)
@@ -138,9 +139,7 @@ def _allow_replace(services: Services, project: Project | None) -> bool:
 
 def _used_bytes(session: Session, project: Project) -> int:
     return session.execute(
-        select(func.coalesce(func.sum(File.size), 0)).where(
-            File.project_id == project.id, File.removed_at.is_(None)
-        )
+        select(func.coalesce(func.sum(File.size), 0)).where(File.project_id == project.id, LIVE)
     ).scalar_one()
 
 

@@ -13,6 +13,7 @@ from nightwheels.core.names import normalize_name
 from nightwheels.core.retention import Policy
 from nightwheels.core.versions import normalize_version
 from nightwheels.db.models import File, Project
+from nightwheels.db.queries import LIVE, project_by_name
 from nightwheels.errors import InvalidRequest, NotFound
 from nightwheels.services import audit, serials
 from nightwheels.services.audit import Actor
@@ -73,9 +74,7 @@ class ProjectRetention:
 
 def _project(session: Session, name: str) -> Project:
     normalized = normalize_name(name)
-    project = session.execute(
-        select(Project).where(Project.name == normalized)
-    ).scalar_one_or_none()
+    project = project_by_name(session, normalized)
     if project is None:
         raise NotFound(f"no project named {normalized!r}")
     return project
@@ -180,7 +179,7 @@ def set_pinned(
 
     def run(session: Session) -> tuple[str, list[str], int | None]:
         project = _project(session, name)
-        query = select(File).where(File.project_id == project.id, File.removed_at.is_(None))
+        query = select(File).where(File.project_id == project.id, LIVE)
         if version:
             query = query.where(File.version == normalize_version(version))
         if filename:
@@ -210,7 +209,7 @@ def set_pinned(
 
 def usage(session: Session, name: str | None = None) -> list[Usage]:
     """Bytes per project: live files (what the quota counts) and history (removed, kept)."""
-    live = File.removed_at.is_(None)
+    live = LIVE
     query = (
         select(
             Project.name,

@@ -17,6 +17,7 @@ from nightwheels.core.names import normalize_name
 from nightwheels.core.permissions import TOKEN_PERMISSIONS, Permission, role_allows, scope_within
 from nightwheels.core.tokens import expiry_warning, generate_token, validate_token_name
 from nightwheels.db.models import Project, ProjectRole, Token, TrustedPublisher, User, utcnow
+from nightwheels.db.queries import project_by_name
 from nightwheels.errors import Conflict, Forbidden, InvalidRequest, NotFound
 from nightwheels.services import audit
 from nightwheels.services.audit import Actor
@@ -132,7 +133,7 @@ def _check_upload_projects(session: Session, user: User, projects: list[str]) ->
     if user.is_admin:
         return
     for name in projects:
-        project = session.execute(select(Project).where(Project.name == name)).scalar_one_or_none()
+        project = project_by_name(session, name)
         if project is None:
             raise NotFound(
                 f"no project named {name!r}: request access to it first (nightwheels access "

@@ -8,6 +8,7 @@ from sqlalchemy.orm import Session
 from nightwheels.core.names import normalize_name
 from nightwheels.core.versions import normalize_version
 from nightwheels.db.models import File, Project
+from nightwheels.db.queries import LIVE, project_by_name
 from nightwheels.errors import NotFound
 from nightwheels.services import audit, serials
 from nightwheels.services.audit import Actor
@@ -36,11 +37,11 @@ def set_yanked(
     name = normalize_name(project_name)
 
     def run(session: Session) -> tuple[list[str], int | None]:
-        project = session.execute(select(Project).where(Project.name == name)).scalar_one_or_none()
+        project = project_by_name(session, name)
         if project is None:
             raise NotFound(f"no project named {name!r}")
         _authorise(session, principal, project)
-        query = select(File).where(File.project_id == project.id, File.removed_at.is_(None))
+        query = select(File).where(File.project_id == project.id, LIVE)
         if filename:
             query = query.where(File.filename == filename)
         if version:

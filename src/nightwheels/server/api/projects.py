@@ -8,6 +8,7 @@ from sqlalchemy import func, select
 
 from nightwheels.core.names import normalize_name
 from nightwheels.db.models import File, Project
+from nightwheels.db.queries import LIVE, project_by_name
 from nightwheels.errors import NotFound
 from nightwheels.server.api.deps import ReadSession
 
@@ -43,7 +44,7 @@ class ProjectDetail(BaseModel):
 def list_projects(session: ReadSession) -> list[ProjectSummary]:
     rows = session.execute(
         select(Project.name, Project.display_name, func.count(File.id), func.max(File.uploaded_at))
-        .outerjoin(File, (File.project_id == Project.id) & File.removed_at.is_(None))
+        .outerjoin(File, (File.project_id == Project.id) & LIVE)
         .group_by(Project.id)
         .order_by(Project.name)
     )
@@ -56,14 +57,12 @@ def list_projects(session: ReadSession) -> list[ProjectSummary]:
 @router.get("/projects/{name}")
 def get_project(name: str, session: ReadSession) -> ProjectDetail:
     normalized = normalize_name(name)
-    project = session.execute(
-        select(Project).where(Project.name == normalized)
-    ).scalar_one_or_none()
+    project = project_by_name(session, normalized)
     if project is None:
         raise NotFound(f"no project named {normalized!r}")
     files = session.execute(
         select(File)
-        .where(File.project_id == project.id, File.removed_at.is_(None))
+        .where(File.project_id == project.id, LIVE)
         .order_by(File.uploaded_at.desc(), File.filename)
     ).scalars()
     return ProjectDetail(
