@@ -125,12 +125,16 @@ def _get(session: Session, request_id: int) -> AccessRequest:
 
 
 def _require_visible(principal: Principal, req: AccessRequest) -> None:
-    """The requester and site admins see a request; nobody else."""
+    """The requester and site admins see a request; nobody else.
+
+    A token scoped to projects reaches only its own projects' requests, even its owner's.
+    """
     require_manage(principal)
     if req.user_id != principal.user_id and not principal.is_admin:
         raise Forbidden(
             f"access request #{req.id} is not yours: only its requester and site admins see it"
         )
+    require_token_scope(principal, req.project_name)
 
 
 def _require_pending(req: AccessRequest) -> None:
@@ -199,6 +203,8 @@ def list_requests(
         require_site_admin(principal, "list everyone's access requests")
     else:
         stmt = stmt.where(AccessRequest.user_id == principal.user_id)
+        if principal.projects is not None:  # a scoped token sees its projects' requests only
+            stmt = stmt.where(AccessRequest.project_name.in_(sorted(principal.projects)))
     if status is not None:
         try:
             RequestStatus(status)
@@ -300,6 +306,7 @@ def withdraw(session: Session, principal: Principal, request_id: int) -> Request
         raise Forbidden(
             f"access request #{req.id} is not yours: only its requester may withdraw it"
         )
+    require_token_scope(principal, req.project_name)
     _require_pending(req)
     req.status = RequestStatus.WITHDRAWN.value
     req.decided_at = utcnow()

@@ -19,7 +19,12 @@ from nightwheels.errors import Conflict, InvalidRequest, NotFound
 from nightwheels.services import audit
 from nightwheels.services.accounts import get_project, get_user, set_role
 from nightwheels.services.audit import Actor
-from nightwheels.services.auth import Principal, require_manage, require_project_admin
+from nightwheels.services.auth import (
+    Principal,
+    require_manage,
+    require_project_admin,
+    require_token_scope,
+)
 
 
 @dataclass(frozen=True)
@@ -123,6 +128,8 @@ def remove_member(
     if leaving:
         assert principal is not None
         require_manage(principal)
+        # A token scoped to other projects never acts on its owner here (issue 14, item 1).
+        require_token_scope(principal, project.name)
     else:
         _authorise(session, principal, project, "remove members")
     row = _role_row(session, user, project)

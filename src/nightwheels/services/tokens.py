@@ -218,6 +218,22 @@ def _project_rows(session: Session, names: list[str]) -> list[Project]:
     return list(session.execute(select(Project).where(Project.name.in_(names))).scalars())
 
 
+def _require_reach(principal: Principal, row: Token, verb: str) -> None:
+    """A token never acts on a token that reaches further than itself (issue 14, item 1).
+
+    A manage token scoped to some projects may only revoke or rotate tokens scoped within
+    them: not its owner's unscoped manage token, nor a token for another of their projects.
+    """
+    target = None if row.projects is None else set(row.projects)
+    if not scope_within(principal.projects, target):
+        reach = ", ".join(row.projects) if row.projects else "every project"
+        raise Forbidden(
+            f"token {principal.token_name!r} is scoped to "
+            f"{', '.join(sorted(principal.projects or []))}: it cannot {verb} token "
+            f"{row.prefix}, which reaches {reach}"
+        )
+
+
 def _may_act_on(session: Session, principal: Principal, row: Token, *, all_projects: bool) -> bool:
     """Owner; or an admin of the token's projects (any of them, or all when ``all_projects``)."""
     if row.user_id is not None and row.user_id == principal.user_id:
@@ -241,6 +257,7 @@ def revoke_token(
     row = get_token(session, prefix)
     if principal is not None:
         require_manage(principal)
+        _require_reach(principal, row, "revoke")
         if not _may_act_on(session, principal, row, all_projects=False):
             raise Forbidden(
                 f"token {prefix} is not yours: only its owner or an admin of a project it can "
@@ -278,6 +295,7 @@ def rotate_token(
         raise Conflict("a trusted publisher's token cannot be rotated: it expires in minutes")
     if principal is not None:
         require_manage(principal)
+        _require_reach(principal, row, "rotate")
         if not _may_act_on(session, principal, row, all_projects=True):
             raise Forbidden(
                 f"token {prefix} is not yours: only its owner or an admin of every project it "
@@ -300,6 +318,7 @@ def rotate_token(
         projects=row.projects,
         permissions=list(row.permissions),
         expires_at=expires_at,
+        creator=principal,  # the same rules as creating it: its reach never grows
     )
     audit.record(
         session,
@@ -319,14 +338,63 @@ def list_tokens(
     *,
     user: User | None = None,
     include_inactive: bool = False,
+    within: frozenset[str] | None = None,
 ) -> list[TokenInfo]:
-    """A user's tokens (all users' for ``user=None``: local admin), newest first."""
+    """A user's tokens (all users' for ``user=None``: local admin), newest first.
+
+    ``within``: only tokens scoped inside these projects (what a scoped token may see).
+    """
     stmt = select(Token).order_by(Token.created_at.desc(), Token.id.desc())
     if user is not None:
         stmt = stmt.where(Token.user_id == user.id)
     now = utcnow()
-    infos = [token_info(session, row, now) for row in session.execute(stmt).scalars()]
+    rows = [
+        row
+        for row in session.execute(stmt).scalars()
+        if within is None
+        or scope_within(within, None if row.projects is None else set(row.projects))
+    ]
+    infos = [token_info(session, row, now) for row in rows]
     return infos if include_inactive else [t for t in infos if t.status == "active"]
+
+
+def my_tokens(
+    session: Session, principal: Principal, *, include_inactive: bool = False
+) -> list[TokenInfo]:
+    """The caller's own tokens; a scoped token sees only those within its projects."""
+    require_manage(principal)
+    user = session.get(User, principal.user_id)
+    if user is None:
+        raise NotFound("the account of this token no longer exists")
+    return list_tokens(
+        session, user=user, include_inactive=include_inactive, within=principal.projects
+    )
+
+
+def create_own_token(
+    session: Session,
+    principal: Principal,
+    *,
+    name: str,
+    projects: list[str] | None,
+    permissions: list[str] | None = None,
+    expires_at: datetime | None = None,
+) -> CreatedToken:
+    """A token for the caller, made through one of their manage tokens (never reaching further)."""
+    require_manage(principal)
+    user = session.get(User, principal.user_id)
+    if user is None:
+        raise NotFound("the account of this token no longer exists")
+    return create_token(
+        session,
+        principal.actor,
+        user,
+        name=name,
+        projects=projects,
+        permissions=permissions,
+        expires_at=expires_at,
+        creator=principal,
+    )
 
 
 def project_tokens(

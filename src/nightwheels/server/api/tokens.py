@@ -9,7 +9,7 @@ from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
-from nightwheels.db.models import User, utcnow
+from nightwheels.db.models import utcnow
 from nightwheels.server.api.deps import ManagePrincipalDep, ServicesDep
 from nightwheels.services import tokens
 from nightwheels.services.accounts import get_project
@@ -88,9 +88,7 @@ def list_my_tokens(
     include_inactive: bool = Query(False, description="also revoked and expired tokens"),
 ) -> list[TokenOut]:
     with services.db.read() as session:
-        user = session.get(User, principal.user_id)
-        assert user is not None
-        infos = tokens.list_tokens(session, user=user, include_inactive=include_inactive)
+        infos = tokens.my_tokens(session, principal, include_inactive=include_inactive)
         return [TokenOut.of(t) for t in infos]
 
 
@@ -101,17 +99,13 @@ def create_token(
     expires_at = utcnow() + timedelta(days=body.expires_in_days) if body.expires_in_days else None
 
     def run(session: Session) -> CreatedToken:
-        user = session.get(User, principal.user_id)
-        assert user is not None
-        return tokens.create_token(
+        return tokens.create_own_token(
             session,
-            principal.actor,
-            user,
+            principal,
             name=body.name,
             projects=body.projects or None,
             permissions=[body.permission],
             expires_at=expires_at,
-            creator=principal,
         )
 
     return TokenSecret.of(services.db.run_write(run))

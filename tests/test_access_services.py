@@ -1,0 +1,175 @@
+"""Access rules proven at the service layer, whichever edge calls them (issues 14 and 18).
+
+In-process: one migrated SQLite database per module, services called directly, and the
+JSON API through Starlette's test client where the edge's answer matters. Names are
+distinct per test so the module shares one database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from nightwheels.config import Settings
+from nightwheels.core.permissions import Role
+from nightwheels.db.migrate import upgrade
+from nightwheels.errors import Forbidden
+from nightwheels.server.app import create_app
+from nightwheels.services import accounts, members, tokens
+from nightwheels.services.audit import SYSTEM
+from nightwheels.services.auth import Principal, authenticate
+from nightwheels.services.context import Services
+
+API = "http://testserver/api/v1"
+
+
+class World:
+    """Users, roles and tokens made the local admin's way; principals from token secrets."""
+
+    def __init__(self, data: Path) -> None:
+        settings = Settings(data=data, database_url=None, storage=None)
+        data.mkdir(parents=True, exist_ok=True)
+        upgrade(settings.database)
+        self.services = Services.from_settings(settings)
+        self.app = create_app(settings, self.services)
+
+    def user(self, name: str, *, admin: bool = False, organisation: str | None = None) -> str:
+        with self.services.db.write() as session:
+            accounts.create_user(session, SYSTEM, name, organisation=organisation, is_admin=admin)
+        return name
+
+    def role(self, project: str, user: str, role: str = "admin") -> None:
+        with self.services.db.write() as session:
+            proj = accounts.get_or_create_project(session, SYSTEM, project)
+            accounts.set_role(session, SYSTEM, accounts.get_user(session, user), proj, Role(role))
+
+    def token(self, user: str, *projects: str, permission: str = "manage", name: str = "") -> str:
+        with self.services.db.write() as session:
+            created = tokens.create_token(
+                session,
+                SYSTEM,
+                accounts.get_user(session, user),
+                name=name or f"{user}-{permission}-{'-'.join(projects) or 'all'}",
+                projects=list(projects) or None,
+                permissions=[permission],
+            )
+        return created.secret
+
+    def principal(self, secret: str) -> Principal:
+        with self.services.db.read() as session:
+            return authenticate(session, secret)
+
+    def call(self, method: str, path: str, secret: str, body: Any = None) -> httpx.Response:
+        """One JSON API request, in process (a thread of its own: no other test's loop)."""
+
+        async def run() -> httpx.Response:
+            transport = httpx.ASGITransport(app=self.app)
+            async with httpx.AsyncClient(transport=transport, base_url=API) as client:
+                headers = {"Authorization": f"Bearer {secret}"}
+                return await client.request(method, path, json=body, headers=headers)
+
+        with ThreadPoolExecutor(1) as pool:
+            return pool.submit(asyncio.run, run()).result()
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    created = World(tmp_path_factory.mktemp("access") / "data")
+    try:
+        yield created
+    finally:
+        created.services.close()
+
+
+def prefix(secret: str) -> str:
+    return secret.split("_")[1]
+
+
+def refused(response: httpx.Response, status: int, reason: str) -> None:
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert set(body) == {"error", "message"} and reason in body["message"], body
+
+
+# -- issue 14, item 1: a token's reach never grows ------------------------------------------
+
+
+def test_scoped_token_cannot_rotate_its_owners_wider_tokens(world: World) -> None:
+    """The reviewer's exploit: a proja-scoped manage token rotates its owner's unscoped one."""
+    world.user("rita")
+    world.role("rita-a", "rita")
+    world.role("rita-c", "rita")
+    unscoped = world.token("rita", name="everything")
+    scoped = world.token("rita", "rita-a", name="a-only")
+    other_upload = world.token("rita", "rita-c", permission="upload", name="c-ci")
+    refused(world.call("POST", f"/tokens/{prefix(unscoped)}/rotate", scoped), 403, "cannot rotate")
+    refused(
+        world.call("POST", f"/tokens/{prefix(other_upload)}/rotate", scoped), 403, "cannot rotate"
+    )
+    refused(world.call("DELETE", f"/tokens/{prefix(unscoped)}", scoped), 403, "cannot revoke")
+    refused(world.call("DELETE", f"/tokens/{prefix(other_upload)}", scoped), 403, "cannot revoke")
+    # Both tokens still work: nothing was rotated or revoked.
+    assert world.call("GET", "/users", unscoped).status_code == 403  # not a site admin: but valid
+    assert world.principal(other_upload).projects == frozenset({"rita-c"})
+    # The same rules hold when the service is called directly (any edge: API, web, CLI).
+    with world.services.db.write() as session, pytest.raises(Forbidden, match="cannot rotate"):
+        tokens.rotate_token(session, SYSTEM, prefix(unscoped), world.principal(scoped))
+    # Within its reach, a scoped token rotates and revokes (the new token keeps the scope).
+    mine = world.token("rita", "rita-a", permission="upload", name="a-ci")
+    rotated = world.call("POST", f"/tokens/{prefix(mine)}/rotate", scoped)
+    assert rotated.status_code == 201, rotated.text
+    assert rotated.json()["projects"] == ["rita-a"]
+    assert world.call("DELETE", f"/tokens/{rotated.json()['prefix']}", scoped).status_code == 200
+
+
+def test_rotation_never_widens_a_site_admins_scoped_token(world: World) -> None:
+    """A site admin's proja-scoped token cannot turn the admin's unscoped token into a new one
+    that reads the user list: the rotated token would reach every project."""
+    world.user("root-r", admin=True)
+    world.role("root-r-a", "root-r")
+    unscoped = world.token("root-r", name="root-all")
+    scoped = world.token("root-r", "root-r-a", name="root-a")
+    refused(world.call("GET", "/users", scoped), 403, "unscoped manage token")
+    refused(world.call("POST", f"/tokens/{prefix(unscoped)}/rotate", scoped), 403, "cannot rotate")
+    assert world.call("GET", "/users", unscoped).status_code == 200  # not revoked by the attempt
+
+
+def test_scoped_token_never_acts_on_its_owner_outside_its_projects(world: World) -> None:
+    """Today a proja-scoped token removes its owner from projb: 200."""
+    world.user("sam")
+    world.user("sam-peer")
+    world.role("sam-a", "sam")
+    world.role("sam-b", "sam", "uploader")
+    world.role("sam-b", "sam-peer")  # sam-b keeps an admin
+    scoped = world.token("sam", "sam-a")
+    refused(world.call("DELETE", "/projects/sam-b/members/sam", scoped), 403, "not scoped to")
+    with world.services.db.write() as session, pytest.raises(Forbidden, match="not scoped to"):
+        members.remove_member(session, SYSTEM, "sam-b", "sam", world.principal(scoped))
+    # Its owner's other tokens are not listed to it either.
+    world.token("sam", "sam-b", permission="upload", name="sam-b-ci")
+    listed = world.call("GET", "/tokens", scoped).json()
+    assert {t["name"] for t in listed} == {"sam-manage-sam-a"}
+    # An unscoped token of sam's may leave sam-b.
+    unscoped = world.token("sam")
+    assert world.call("DELETE", "/projects/sam-b/members/sam", unscoped).status_code == 200
+
+
+def test_scoped_token_sees_and_withdraws_only_its_projects_requests(world: World) -> None:
+    world.user("tess")
+    everything = world.token("tess")
+    filed = world.call(
+        "POST", "/access-requests", everything, {"project": "tess-b", "reason": "I maintain it"}
+    )
+    assert filed.status_code == 201, filed.text
+    number = filed.json()["id"]
+    scoped = world.token("tess", "tess-a")
+    refused(world.call("POST", f"/access-requests/{number}/withdraw", scoped), 403, "not scoped")
+    refused(world.call("GET", f"/access-requests/{number}", scoped), 403, "not scoped")
+    assert world.call("GET", "/access-requests", scoped).json() == []
+    assert world.call("GET", f"/access-requests/{number}", everything).status_code == 200
