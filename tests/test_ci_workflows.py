@@ -159,7 +159,8 @@ def test_test_workflow(opts: WorkflowOptions) -> None:
     assert report["needs"] == "test" and "!cancelled()" in report["if"]
     assert report["steps"][-1]["env"] == {"GITHUB_TOKEN": "${{ github.token }}"}
     installs = [s["run"] for s in test["steps"] if "pip install" in str(s.get("run"))]
-    assert installs == [f'python -m pip install "nightwheels[nightly]=={__version__}"']
+    wheel = f"{opts.server}/-/client/nightwheels-{__version__}-py3-none-any.whl"
+    assert installs == [f'python -m pip install "nightwheels[nightly] @ {wheel}"']
     run = next(s["run"] for s in test["steps"] if "nightwheels test" in str(s.get("run")))
     assert f"--index {opts.index_url}" in run
     if opts.nightlies:
@@ -176,7 +177,8 @@ def test_test_workflow(opts: WorkflowOptions) -> None:
         ({"action": "nightwheels-org/nightwheels@v1"}, "40-character commit SHA"),
         ({"python": "3.12; rm -rf /"}, "version like 3.12"),
         ({"nightlies": ("numpy", "bad name!")}, "not a valid project name"),
-        ({"install": 'nightwheels" && curl evil'}, "plain requirement"),
+        ({"client_url": 'https://x.org/a.whl" && curl evil'}, "wheel's http(s) URL"),
+        ({"client_sha256": "abc"}, "64 hex digits"),
         ({"runners": ("ubuntu-latest", "$(id)")}, "runner label"),
     ],
 )
@@ -199,10 +201,26 @@ def test_repository_from_remote(url: str, repo: str | None) -> None:
     assert repository_from_remote(url) == repo
 
 
-def test_ci_init_cli(tmp_path: Path) -> None:
+@pytest.fixture
+def live(tmp_path: Path) -> Any:
+    """A live server on the embedded default (ci init asks it for its client)."""
+    server = LiveServer(data=tmp_path / "data")
+    server.data.mkdir()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def every_install(text: str) -> list[str]:
+    return re.findall(r"pip install ([^\n]*)", text)
+
+
+def test_ci_init_cli(tmp_path: Path, live: LiveServer) -> None:
     root = static_project(tmp_path / "proj")
     git(root, "remote", "add", "origin", "git@github.com:scientific-thing/thing.git")
-    out = nightwheels("ci", "init", "--server", SERVER, cwd=root)
+    out = nightwheels("ci", "init", "--server", live.url, cwd=root)
     assert out.returncode == 0, out.stderr
     files = sorted(p.name for p in (root / ".github" / "workflows").iterdir())
     assert files == ["nightly-wheels.yml", "test-nightlies.yml"]
@@ -210,20 +228,35 @@ def test_ci_init_cli(tmp_path: Path) -> None:
     workflow = yaml.safe_load((root / ".github/workflows/nightly-wheels.yml").read_text())
     assert f"github.repository == '{REPO}'" in workflow["jobs"]["build"]["if"]
 
+    # The client comes from the server, pinned by the sha256 of the wheel it serves.
+    pin = live_client(live)
+    for name in files:
+        installs = every_install((root / ".github/workflows" / name).read_text())
+        assert installs, name
+        for line in installs:
+            assert f"@ {pin['url']}#sha256={pin['sha256']}" in line, line
+
     # Existing files are not overwritten without --force, and nothing is half-written.
     build_file = root / ".github/workflows/nightly-wheels.yml"
     build_file.write_text("# mine\n")
     (root / ".github/workflows/test-nightlies.yml").unlink()
-    again = nightwheels("ci", "init", "--server", SERVER, cwd=root)
+    again = nightwheels("ci", "init", "--server", live.url, cwd=root)
     assert again.returncode == 1 and "--force" in again.stderr
     assert build_file.read_text() == "# mine\n"
     assert not (root / ".github/workflows/test-nightlies.yml").exists()
     forced = nightwheels(
-        "ci", "init", "--build", "--trusted-publishing", "--server", SERVER, "--force", cwd=root
+        "ci", "init", "--build", "--trusted-publishing", "--server", live.url, "--force", cwd=root
     )
     assert forced.returncode == 0 and "trusted publisher" in forced.stdout
     assert "id-token: write" in build_file.read_text()
     assert not (root / ".github/workflows/test-nightlies.yml").exists()
+
+
+def live_client(live: LiveServer) -> dict[str, Any]:
+    import httpx
+
+    pin: dict[str, Any] = httpx.get(f"{live.url}/-/client/").json()
+    return pin
 
 
 def test_ci_init_refuses_without_server_or_repository(tmp_path: Path) -> None:
@@ -232,6 +265,18 @@ def test_ci_init_refuses_without_server_or_repository(tmp_path: Path) -> None:
     assert out.returncode == 1 and "no server given" in out.stderr
     out = nightwheels("ci", "init", "--server", SERVER, cwd=root)
     assert out.returncode == 1 and "--repository owner/repo" in out.stderr
+    assert not (root / ".github").exists()
+
+
+def test_ci_init_needs_the_server_to_pin_its_client(tmp_path: Path) -> None:
+    """No server to ask: one line saying so, and no workflow that would install by name."""
+    from tests.support.server import free_port
+
+    root = static_project(tmp_path / "proj")
+    git(root, "remote", "add", "origin", "git@github.com:scientific-thing/thing.git")
+    out = nightwheels("ci", "init", "--server", f"http://127.0.0.1:{free_port()}", cwd=root)
+    assert out.returncode == 1
+    assert "to pin the nightwheels client" in out.stderr and len(out.stderr.splitlines()) == 1
     assert not (root / ".github").exists()
 
 

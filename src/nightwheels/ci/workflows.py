@@ -51,7 +51,8 @@ _REPOSITORY = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})/[A-Za-z0-9._-]{1,1
 _CRON_FIELD = re.compile(r"^[0-9*/,-]+$")
 _PYTHON = re.compile(r"^3\.\d{1,2}$")
 _ACTION_REF = re.compile(r"^[A-Za-z0-9-]+/[A-Za-z0-9._/-]+@[0-9a-f]{40}$")
-_REQUIREMENT = re.compile(r"^[A-Za-z0-9._\[\],<>=!~ -]+$")
+_CLIENT_URL = re.compile(r"^https?://[A-Za-z0-9._~:/%@+-]+\.whl$", re.ASCII)
+_SHA256 = re.compile(r"^[0-9a-f]{64}$", re.ASCII)
 _RUNNER = re.compile(r"^[a-z0-9][a-z0-9.-]{1,40}$")
 DEFAULT_RUNNERS = ("ubuntu-latest", "ubuntu-24.04-arm", "windows-latest", "macos-latest")
 _GITHUB_REMOTE = re.compile(
@@ -87,7 +88,10 @@ class WorkflowOptions:
     test_cron: str = "41 4 * * 1"
     trusted_publishing: bool = False
     action: str | None = None  # owner/repo@sha of the nightwheels action, instead of pip
-    install: str = f"nightwheels=={__version__}"
+    # The server's own client (``/-/client/``), pinned by sha256: nightwheels is not on
+    # PyPI, and whoever took the name there would run code in these jobs.
+    client_url: str | None = None  # default: <server>/-/client/nightwheels-<version>-...whl
+    client_sha256: str | None = None
     nightlies: tuple[str, ...] = field(default_factory=tuple)
     cibuildwheel: bool = False  # compiled project: a runner matrix with cibuildwheel
     runners: tuple[str, ...] = DEFAULT_RUNNERS
@@ -107,8 +111,10 @@ class WorkflowOptions:
                 f"--action {self.action!r}: give owner/repo@<full 40-character commit SHA> "
                 "(a tag or branch can be moved to point at other code)"
             )
-        if not _REQUIREMENT.match(self.install):
-            raise Misconfigured(f"--install {self.install!r} is not a plain requirement")
+        if self.client_url is not None and not _CLIENT_URL.fullmatch(self.client_url):
+            raise Misconfigured(f"the client URL {self.client_url!r} is not a wheel's http(s) URL")
+        if self.client_sha256 is not None and not _SHA256.fullmatch(self.client_sha256):
+            raise Misconfigured(f"{self.client_sha256!r} is not a sha256 digest (64 hex digits)")
         for name in self.nightlies:
             normalize_name(name)
         for runner in self.runners:
@@ -134,16 +140,16 @@ def _header(title: str, opts: WorkflowOptions) -> str:
     )
 
 
-def _with_extra(requirement: str, extra: str) -> str:
-    """``nightwheels==1.0`` -> ``nightwheels[nightly]==1.0`` (a requirement with no extras)."""
-    match = re.match(r"^([A-Za-z0-9._-]+)(\[[^\]]*\])?(.*)$", requirement)
-    if match is None or match.group(2):
-        return requirement
-    return f"{match.group(1)}[{extra}]{match.group(3)}"
+def client_requirement(opts: WorkflowOptions, extra: str | None = None) -> str:
+    """``nightwheels[extra] @ <server>/-/client/<wheel>#sha256=...``: never by name from PyPI."""
+    url = opts.client_url or (f"{opts.server}/-/client/nightwheels-{__version__}-py3-none-any.whl")
+    pin = f"#sha256={opts.client_sha256}" if opts.client_sha256 else ""
+    name = f"nightwheels[{extra}]" if extra else "nightwheels"
+    return f"{name} @ {url}{pin}"
 
 
 def _install_steps(opts: WorkflowOptions, extra: str | None = None) -> str:
-    requirement = _with_extra(opts.install, extra) if extra else opts.install
+    requirement = client_requirement(opts, extra)
     return f"""\
       - uses: {SETUP_PYTHON}
         with:
@@ -206,7 +212,7 @@ def _build_job(opts: WorkflowOptions) -> str:
         with:
           python-version: "{opts.python}"
       - name: Install nightwheels and cibuildwheel
-        run: python -m pip install "{opts.install}" "{CIBUILDWHEEL}"
+        run: python -m pip install "{client_requirement(opts)}" "{CIBUILDWHEEL}"
       - name: Set the nightly version in this checkout
         id: version
         shell: bash

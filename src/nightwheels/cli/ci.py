@@ -14,7 +14,9 @@ from nightwheels.ci.workflows import (
     write_workflows,
 )
 from nightwheels.cli.exits import handle_errors
+from nightwheels.client.api import client_pin
 from nightwheels.errors import Misconfigured
+from nightwheels.upload.credentials import normalize_server
 
 ci_app = typer.Typer(help="Continuous integration set-up.", no_args_is_help=True)
 
@@ -64,7 +66,8 @@ def init(
 ) -> None:
     """Write .github/workflows/ files: nightly build+upload and weekly tests against nightlies.
 
-    With neither --build nor --test-nightlies, both are written.
+    With neither --build nor --test-nightlies, both are written. The jobs install the
+    nightwheels client the server offers (/-/client/), pinned by its sha256.
     """
     server = server or os.environ.get("NIGHTWHEELS_SERVER")
     if not server:
@@ -77,6 +80,7 @@ def init(
                 "cannot tell the GitHub repository from the git remote 'origin': pass "
                 "--repository owner/repo (the workflows run only there, never in forks)"
             )
+    client_url, client_sha256 = client_pin(normalize_server(server))
     names = [n.strip() for item in nightly for n in item.split(",") if n.strip()]
     opts = WorkflowOptions(
         repository=repository,
@@ -87,6 +91,8 @@ def init(
         test_cron=test_cron,
         trusted_publishing=trusted_publishing,
         action=action,
+        client_url=client_url,
+        client_sha256=client_sha256,
         nightlies=tuple(names),
         cibuildwheel=cibuildwheel,
         **({"runners": tuple(runner)} if runner else {}),

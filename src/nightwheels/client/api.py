@@ -118,3 +118,28 @@ class ApiClient:
 
     def delete(self, path: str) -> Any:
         return self.request("DELETE", path)
+
+
+def client_pin(server: str, *, timeout: float = 30) -> tuple[str, str]:
+    """The URL and sha256 of the client wheel ``server`` offers (``/-/client/``)."""
+    where = f"{server}/-/client/"
+    try:
+        response = httpx.get(where, headers={"User-Agent": USER_AGENT}, timeout=timeout)
+    except httpx.HTTPError as exc:
+        raise RemoteError(
+            f"cannot reach {where} to pin the nightwheels client ({exc or type(exc).__name__}): "
+            "check --server, and that the server is running",
+            "unreachable",
+            0,
+        ) from None
+    try:
+        body = response.json() if response.is_success else None
+        url, sha256 = str(body["url"]), str(body["sha256"])
+    except (ValueError, KeyError, TypeError):
+        raise RemoteError(
+            f"{where} answered HTTP {response.status_code} without a client to pin: "
+            "is it a nightwheels server of version 0.1 or later?",
+            "no-client",
+            response.status_code,
+        ) from None
+    return url, sha256

@@ -95,7 +95,7 @@ def find_uv(explicit: str | None = None) -> str:
     found = shutil.which("uv")
     if found is None:
         raise ProjectConfigError(
-            "uv is needed to build test environments: pip install 'nightwheels[nightly]' "
+            "uv is needed to build test environments: pip install uv, "
             "or put uv on PATH (or pass --uv)"
         )
     return found
