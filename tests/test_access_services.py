@@ -8,6 +8,7 @@ distinct per test so the module shares one database.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -17,14 +18,16 @@ import httpx
 import pytest
 
 from nightwheels.config import Settings
+from nightwheels.core.names import is_valid_name, normalize_name, validate_label
 from nightwheels.core.permissions import Role
 from nightwheels.db.migrate import upgrade
-from nightwheels.errors import Forbidden
+from nightwheels.errors import Forbidden, InvalidName
 from nightwheels.server.app import create_app
 from nightwheels.services import accounts, members, tokens
 from nightwheels.services.audit import SYSTEM
 from nightwheels.services.auth import Principal, authenticate
 from nightwheels.services.context import Services
+from tests.support.wheels import make_wheel
 
 API = "http://testserver/api/v1"
 
@@ -66,13 +69,34 @@ class World:
             return authenticate(session, secret)
 
     def call(self, method: str, path: str, secret: str, body: Any = None) -> httpx.Response:
-        """One JSON API request, in process (a thread of its own: no other test's loop)."""
+        """One JSON API request, in process."""
+        headers = {"Authorization": f"Bearer {secret}"}
+        return self.request(method, API + path, json=body, headers=headers)
+
+    def upload(self, secret: str, wheel: Path, *, label: str | None = None) -> httpx.Response:
+        """The legacy upload protocol (as twine speaks it), in process, answering JSON."""
+        data = wheel.read_bytes()
+        name, version = wheel.name.split("-")[:2]
+        form = {":action": "file_upload", "name": name, "version": version}
+        form |= {"filetype": "bdist_wheel", "sha256_digest": hashlib.sha256(data).hexdigest()}
+        if label is not None:
+            form["label"] = label
+        return self.request(
+            "POST",
+            "http://testserver/legacy/",
+            auth=("__token__", secret),
+            headers={"Accept": "application/json"},
+            data=form,
+            files={"content": (wheel.name, data, "application/octet-stream")},
+        )
+
+    def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        """In a thread of its own: asyncio.run() refuses to start inside another test's loop."""
 
         async def run() -> httpx.Response:
             transport = httpx.ASGITransport(app=self.app)
-            async with httpx.AsyncClient(transport=transport, base_url=API) as client:
-                headers = {"Authorization": f"Bearer {secret}"}
-                return await client.request(method, path, json=body, headers=headers)
+            async with httpx.AsyncClient(transport=transport) as client:
+                return await client.request(method, url, **kwargs)
 
         with ThreadPoolExecutor(1) as pool:
             return pool.submit(asyncio.run, run()).result()
@@ -173,3 +197,46 @@ def test_scoped_token_sees_and_withdraws_only_its_projects_requests(world: World
     refused(world.call("GET", f"/access-requests/{number}", scoped), 403, "not scoped")
     assert world.call("GET", "/access-requests", scoped).json() == []
     assert world.call("GET", f"/access-requests/{number}", everything).status_code == 200
+
+
+# -- issue 14, item 8: names and labels ------------------------------------------------------
+
+# A trailing newline, the long s, the dotless i and the Kelvin sign all passed the old
+# ``^...$`` + ``.match`` + IGNORECASE pattern, and approved requests created projects from them.
+HOSTILE_NAMES = ["proja\n", "proj\u017f", "pr\u0131ja", "\u212aelvin", "a-", "-a", "a b", ""]
+
+
+@pytest.mark.parametrize("name", HOSTILE_NAMES)
+def test_hostile_project_names_are_refused(name: str) -> None:
+    assert not is_valid_name(name)
+    with pytest.raises(InvalidName, match="not a valid project name"):
+        normalize_name(name)
+
+
+@pytest.mark.parametrize("label", ["main\n", "\u212a", "Main", "a" * 65, "-a", ""])
+def test_hostile_labels_are_refused(label: str) -> None:
+    with pytest.raises(InvalidName, match="not a valid label"):
+        validate_label(label)
+
+
+def test_names_still_accepted_and_normalised() -> None:
+    assert normalize_name("Proj_A.b") == "proj-a-b"
+    assert validate_label("nightly-3.13") == "nightly-3.13"
+    assert is_valid_name("x" * 200) and not is_valid_name("x" * 201)
+
+
+def test_no_project_or_label_from_a_hostile_name(world: World, tmp_path: Path) -> None:
+    """Through the edges: an access request and an upload label are refused with 400."""
+    world.user("uli")
+    uli = world.token("uli")
+    for name in HOSTILE_NAMES[:4]:
+        refused(
+            world.call("POST", "/access-requests", uli, {"project": name, "reason": "mine"}),
+            400,
+            "not a valid project name",
+        )
+    world.role("uli-proj", "uli")
+    token = world.token("uli", "uli-proj", permission="upload")
+    wheel = make_wheel(tmp_path, "uli-proj", "1.0")
+    refused(world.upload(token, wheel, label="main\n"), 400, "not a valid label")
+    assert world.upload(token, wheel, label="main").status_code == 200
