@@ -152,6 +152,7 @@ FEATURES: tuple[str, ...] = (
     "retention",
     "export",
     "migrate",
+    "mirror",
 )
 
 

@@ -16,6 +16,7 @@ import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Literal
 
 from packaging.version import InvalidVersion, Version
@@ -80,6 +81,9 @@ class UploadRequest:
     md5_digest: str | None = None
     blake2_256_digest: str | None = None
     labels: tuple[str, ...] = (DEFAULT_LABEL,)
+    # When the file was first published elsewhere (a mirror keeps PEP 700 upload times).
+    # Only trusted in-process callers set it; the HTTP edges never do.
+    uploaded_at: datetime | None = None
 
 
 @dataclass
@@ -288,7 +292,7 @@ def _record(
                     "size": item.staged.size,
                     "requires_python": item.meta.requires_python,
                     "metadata_sha256": item.metadata_sha256,
-                    "uploaded_at": now,
+                    "uploaded_at": item.request.uploaded_at or now,
                     "uploader_id": principal.user_id,
                 }
             )
