@@ -100,6 +100,8 @@ def _claims(**kw: object) -> dict[str, object]:
     claims: dict[str, object] = {
         "repository": "octo-org/octo-repo",
         "workflow_ref": "octo-org/octo-repo/.github/workflows/nightly.yml@refs/heads/main",
+        "repository_owner_id": "1",
+        "repository_id": "2",
     }
     claims.update(kw)
     return claims

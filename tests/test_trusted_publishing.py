@@ -12,12 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from nightwheels.errors import Unauthenticated, Unavailable
+from nightwheels.core.trusted_publishing import claims_mismatch, validate_publisher
+from nightwheels.errors import InvalidRequest, Unauthenticated, Unavailable
 from nightwheels.services.trusted_publishing import OidcVerifier
 from tests.support import clients
 from tests.support.access import Accounts, Api, forbidden, refused, upload
 from tests.support.backends import BACKENDS, open_backend
-from tests.support.oidc import GITHUB_ISSUER, Issuer, new_key
+from tests.support.oidc import GITHUB_ISSUER, Issuer, github_id, new_key
 from tests.support.server import LiveServer, free_port
 from tests.support.wheels import make_wheel
 
@@ -268,3 +269,169 @@ def test_expired_minted_tokens_are_purged_a_day_later(
         assert minted(recent) is not None  # expired, but within the day's grace
     finally:
         services.close()
+
+
+# --- issue 14 item 5: resurrection, fork events, ref, lifetime, squatting -----------------
+
+
+def test_repository_ids_are_pinned_on_first_exchange(
+    live: LiveServer, people: Accounts, issuer: Issuer
+) -> None:
+    """A repository deleted and re-created under the same name (new ids) is refused."""
+    owner = Api(live, people.token("owner", name="pin"))
+    pub = owner.ok(
+        "POST", "/projects/octo/publishers", {"repository": "pin-org/pin", "workflow": "n.yml"}
+    )
+    assert pub["repository_owner_id"] is None and pub["repository_id"] is None
+    anon = Api(live)
+    anon.ok("POST", EXCHANGE, {"token": issuer.token("pin-org/pin", "n.yml")})
+    pinned = {p["id"]: p for p in owner.ok("GET", "/projects/octo/publishers")}[pub["id"]]
+    assert pinned["repository_owner_id"] == github_id("pin-org")
+    assert pinned["repository_id"] == github_id("pin-org/pin")
+    # The account is deleted and someone else registers the name: new owner id.
+    forbidden(
+        anon.post(
+            EXCHANGE, {"token": issuer.token("pin-org/pin", "n.yml", repository_owner_id="7")}
+        ),
+        "repository_owner_id is '7', not the registered",
+    )
+    # The repository alone re-created: new repository id.
+    forbidden(
+        anon.post(EXCHANGE, {"token": issuer.token("pin-org/pin", "n.yml", repository_id="8")}),
+        "repository_id is '8', not the registered",
+    )
+    forbidden(
+        anon.post(
+            EXCHANGE, {"token": issuer.token("pin-org/pin", "n.yml", repository_owner_id=None)}
+        ),
+        "no repository_owner_id claim",
+    )
+    events = owner.ok("GET", "/audit", project="octo", action="publisher.pin")["events"]
+    pins = [e for e in events if e["target"] == "github:pin-org/pin"]
+    assert {"repository_id", "repository_owner_id"} <= {k for e in pins for k in e["details"]}
+    owner.ok("DELETE", f"/projects/octo/publishers/{pub['id']}")
+
+
+def test_repository_ids_given_at_registration(
+    live: LiveServer, people: Accounts, issuer: Issuer
+) -> None:
+    owner = Api(live, people.token("owner", name="ids"))
+    body = {"repository": "ids-org/ids", "workflow": "n.yml", "repository_owner_id": 4242}
+    refused(
+        owner.post("/projects/octo/publishers", {**body, "repository_owner_id": "42a"}),
+        400,
+        "not a GitHub repository owner id",
+    )
+    pub = owner.ok("POST", "/projects/octo/publishers", body)
+    assert pub["repository_owner_id"] == "4242"
+    forbidden(
+        Api(live).post(EXCHANGE, {"token": issuer.token("ids-org/ids", "n.yml")}),
+        "not the registered '4242'",
+    )
+    made = Api(live).ok(
+        "POST",
+        EXCHANGE,
+        {"token": issuer.token("ids-org/ids", "n.yml", repository_owner_id="4242")},
+    )
+    assert made["projects"] == ["octo"]
+    owner.ok("DELETE", f"/projects/octo/publishers/{pub['id']}")
+
+
+@pytest.mark.parametrize(
+    ("claims", "reason"),
+    [
+        ({"event_name": "pull_request", "ref": "refs/pull/1/merge"}, "'pull_request' events"),
+        ({"event_name": "pull_request_target"}, "'pull_request_target' events"),
+        ({"event_name": "issue_comment", "ref": "refs/pull/1/merge"}, "pull request's ref"),
+    ],
+    ids=["pull_request", "pull_request_target", "pull-ref"],
+)
+def test_events_a_fork_can_start_never_publish(
+    live: LiveServer, issuer: Issuer, publisher: dict, claims: dict, reason: str
+) -> None:
+    forbidden(Api(live).post(EXCHANGE, {"token": issuer.token(**claims)}), reason)
+
+
+def test_a_publisher_can_be_restricted_to_one_ref(
+    live: LiveServer, people: Accounts, issuer: Issuer
+) -> None:
+    owner = Api(live, people.token("owner", name="ref"))
+    body = {"repository": "ref-org/ref", "workflow": "n.yml", "ref": "main"}
+    refused(owner.post("/projects/octo/publishers", body), 400, "refs/heads/BRANCH")
+    pub = owner.ok("POST", "/projects/octo/publishers", {**body, "ref": "refs/heads/main"})
+    feature = "refs/heads/feature"
+    forbidden(
+        Api(live).post(EXCHANGE, {"token": issuer.token("ref-org/ref", "n.yml", ref=feature)}),
+        "ref 'refs/heads/feature', not the registered 'refs/heads/main'",
+    )
+    Api(live).ok("POST", EXCHANGE, {"token": issuer.token("ref-org/ref", "n.yml")})
+    owner.ok("DELETE", f"/projects/octo/publishers/{pub['id']}")
+
+
+def test_oidc_tokens_living_longer_than_github_issues_are_refused(
+    live: LiveServer, issuer: Issuer, publisher: dict
+) -> None:
+    year = 365 * 24 * 3600
+    refused(
+        Api(live).post(EXCHANGE, {"token": issuer.token(lifetime=year)}),
+        401,
+        f"valid for {year} s (exp - iat), more than the 900 s",
+    )
+    Api(live).ok("POST", EXCHANGE, {"token": issuer.token(lifetime=900)})
+
+
+def test_a_registration_on_another_project_changes_nothing_for_the_rightful_workflow(
+    live: LiveServer, people: Accounts, issuer: Issuer, tmp_path: Path
+) -> None:
+    """The squatter registers alice's workflow first, on their own project, then removes it."""
+    people.user("alice")
+    people.user("mallory")
+    people.role("proja", "alice", "admin")
+    people.role("mproj", "mallory", "admin")
+    alice = Api(live, people.token("alice", name="setup"))
+    mallory = Api(live, people.token("mallory", name="setup"))
+    workflow = {"repository": "alice-org/proja", "workflow": "nightly.yml"}
+    squat = mallory.ok("POST", "/projects/mproj/publishers", workflow)
+    mallory.ok(
+        "POST",
+        "/projects/mproj/publishers",
+        {**workflow, "environment": "x", "repository_owner_id": "1"},
+    )
+    alice.ok("POST", "/projects/proja/publishers", workflow)
+
+    minted = Api(live).ok("POST", EXCHANGE, {"token": issuer.token("alice-org/proja")})
+    assert minted["projects"] == ["mproj", "proja"]
+    named = Api(live).ok(
+        "POST", EXCHANGE, {"token": issuer.token("alice-org/proja"), "project": "proja"}
+    )
+    assert named["projects"] == ["proja"]
+    wheel = make_wheel(tmp_path, "proja", "1.0.dev1")
+    assert upload(live, minted["token"], wheel).status_code == 200
+
+    # Removing the squatting registration takes mproj out of the token, not proja.
+    mallory.ok("DELETE", f"/projects/mproj/publishers/{squat['id']}")
+    assert upload(live, minted["token"], make_wheel(tmp_path, "proja", "1.0.dev2")).is_success
+    forbidden(
+        upload(live, minted["token"], make_wheel(tmp_path / "m", "mproj", "1.0")),
+        "may not upload to 'mproj'",
+    )
+    again = Api(live).ok("POST", EXCHANGE, {"token": issuer.token("alice-org/proja")})
+    assert again["projects"] == ["proja"]
+
+
+def test_publisher_patterns_are_ascii_and_whole(issuer: Issuer) -> None:
+    for environment in ("prod\u017f", "pro\nd", "a/b"):
+        with pytest.raises(InvalidRequest):
+            validate_publisher("o/r", "n.yml", environment)
+    for repository in ("o/r\u212a", "o\u0131/r"):
+        with pytest.raises(InvalidRequest):
+            validate_publisher(repository, "n.yml")
+    with pytest.raises(InvalidRequest):
+        validate_publisher("o/r", "n.yml", ref="refs/heads/ma\nin")
+    with pytest.raises(InvalidRequest):
+        validate_publisher("o/r", "n.yml", repository_owner_id="\u0661\u0662")  # Arabic digits
+    spec = validate_publisher("o/prods", "n.yml", "prods")
+    claims = issuer.claims("o/prods", "n.yml", environment="prod\u017f")
+    assert "environment" in (claims_mismatch(claims, spec) or "")
+    claims = issuer.claims("o/prod\u017f", "n.yml", environment="prods")
+    assert "repository" in (claims_mismatch(claims, spec) or "")

@@ -8,7 +8,7 @@ from pathlib import Path
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from nightwheels.core.trusted_publishing import GITHUB_ISSUER, GITHUB_JWKS_URL
+from nightwheels.core.trusted_publishing import GITHUB_ISSUER, GITHUB_JWKS_URL, MAX_OIDC_LIFETIME
 
 GIB = 1024**3
 
@@ -69,6 +69,8 @@ class Settings(BaseSettings):
     oidc_issuer: str = GITHUB_ISSUER
     oidc_audience: str = "nightwheels"
     oidc_jwks_url: str = GITHUB_JWKS_URL
+    # The longest OIDC token accepted (exp - iat, seconds); GitHub's live 5 minutes.
+    oidc_max_token_seconds: int = Field(default=MAX_OIDC_LIFETIME, ge=60, le=6 * 3600)
     # Lifetime of the upload token a CI job gets in exchange for its OIDC token.
     trusted_publishing_token_minutes: int = Field(default=15, ge=1, le=120)
 

@@ -6,6 +6,7 @@ and carry GitHub's claims; the server under test fetches the key set from here.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 import time
@@ -18,6 +19,11 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
 GITHUB_ISSUER = "https://token.actions.githubusercontent.com"
+
+
+def github_id(name: str) -> str:
+    """A stand-in for the numeric id GitHub gives an account or repository."""
+    return str(int(hashlib.sha256(name.lower().encode()).hexdigest()[:12], 16))
 
 
 def new_key() -> rsa.RSAPrivateKey:
@@ -87,6 +93,10 @@ class Issuer:
             "exp": now + lifetime,
             "repository": repository,
             "repository_owner": repository.split("/")[0],
+            # GitHub's numeric ids: stable for a name here (a test of a re-created
+            # repository passes others explicitly).
+            "repository_owner_id": github_id(repository.split("/")[0]),
+            "repository_id": github_id(repository),
             "ref": ref,
             "sha": "0" * 40,
             "run_id": "4242",

@@ -141,6 +141,15 @@ def publisher_add(
     repository: str = typer.Option(..., "--repository", help="GitHub owner/name"),
     workflow: str = typer.Option(..., "--workflow", help="workflow file name, e.g. nightly.yml"),
     environment: str | None = typer.Option(None, "--environment", help="GitHub environment"),
+    ref: str | None = typer.Option(
+        None, "--ref", help="the only ref it may publish from, e.g. refs/heads/main"
+    ),
+    owner_id: str | None = typer.Option(
+        None, "--owner-id", help="GitHub's numeric owner id (default: pinned on first use)"
+    ),
+    repository_id: str | None = typer.Option(
+        None, "--repository-id", help="GitHub's numeric repository id (default: likewise)"
+    ),
     server: str | None = ServerOption,
     as_json: bool = JsonOption,
 ) -> None:
@@ -148,12 +157,20 @@ def publisher_add(
     with client(server) as api:
         pub = api.post(
             f"/projects/{segment(project)}/publishers",
-            {"repository": repository, "workflow": workflow, "environment": environment},
+            {
+                "repository": repository,
+                "workflow": workflow,
+                "environment": environment,
+                "ref": ref,
+                "repository_owner_id": owner_id,
+                "repository_id": repository_id,
+            },
         )
     if as_json:
         print_json(pub)
     else:
         env = f" (environment {pub['environment']})" if pub["environment"] else ""
+        env += f" (ref {pub['ref']})" if pub.get("ref") else ""
         typer.echo(
             f"publisher #{pub['id']}: {pub['repository']} {pub['workflow']}{env} may upload "
             f"to {pub['project']}"
@@ -172,8 +189,18 @@ def publisher_list(
         print_json(rows)
         return
     table(
-        [[f"#{p['id']}", p["repository"], p["workflow"], p["environment"] or "-"] for p in rows],
-        ["ID", "REPOSITORY", "WORKFLOW", "ENVIRONMENT"],
+        [
+            [
+                f"#{p['id']}",
+                p["repository"],
+                p["workflow"],
+                p["environment"] or "-",
+                p.get("ref") or "-",
+                p.get("repository_owner_id") or "(first use)",
+            ]
+            for p in rows
+        ],
+        ["ID", "REPOSITORY", "WORKFLOW", "ENVIRONMENT", "REF", "OWNER ID"],
     )
 
 

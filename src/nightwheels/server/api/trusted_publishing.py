@@ -26,6 +26,9 @@ class PublisherOut(BaseModel):
     repository: str
     workflow: str
     environment: str | None
+    ref: str | None
+    repository_owner_id: str | None
+    repository_id: str | None
     created_at: datetime
 
     @classmethod
@@ -39,6 +42,15 @@ class PublisherCreate(BaseModel):
         min_length=1, max_length=200, description="workflow file name, e.g. nightly.yml"
     )
     environment: str | None = Field(default=None, max_length=255)
+    ref: str | None = Field(
+        default=None, max_length=255, description="the only ref it publishes from: refs/heads/main"
+    )
+    repository_owner_id: str | int | None = Field(
+        default=None, description="GitHub's numeric owner id; else pinned on the first exchange"
+    )
+    repository_id: str | int | None = Field(
+        default=None, description="GitHub's numeric repository id; else pinned likewise"
+    )
 
 
 class ExchangeBody(BaseModel):
@@ -49,18 +61,15 @@ class ExchangeBody(BaseModel):
 
 
 class ExchangeOut(BaseModel):
-    token: str = Field(description="an upload token for the project; expires in minutes")
-    project: str
+    token: str = Field(description="an upload token for the projects; expires in minutes")
+    project: str = Field(description="the first of projects")
+    projects: list[str] = Field(description="every project the token may upload to")
     expires_at: datetime
     publisher: str
 
 
 def _verifier(request: Request) -> OidcVerifier:
-    state = request.app.state
-    verifier = getattr(state, "oidc_verifier", None)
-    if verifier is None:
-        verifier = state.oidc_verifier = OidcVerifier.from_settings(state.services.settings)
-    return verifier
+    return OidcVerifier.shared(request.app.state.services.settings)
 
 
 @router.get("/projects/{name}/publishers")
@@ -83,6 +92,9 @@ def add_publisher(
             repository=body.repository,
             workflow=body.workflow,
             environment=body.environment,
+            ref=body.ref,
+            repository_owner_id=body.repository_owner_id,
+            repository_id=body.repository_id,
             principal=principal,
         )
     )
@@ -117,4 +129,4 @@ def exchange(body: ExchangeBody, request: Request, services: ServicesDep) -> Exc
         )
 
     result = throttled(request, run)
-    return ExchangeOut(**result.__dict__)
+    return ExchangeOut(**(result.__dict__ | {"projects": list(result.projects)}))
