@@ -7,9 +7,10 @@ from pathlib import Path
 
 from rich.console import Console
 
+from nightwheels.core.sizes import format_size
 from nightwheels.upload.client import FileResult, RetryPolicy
 from nightwheels.upload.files import LocalDist
-from nightwheels.upload.progress import PlainReporter, RichReporter, human_size, reporter_for
+from nightwheels.upload.progress import PlainReporter, RichReporter, reporter_for
 
 
 def dist(name: str, size: int = 12_345) -> LocalDist:
@@ -25,10 +26,10 @@ def test_plain_lines_are_numbered() -> None:
     reporter.done(FileResult(dist("b.whl"), "failed", "refused (HTTP 400): [bad] thing"))
     reporter.stop()
     lines = out.getvalue().splitlines()
-    assert lines[0] == "uploading 2 files (24.7 kB)"
+    assert lines[0] == "uploading 2 files (24.1 KiB)"
     assert lines[1] == "retry     a.whl: server error (HTTP 503): busy; attempt 2 in 0.5 s"
-    assert lines[2] == "[1/2] uploaded  a.whl (12.3 kB)"
-    assert lines[3] == "[2/2] failed    b.whl (12.3 kB): refused (HTTP 400): [bad] thing"
+    assert lines[2] == "[1/2] uploaded  a.whl (12.1 KiB)"
+    assert lines[3] == "[2/2] failed    b.whl (12.1 KiB): refused (HTTP 400): [bad] thing"
 
 
 def test_rich_bar_on_a_terminal() -> None:
@@ -41,8 +42,8 @@ def test_rich_bar_on_a_terminal() -> None:
     reporter.done(FileResult(dist("b.whl"), "failed", "refused: [red]not markup[/]"))
     reporter.stop()
     text = out.getvalue()
-    assert "unchanged a.whl (12.3 kB)" in text
-    assert "failed    b.whl (12.3 kB): refused: [red]not markup[/]" in text  # shown as is
+    assert "unchanged a.whl (12.1 KiB)" in text
+    assert "failed    b.whl (12.1 KiB): refused: [red]not markup[/]" in text  # shown as is
     assert "retry     a.whl: network error: [Errno 111] refused; attempt 2 in 0.2 s" in text
     assert "uploading" in text  # the bar was drawn
 
@@ -50,12 +51,8 @@ def test_rich_bar_on_a_terminal() -> None:
 def test_reporter_choice_and_sizes() -> None:
     assert isinstance(reporter_for(ci=True), PlainReporter)
     assert isinstance(reporter_for(ci=False), RichReporter)
-    assert [human_size(n) for n in (999, 1000, 2_500_000, 3 * 10**9)] == [
-        "999 B",
-        "1.0 kB",
-        "2.5 MB",
-        "3.0 GB",
-    ]
+    sizes = (999, 1024, 2_500_000, 2 * 1024**3, 3 * 10**9, None)
+    assert [format_size(n) for n in sizes] == ["999 B", "1 KiB", "2.4 MiB", "2 GiB", "2.8 GiB", "-"]
 
 
 def test_backoff_doubles_with_jitter_and_honours_retry_after() -> None:

@@ -71,7 +71,7 @@ def test_chart_without_uploads() -> None:
 def test_filters() -> None:
     assert filesize(999) == "999 B"
     assert filesize(1536) == "1.5 KiB"
-    assert filesize(5 * 1024**3) == "5.0 GiB"
+    assert filesize(5 * 1024**3) == "5 GiB"
     assert ago(NOW - timedelta(days=3, hours=2), NOW) == "3 days ago"
     assert ago(NOW - timedelta(seconds=20), NOW) == "just now"
     assert http_url("https://github.com/numpy/numpy") == "https://github.com/numpy/numpy"

@@ -11,6 +11,7 @@ import typer
 
 from nightwheels.cli.common import DataOption, settings_for
 from nightwheels.cli.exits import fail, handle_errors
+from nightwheels.core.sizes import format_size
 from nightwheels.errors import InvalidRequest
 
 if TYPE_CHECKING:
@@ -33,17 +34,6 @@ def parse_size(text: str) -> int:
     base = unit[:1]
     factor = 1024 ** "bkmgt".index(base) if "i" in unit else _UNITS[base]
     return int(number * factor)
-
-
-def human(size: int | None) -> str:
-    if size is None:
-        return "-"
-    value = float(size)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if value < 1024 or unit == "TiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    raise AssertionError
 
 
 def _services(data: Path | None) -> Services:
@@ -128,7 +118,7 @@ def prune_command(
         count = len(applied)
         size = sum(d.file.size for name, d in plan.removals if (name, d.file.id) in applied)
         typer.echo(
-            f"{verb} {count} file{'s' if count != 1 else ''} ({human(size)}) "
+            f"{verb} {count} file{'s' if count != 1 else ''} ({format_size(size)}) "
             f"of {sum(p.total for p in plan.projects)} in {len(plan.projects)} projects",
             err=True,
         )
@@ -154,7 +144,7 @@ def gc_command(
     verb = "would" if dry_run else ""
     typer.echo(
         f"{verb + ' ' if verb else ''}purge {result.purged_rows} expired history rows; "
-        f"{verb + ' ' if verb else ''}delete {len(result.deleted)} blobs ({human(result.freed_bytes)}); "
+        f"{verb + ' ' if verb else ''}delete {len(result.deleted)} blobs ({format_size(result.freed_bytes)}); "
         f"{result.recent} unused blobs within the grace period kept"
     )
 
@@ -297,8 +287,8 @@ def usage_command(
     for u in rows:
         share = f"{u.quota_share:.0%}" if u.quota_share is not None else ""
         typer.echo(
-            f"{u.project:30} {u.live_files:>7} {human(u.live_bytes):>11} "
-            f"{human(u.history_bytes):>11} {human(u.quota_bytes):>11}  {share}"
+            f"{u.project:30} {u.live_files:>7} {format_size(u.live_bytes):>11} "
+            f"{format_size(u.history_bytes):>11} {format_size(u.quota_bytes):>11}  {share}"
         )
 
 
@@ -331,7 +321,9 @@ def _show(info: Any) -> None:
     typer.echo(f"keep      {p.keep} newest versions{src(info.keep)}")
     typer.echo(f"days      {p.days}{src(info.days)}; last file of a tag kept {p.tag_days} days")
     typer.echo(f"exempt    {'yes' if info.exempt else 'no'}")
-    typer.echo(f"quota     {human(info.quota_bytes) if info.quota_bytes is not None else 'none'}")
+    typer.echo(
+        f"quota     {format_size(info.quota_bytes) if info.quota_bytes is not None else 'none'}"
+    )
     typer.echo(f"repository {info.repository_url or '-'}")
 
 

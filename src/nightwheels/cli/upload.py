@@ -18,10 +18,11 @@ from typing import TYPE_CHECKING, NoReturn
 from nightwheels.cli.exits import EXIT_ERROR, EXIT_USAGE, echo, fail, handle_errors
 from nightwheels.core.filenames import parse_filename
 from nightwheels.core.names import DEFAULT_LABEL
+from nightwheels.core.sizes import format_size
 from nightwheels.errors import Misconfigured, NightwheelsError, TrustedPublishingFailed
 from nightwheels.upload import credentials as creds
 from nightwheels.upload.client import MAX_BATCH, RetryPolicy
-from nightwheels.upload.progress import human_size, reporter_for
+from nightwheels.upload.progress import reporter_for
 from nightwheels.upload.run import Summary, upload_folder
 
 if TYPE_CHECKING:
@@ -142,7 +143,7 @@ def is_ci() -> bool:
 def _print_summary(summary: Summary, elapsed: float) -> None:
     size = sum(r.dist.size for r in summary.results)
     echo(
-        f"{summary.line()} ({len(summary.results)} files, {human_size(size)}, "
+        f"{summary.line()} ({len(summary.results)} files, {format_size(size)}, "
         f"{elapsed:.1f} s) to {summary.server}"
     )
     github = os.environ.get("GITHUB_ACTIONS") == "true"

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from nightwheels.core.sizes import format_size
 from nightwheels.errors import TooLarge
 from nightwheels.storage.base import disk_error
 
@@ -103,7 +104,9 @@ class StagingFile:
     def write(self, data: bytes) -> None:
         self.size += len(data)
         if self.size > self.max_size:
-            raise TooLarge(f"the file is larger than this index's limit of {_human(self.max_size)}")
+            raise TooLarge(
+                f"the file is larger than this index's limit of {format_size(self.max_size)}"
+            )
         self._sha256.update(data)
         self._md5.update(data)
         self._blake2.update(data)
@@ -152,11 +155,3 @@ def write_bytes_staged(tmp_dir: Path, data: bytes) -> StagedFile:
     except BaseException:
         staging.discard()
         raise
-
-
-def _human(size: int) -> str:
-    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB"):
-        if size < 1024 or unit == "TiB":
-            return f"{size:g} {unit}" if unit == "bytes" else f"{size:.3g} {unit}"
-        size /= 1024  # type: ignore[assignment]
-    raise AssertionError

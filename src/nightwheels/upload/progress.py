@@ -9,6 +9,8 @@ import sys
 import threading
 from typing import TYPE_CHECKING, Protocol, TextIO
 
+from nightwheels.core.sizes import format_size
+
 if TYPE_CHECKING:
     from rich.console import Console
     from rich.progress import TaskID
@@ -17,16 +19,8 @@ if TYPE_CHECKING:
     from nightwheels.upload.files import LocalDist
 
 
-def human_size(size: float) -> str:
-    for unit in ("B", "kB", "MB", "GB"):
-        if size < 1000 or unit == "GB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1000
-    return f"{size:.1f} GB"
-
-
 def describe(result: FileResult) -> str:
-    line = f"{result.outcome:<9} {result.dist.filename} ({human_size(result.dist.size)})"
+    line = f"{result.outcome:<9} {result.dist.filename} ({format_size(result.dist.size)})"
     if result.reason:
         line += f": {result.reason}"
     return line
@@ -54,7 +48,7 @@ class PlainReporter:
 
     def start(self, files: int, size: int) -> None:
         self.total = files
-        self._print(f"uploading {files} file{'s' if files != 1 else ''} ({human_size(size)})")
+        self._print(f"uploading {files} file{'s' if files != 1 else ''} ({format_size(size)})")
 
     def retrying(self, dist: LocalDist, attempt: int, reason: str, wait: float) -> None:
         self._print(f"retry     {dist.filename}: {reason}; attempt {attempt + 1} in {wait:.1f} s")

@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
 from nightwheels import __version__
+from nightwheels.core.sizes import format_size
 
 WEB = Path(__file__).parent
 STATIC = WEB / "static"
@@ -32,14 +33,7 @@ STATIC_VERSION = _static_version()
 
 
 def filesize(n: int | None) -> str:
-    if n is None:
-        return ""
-    size = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if size < 1024 or unit == "GiB":
-            return f"{int(size)} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    raise AssertionError("unreachable")
+    return format_size(n, missing="")
 
 
 def when(value: datetime | None) -> str:
