@@ -25,7 +25,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
 # tokens act for their user on the management API and are never created by default;
 # ``report`` tokens let a downstream project's CI post its results against nightlies
 # (scoped to the downstream project names, which need not be projects on the index).
-TOKEN_PERMISSIONS = frozenset({"upload", "manage", "report"})
+TOKEN_PERMISSIONS = frozenset(p.value for p in Permission)
 
 
 def role_allows(role: Role | str | None, permission: Permission) -> bool:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Path
 from pydantic import BaseModel, Field
 
+from nightwheels.core.permissions import Role
 from nightwheels.server.api.deps import ManagePrincipalDep, ServicesDep
 from nightwheels.services import members
 from nightwheels.services.accounts import get_project
@@ -22,7 +23,7 @@ UserPath = Annotated[str, Path(min_length=1, max_length=100)]
 class MemberOut(BaseModel):
     user: str
     organisation: str | None
-    role: Literal["admin", "uploader"]
+    role: Role
     since: datetime
 
 
@@ -43,7 +44,7 @@ class MembershipOut(BaseModel):
 
 
 class RoleBody(BaseModel):
-    role: Literal["admin", "uploader"] = "uploader"
+    role: Role = Role.UPLOADER
 
 
 class TransferBody(BaseModel):

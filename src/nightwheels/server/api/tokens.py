@@ -9,6 +9,7 @@ from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
+from nightwheels.core.permissions import Permission
 from nightwheels.db.models import utcnow
 from nightwheels.server.api.deps import ManagePrincipalDep, ServicesDep
 from nightwheels.services import tokens
@@ -77,7 +78,7 @@ class TokenSecret(BaseModel):
 class TokenCreate(BaseModel):
     name: str = Field(default="upload", min_length=1, max_length=100)
     projects: list[ProjectName] = Field(default_factory=list, max_length=100)
-    permission: Literal["upload", "manage", "report"] = "upload"
+    permission: Permission = Permission.UPLOAD
     expires_in_days: float | None = Field(default=None, gt=0, le=3650)
 
 
@@ -104,7 +105,7 @@ def create_token(
             principal,
             name=body.name,
             projects=body.projects or None,
-            permissions=[body.permission],
+            permissions=[body.permission.value],
             expires_at=expires_at,
         )
 
