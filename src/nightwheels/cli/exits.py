@@ -17,8 +17,10 @@ if TYPE_CHECKING:
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-EXIT_ERROR = 1
-EXIT_USAGE = 2
+EXIT_OK = 0
+EXIT_ERROR = 1  # the command failed (``nightwheels test``: the tests failed)
+EXIT_USAGE = 2  # bad arguments or settings
+EXIT_INSTALL = 3  # ``nightwheels test``: the nightlies could not be installed
 
 
 def echo(message: str, *, err: bool = False) -> None:

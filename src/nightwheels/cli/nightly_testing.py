@@ -8,14 +8,8 @@ from pathlib import Path
 
 import typer
 
+from nightwheels.cli.exits import EXIT_ERROR, EXIT_INSTALL, EXIT_USAGE, fail
 from nightwheels.errors import InstallFailed, NightwheelsError, ProjectConfigError
-
-EXIT_PASS, EXIT_FAIL, EXIT_USAGE, EXIT_INSTALL = 0, 1, 2, 3
-
-
-def _die(message: str, code: int) -> None:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(code)
 
 
 def _split_positionals(args: list[str]) -> tuple[Path, list[str]]:
@@ -130,11 +124,11 @@ def register(app: typer.Typer) -> None:
             tester = NightlyTester(options, log=lambda line: typer.echo(line, err=True))
             report = tester.run()
         except InstallFailed as exc:
-            _die(exc.message, EXIT_INSTALL)
+            fail(exc.message, EXIT_INSTALL)
         except NightwheelsError as exc:
-            _die(exc.message, EXIT_USAGE)
+            fail(exc.message, EXIT_USAGE)
         except OSError as exc:
-            _die(f"{exc.strerror or exc}: {exc.filename}" if exc.filename else str(exc), 2)
+            fail(f"{exc.strerror or exc}: {exc.filename}" if exc.filename else str(exc), 2)
         for line in summary_lines(report):
             typer.echo(line)
         if save is not None:
@@ -179,7 +173,7 @@ def register(app: typer.Typer) -> None:
         from nightwheels.trackers.github_issues import GitHubIssues
 
         if not (github or markdown_file or server):
-            _die("nothing to do: give --github, --markdown and/or --server", EXIT_USAGE)
+            fail("nothing to do: give --github, --markdown and/or --server", EXIT_USAGE)
         try:
             report = load_report(report_file)
             if markdown_file is not None:
@@ -214,8 +208,8 @@ def register(app: typer.Typer) -> None:
                     )
                 )
         except ProjectConfigError as exc:
-            _die(exc.message, EXIT_USAGE)
+            fail(exc.message, EXIT_USAGE)
         except NightwheelsError as exc:
-            _die(exc.message, EXIT_FAIL)
+            fail(exc.message, EXIT_ERROR)
         except OSError as exc:
-            _die(f"{exc.strerror or exc}: {exc.filename}" if exc.filename else str(exc), 2)
+            fail(f"{exc.strerror or exc}: {exc.filename}" if exc.filename else str(exc), 2)
