@@ -31,6 +31,7 @@ from nightwheels.errors import (
     TooLarge,
     Unauthenticated,
 )
+from nightwheels.server.auth import client_address
 from nightwheels.services import web_sessions
 from nightwheels.services.auth import Principal
 from nightwheels.services.context import Services
@@ -72,10 +73,6 @@ def set_cookie(
 
 def clear_cookie(response: Response, request: Request, base: str) -> None:
     set_cookie(response, request, base, "", max_age=0)
-
-
-def client_address(request: Request) -> str | None:
-    return request.client.host if request.client else None
 
 
 async def load_user(request: Request) -> SessionUser | None:
