@@ -123,7 +123,12 @@ def _unlist(services: Services, actor: Actor, rows: list[_Row], why: str) -> Non
             by_project.setdefault(r.project_id, []).append(r)
     for project_id, affected in by_project.items():
 
-        def run(session: Session, project_id: int = project_id, affected: list[_Row] = affected):
+        def run(
+            session: Session,
+            changes: serials.Changes,
+            project_id: int = project_id,
+            affected: list[_Row] = affected,
+        ) -> None:
             session.execute(
                 update(File)
                 .where(File.id.in_([r.id for r in affected]), LIVE)
@@ -136,10 +141,9 @@ def _unlist(services: Services, actor: Actor, rows: list[_Row], why: str) -> Non
                 audit.record(
                     session, actor, "file.lost", project=r.project, target=r.filename, reason=why
                 )
-            return project.name, serials.bump(session, project)
+            changes.bump(project)
 
-        name, serial = services.db.run_write(run)
-        services.changed(name, serial)
+        serials.write(services, run)
 
 
 def _restore_metadata(services: Services, row: _Row) -> str | None:

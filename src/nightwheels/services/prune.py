@@ -126,10 +126,10 @@ def _apply_project(
     force: bool,
     cache: ParseCache,
 ) -> tuple[list[Decision], int]:
-    def run(session: Session) -> tuple[list[Decision], int, int | None]:
+    def run(session: Session, changes: serials.Changes) -> tuple[list[Decision], int]:
         project = project_by_name(session, name, for_update=True)
         if project is None:
-            return [], len(planned), None
+            return [], len(planned)
         rows = session.execute(select(*_FILE_COLUMNS).where(File.project_id == project.id, LIVE))
         fresh = plan_project(
             ProjectInput(
@@ -148,7 +148,7 @@ def _apply_project(
         )
         removals = [d for d in fresh.removals if d.file.id in planned]
         if not removals:
-            return [], len(planned), None
+            return [], len(planned)
         removed_at = utcnow()
         session.execute(
             update(File)
@@ -165,13 +165,10 @@ def _apply_project(
             count=len(removals),
             files=[[d.file.filename, d.file.label, d.reason] for d in removals],
         )
-        serial = serials.bump(session, project)
-        return removals, len(planned) - len(removals), serial
+        changes.bump(project)
+        return removals, len(planned) - len(removals)
 
-    removals, skipped, serial = services.db.run_write(run)
-    if serial is not None:
-        services.changed(name, serial)
-    return removals, skipped
+    return serials.write(services, run)
 
 
 def apply_plan(services: Services, actor: Actor, plan: Plan, *, force: bool = False) -> PruneResult:

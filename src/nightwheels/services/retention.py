@@ -134,7 +134,7 @@ def set_retention(
     ):
         raise InvalidRequest("the repository must be an http(s) URL")
 
-    def run(session: Session) -> tuple[ProjectRetention, int | None]:
+    def run(session: Session, changes: serials.Changes) -> ProjectRetention:
         project = _project(session, name)
         before = {field: getattr(project, field) for field in checked}
         for field, value in checked.items():
@@ -145,7 +145,6 @@ def set_retention(
             before["repository_url"] = project.repository_url
             project.repository_url = repository_url or None
         after = {field: getattr(project, field) for field in before}
-        serial = None
         if after != before:
             audit.record(
                 session,
@@ -155,13 +154,10 @@ def set_retention(
                 before=before,
                 after=after,
             )
-            serial = serials.bump(session, project)
-        return _describe(services.settings, project), serial
+            changes.bump(project)
+        return _describe(services.settings, project)
 
-    described, serial = services.db.run_write(run)
-    if serial is not None:
-        services.changed(described.project, serial)
-    return described
+    return serials.write(services, run)
 
 
 def set_pinned(
@@ -177,7 +173,7 @@ def set_pinned(
     if not version and not filename:
         raise InvalidRequest("name a version or a file to pin")
 
-    def run(session: Session) -> tuple[str, list[str], int | None]:
+    def run(session: Session, changes: serials.Changes) -> list[str]:
         project = _project(session, name)
         query = select(File).where(File.project_id == project.id, LIVE)
         if version:
@@ -198,13 +194,11 @@ def set_pinned(
                 target=f.filename,
                 label=f.label,
             )
-        serial = serials.bump(session, project) if changed else None
-        return project.name, sorted({f.filename for f in files}), serial
+        if changed:
+            changes.bump(project)
+        return sorted({f.filename for f in files})
 
-    project_name, names, serial = services.db.run_write(run)
-    if serial is not None:
-        services.changed(project_name, serial)
-    return names
+    return serials.write(services, run)
 
 
 def usage(session: Session, name: str | None = None) -> list[Usage]:

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeVar
+
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from nightwheels.db.models import IndexState, Project
+
+if TYPE_CHECKING:
+    from nightwheels.services.context import Services
+
+T = TypeVar("T")
 
 _state = IndexState.__table__
 _NEXT_SERIAL = (
@@ -44,3 +52,36 @@ def current(session: Session) -> int:
 def changed_since(session: Session, serial: int) -> list[tuple[str, int]]:
     rows = session.execute(select(Project.name, Project.serial).where(Project.serial > serial))
     return [(name, s) for name, s in rows]
+
+
+class Changes:
+    """The projects one write transaction changed, with the serial each was given."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.serials: dict[str, int] = {}
+
+    def bump(self, project: Project) -> int:
+        """``bump`` the project's serial in this transaction; it is announced after the commit."""
+        serial = bump(self.session, project)
+        self.serials[project.name] = serial
+        return serial
+
+
+def write(services: Services, fn: Callable[[Session, Changes], T]) -> T:
+    """One unit of work: run ``fn`` in a write transaction, then announce what it changed.
+
+    ``fn`` bumps each project it changes through ``changes.bump``. The announcement
+    (``Services.changed``: in-process page caches) comes only after the commit, and only for
+    the attempt that committed (``run_write`` may retry ``fn`` on a busy database).
+    """
+    attempt: list[Changes] = []
+
+    def run(session: Session) -> T:
+        attempt[:] = [Changes(session)]
+        return fn(session, attempt[0])
+
+    result = services.db.run_write(run)
+    for name, serial in attempt[0].serials.items():
+        services.changed(name, serial)
+    return result

@@ -36,7 +36,7 @@ def set_yanked(
     """Yank (or un-yank) every live file of a version, or one file; return their names."""
     name = normalize_name(project_name)
 
-    def run(session: Session) -> tuple[list[str], int | None]:
+    def run(session: Session, changes: serials.Changes) -> list[str]:
         project = project_by_name(session, name)
         if project is None:
             raise NotFound(f"no project named {name!r}")
@@ -62,10 +62,8 @@ def set_yanked(
                 target=f.filename,
                 reason=reason,
             )
-        serial = serials.bump(session, project) if changed else None
-        return sorted({f.filename for f in files}), serial
+        if changed:
+            changes.bump(project)
+        return sorted({f.filename for f in files})
 
-    names, serial = services.db.run_write(run)
-    if serial is not None:
-        services.changed(name, serial)
-    return names
+    return serials.write(services, run)
