@@ -422,3 +422,25 @@ def test_slow_headers_get_a_408(tmp_path: Path) -> None:
         assert response.status_code == 200, response.text
     finally:
         server.stop()
+
+
+def test_a_wheel_listing_millions_of_members_is_refused_from_its_end_record(
+    hostile, wheel: Path
+) -> None:
+    """The end record claims 3,000,004 members: refused before the directory is parsed
+    (tests/test_wheelzip.py proves the bound on a real 171 MB directory)."""
+    server, token, _ = hostile
+    archive = wheel.read_bytes()
+    eocd = archive.rfind(b"PK\x05\x06")
+    (_, _, _, _, count, cd_size, cd_offset, _) = struct.unpack_from("<4s4H2LH", archive, eocd)
+    entries = count + 3_000_000
+    forged = (
+        archive[:eocd]
+        + struct.pack("<4sQ2H2L4Q", b"PK\x06\x06", 44, 45, 45, 0, 0, entries, entries,
+                      cd_size + 57 * 3_000_000, cd_offset)
+        + struct.pack("<4sLQL", b"PK\x06\x07", 0, eocd, 1)
+        + struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, 0xFFFF, 0xFFFF, 0xFFFFFFFF, 0xFFFFFFFF, 0)
+    )  # fmt: skip
+    response = post_raw(server, token, upload_body(forged))
+    assert_refused(hostile, response)
+    assert "lists 3000004 members; the limit is 200000" in response.text

@@ -7,7 +7,6 @@ metadata member is read with a hard cap whatever its header declares (zip bombs)
 from __future__ import annotations
 
 import tarfile
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
@@ -17,6 +16,7 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
+from nightwheels.core import wheelzip
 from nightwheels.core.filenames import DistFilename
 from nightwheels.errors import InvalidDistribution, InvalidMetadata
 
@@ -24,7 +24,7 @@ SUPPORTED_METADATA_VERSIONS = frozenset(
     {"1.0", "1.1", "1.2", "2.0", "2.1", "2.2", "2.3", "2.4", "2.5"}
 )
 MAX_METADATA_SIZE = 4 * 1024 * 1024
-MAX_MEMBERS = 200_000
+MAX_MEMBERS = wheelzip.MAX_MEMBERS
 
 
 @dataclass(frozen=True)
@@ -53,40 +53,33 @@ def _read_capped(stream, what: str) -> bytes:  # type: ignore[no-untyped-def]
     return data
 
 
+def _is_metadata(name: str) -> bool:
+    if not name.endswith("/METADATA"):
+        return False
+    parts = name.split("/")
+    return len(parts) == 2 and parts[0].endswith(".dist-info") and parts[1] == "METADATA"
+
+
 def read_wheel_metadata(path: Path | BinaryIO) -> bytes:
+    """The METADATA member, after the archive's framing is checked (see core/wheelzip.py)."""
+    fp, size, owned = wheelzip.open_size(path)
     try:
-        with zipfile.ZipFile(path) as archive:
-            infos = archive.infolist()
-            if len(infos) > MAX_MEMBERS:
-                raise InvalidDistribution(f"wheel has more than {MAX_MEMBERS} members")
-            candidates = []
-            for info in infos:
-                _check_member_name(info.filename)
-                parts = info.filename.split("/")
-                if len(parts) == 2 and parts[0].endswith(".dist-info") and parts[1] == "METADATA":
-                    candidates.append(info)
-            if not candidates:
-                raise InvalidDistribution("wheel has no .dist-info/METADATA file")
-            if len(candidates) > 1:
-                raise InvalidDistribution("wheel has more than one .dist-info/METADATA file")
-            info = candidates[0]
-            if info.file_size > MAX_METADATA_SIZE:
-                raise InvalidDistribution(
-                    f"METADATA is larger than {MAX_METADATA_SIZE // 1024 // 1024} MiB"
-                )
-            with archive.open(info) as stream:
-                data = _read_capped(stream, "METADATA")
-            if len(data) != info.file_size:
-                # A forged size: installers that trust the directory would fail on it.
-                raise InvalidDistribution(
-                    f"corrupt wheel archive: METADATA declares {info.file_size} bytes "
-                    f"but holds {len(data)}"
-                )
-            return data
-    except zipfile.BadZipFile as exc:
-        raise InvalidDistribution(f"not a valid zip archive: {exc}") from None
-    except (zipfile.LargeZipFile, NotImplementedError, EOFError, OSError) as exc:
+        candidates, directory_offset = wheelzip.scan(fp, size, _is_metadata)
+        if not candidates:
+            raise InvalidDistribution("wheel has no .dist-info/METADATA file")
+        if len(candidates) > 1:
+            raise InvalidDistribution("wheel has more than one .dist-info/METADATA file")
+        (member,) = candidates
+        if member.file_size > MAX_METADATA_SIZE:
+            raise InvalidDistribution(
+                f"METADATA is larger than {MAX_METADATA_SIZE // 1024 // 1024} MiB"
+            )
+        return wheelzip.read_member(fp, member, MAX_METADATA_SIZE, directory_offset)
+    except OSError as exc:
         raise InvalidDistribution(f"corrupt wheel archive: {exc}") from None
+    finally:
+        if owned:
+            fp.close()
 
 
 def read_sdist_metadata(path: Path | BinaryIO) -> bytes:
