@@ -81,6 +81,12 @@ class Unauthenticated(NightwheelsError):
     status = 401
 
 
+class OidcTokenReused(Unauthenticated):
+    """An OIDC token that was already exchanged (trusted publishing): request a new one."""
+
+    code = "oidc-token-reused"
+
+
 class Forbidden(NightwheelsError):
     code = "forbidden"
     status = 403

@@ -14,7 +14,7 @@ from starlette.routing import BaseRoute, Mount, Route
 
 from nightwheels.config import Settings
 from nightwheels.errors import NightwheelsError
-from nightwheels.server import asof, client, files, health, simple, upload
+from nightwheels.server import asof, client, files, health, oidc, simple, upload
 from nightwheels.server.api import create_api
 from nightwheels.server.errors import handle_nightwheels_error, handle_unexpected
 from nightwheels.server.memory import MemoryTrimmer
@@ -78,6 +78,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         *upload.routes,
         *health.routes,
         *client.routes,
+        *oidc.routes,
         Mount("/api/v1", app=api),
         *_web_routes(),
     ]

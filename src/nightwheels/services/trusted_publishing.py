@@ -42,11 +42,19 @@ from nightwheels.core.trusted_publishing import (
     validate_publisher,
 )
 from nightwheels.db.models import Project, Token, TrustedPublisher, utcnow
-from nightwheels.errors import Conflict, Forbidden, NotFound, Unauthenticated, Unavailable
+from nightwheels.errors import (
+    Conflict,
+    Forbidden,
+    NotFound,
+    OidcTokenReused,
+    Unauthenticated,
+    Unavailable,
+)
 from nightwheels.services import audit
 from nightwheels.services.accounts import get_project
 from nightwheels.services.audit import Actor
 from nightwheels.services.auth import Principal, require_project_admin
+from nightwheels.services.context import Services
 
 ALGORITHMS = ["RS256"]
 LEEWAY = 30  # seconds of clock skew tolerated on exp / nbf / iat
@@ -499,7 +507,7 @@ def exchange(
     _purge_expired(session)
     jti = str(claims["jti"])[:200]
     if session.execute(select(Token.id).where(Token.jti == jti)).first() is not None:
-        raise Unauthenticated("this OIDC token was already exchanged: request a new one")
+        raise OidcTokenReused("this OIDC token was already exchanged: request a new one")
     _pin(session, actor, matches, claims)
     new = generate_token()
     expires_at = utcnow() + lifetime
@@ -520,7 +528,7 @@ def exchange(
         with session.begin_nested():
             session.add(row)
     except IntegrityError:
-        raise Unauthenticated("this OIDC token was already exchanged: request a new one") from None
+        raise OidcTokenReused("this OIDC token was already exchanged: request a new one") from None
     for proj_name in projects:
         audit.record(
             session,
@@ -539,3 +547,17 @@ def exchange(
             expires_at=expires_at.isoformat(),
         )
     return ExchangedToken(new.secret, projects[0], expires_at, actor.name or "", projects)
+
+
+def mint(
+    services: Services, oidc_token: str, *, project: str | None = None, source: str | None = None
+) -> ExchangedToken:
+    """:func:`exchange` with this server's verifier and token lifetime: what every edge calls
+    (``/api/v1/trusted-publishing/exchange`` and PyPI's ``/_/oidc/mint-token``)."""
+    verifier = OidcVerifier.shared(services.settings)
+    lifetime = timedelta(minutes=services.settings.trusted_publishing_token_minutes)
+    return services.db.run_write(
+        lambda s: exchange(
+            s, verifier, oidc_token, lifetime=lifetime, project=project, source=source
+        )
+    )

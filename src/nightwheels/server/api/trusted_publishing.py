@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Request
@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 from nightwheels.server.api.deps import ManagePrincipalDep, ServicesDep, throttled
 from nightwheels.server.auth import client_address
 from nightwheels.services import trusted_publishing as tp
-from nightwheels.services.trusted_publishing import MAX_OIDC_TOKEN, OidcVerifier, PublisherInfo
+from nightwheels.services.trusted_publishing import MAX_OIDC_TOKEN, PublisherInfo
 
 router = APIRouter(tags=["trusted publishing"])
 
@@ -68,10 +68,6 @@ class ExchangeOut(BaseModel):
     publisher: str
 
 
-def _verifier(request: Request) -> OidcVerifier:
-    return OidcVerifier.shared(request.app.state.services.settings)
-
-
 @router.get("/projects/{name}/publishers")
 def list_publishers(
     name: ProjectPath, principal: ManagePrincipalDep, services: ServicesDep
@@ -117,16 +113,8 @@ def remove_publisher(
 @router.post("/trusted-publishing/exchange")
 def exchange(body: ExchangeBody, request: Request, services: ServicesDep) -> ExchangeOut:
     """Trade a GitHub Actions OIDC token for a short-lived upload token (no other credential)."""
-    verifier = _verifier(request)
-    lifetime = timedelta(minutes=services.settings.trusted_publishing_token_minutes)
     source = client_address(request)
-
-    def run() -> tp.ExchangedToken:
-        return services.db.run_write(
-            lambda s: tp.exchange(
-                s, verifier, body.token, lifetime=lifetime, project=body.project, source=source
-            )
-        )
-
-    result = throttled(request, run)
+    result = throttled(
+        request, lambda: tp.mint(services, body.token, project=body.project, source=source)
+    )
     return ExchangeOut(**(result.__dict__ | {"projects": list(result.projects)}))
