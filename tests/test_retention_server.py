@@ -14,6 +14,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from nightwheels.config import Settings
+from nightwheels.db.engine import Database
+from nightwheels.services import stats
 from tests.support import clients
 from tests.support.server import LiveServer, wait_for
 from tests.support.uploads import post_wheel
@@ -52,6 +55,12 @@ def backdate(server: LiveServer, days: float, *, filename_like: str = "%") -> No
                 "UPDATE files SET uploaded_at = ? WHERE id = ?",
                 (moment.strftime("%Y-%m-%d %H:%M:%S.%f"), file_id),
             )
+    db = Database(Settings(data=server.data).database)
+    try:
+        with db.write() as session:
+            stats.refresh_all(session)  # rows edited by hand
+    finally:
+        db.dispose()
 
 
 @pytest.fixture(scope="module")

@@ -12,6 +12,7 @@ from sqlalchemy import select, update
 from nightwheels.config import Settings
 from nightwheels.db.engine import Database
 from nightwheels.db.models import File, Project
+from nightwheels.services import stats
 from tests.support.server import LiveServer
 from tests.support.wheels import make_wheel
 
@@ -61,5 +62,6 @@ def backdate(server: LiveServer, project: str, days: float, version: str | None 
             if version is not None:
                 stmt = stmt.where(File.version == version)
             session.execute(stmt.values(uploaded_at=datetime.now(UTC) - timedelta(days=days)))
+            stats.refresh_project(session, project_id)  # rows edited by hand
     finally:
         db.dispose()

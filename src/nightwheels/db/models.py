@@ -82,9 +82,30 @@ class Project(Base):
     retention_days: Mapped[int | None] = mapped_column(Integer)
     retention_exempt: Mapped[bool] = mapped_column(Boolean, default=False)
     quota_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    # Aggregates of the project's file rows, kept current with every serial bump
+    # (services/stats.py): pages that summarise the whole index read these, not the files.
+    live_files: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    live_bytes: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    live_versions: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    history_files: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    history_bytes: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    last_upload_at: Mapped[datetime | None] = mapped_column()  # any row, removed ones too
+    last_live_upload_at: Mapped[datetime | None] = mapped_column()
 
     files: Mapped[list[File]] = relationship(back_populates="project")
     roles: Mapped[list[ProjectRole]] = relationship(back_populates="project")
+
+
+class UploadDay(Base):
+    """Files uploaded per UTC day (``YYYY-MM-DD``), counted as they are recorded.
+
+    The freshness chart reads 60 of these rows instead of every upload of 60 days.
+    """
+
+    __tablename__ = "upload_days"
+
+    day: Mapped[str] = mapped_column(String(10), primary_key=True)
+    files: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
 class File(Base):
@@ -348,3 +369,5 @@ Index("ix_files_removed_at", File.removed_at)
 
 # The serial poll asks which projects changed since a serial (services/serials.py).
 Index("ix_projects_serial", Project.serial)
+# The freshness dashboard pages through projects by their last live upload.
+Index("ix_projects_last_live_upload", Project.last_live_upload_at, Project.name)

@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import time
 
-from sqlalchemy import func, select
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from nightwheels import __version__
-from nightwheels.db.models import File, Project
-from nightwheels.db.queries import LIVE
-from nightwheels.services import serials
+from nightwheels.services import serials, stats
 from nightwheels.services.context import Services
 
 STARTED = time.time()
@@ -35,11 +32,8 @@ async def metrics(request: Request) -> Response:
 
     def collect() -> tuple[int, int, int]:
         with services.db.read() as session:
-            projects = session.execute(select(func.count(Project.id))).scalar_one()
-            files, size = session.execute(
-                select(func.count(File.id), func.coalesce(func.sum(File.size), 0)).where(LIVE)
-            ).one()
-            return projects, files, size
+            counts = stats.totals(session)  # per-project aggregates: no file rows read
+            return counts.projects, counts.files, counts.bytes
 
     projects, files, size = await run_in_threadpool(collect)
     pages = request.app.state.pages

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
-from sqlalchemy import func, select
+from sqlalchemy import func, null, select
 from sqlalchemy.orm import Session
 
 from nightwheels.config import Settings
@@ -20,7 +20,7 @@ from nightwheels.core.names import normalize_name
 from nightwheels.core.tags import TagDescription, describe_filename
 from nightwheels.db.models import File, Project, ProjectRole, User
 from nightwheels.db.queries import LIVE, project_by_name
-from nightwheels.services import compat, members
+from nightwheels.services import compat, members, stats
 from nightwheels.services.listing import file_path
 
 RECENT_UPLOADS = 15
@@ -72,10 +72,7 @@ class HomeView:
 
 
 def home(session: Session) -> HomeView:
-    projects = session.execute(select(func.count(Project.id))).scalar_one()
-    files, size = session.execute(
-        select(func.count(File.id), func.coalesce(func.sum(File.size), 0)).where(LIVE)
-    ).one()
+    counts = stats.totals(session)
     rows = session.execute(
         select(
             Project.name,
@@ -87,14 +84,19 @@ def home(session: Session) -> HomeView:
             File.size,
         )
         .join(Project, Project.id == File.project_id)
-        .where(LIVE)
+        # Newest first along the upload-time index, stopping after 15 live rows. The
+        # condition is an expression so that no index serves it: SQLite otherwise picks the
+        # removed_at index and sorts every live file.
+        .where(func.coalesce(File.removed_at, null()).is_(None))
         .order_by(File.uploaded_at.desc(), File.id.desc())
         .limit(RECENT_UPLOADS)
     ).all()
     recent = [
         RecentUpload(n, d, v, f, lbl, t, s, describe_filename(f)) for n, d, v, f, lbl, t, s in rows
     ]
-    return HomeView(projects=projects, files=files, total_size=size, recent=recent)
+    return HomeView(
+        projects=counts.projects, files=counts.files, total_size=counts.bytes, recent=recent
+    )
 
 
 @dataclass(frozen=True)
@@ -112,10 +114,8 @@ def search(session: Session, query: str, limit: int = SEARCH_LIMIT) -> list[Proj
         return []
     needle = canonicalize_name(text)  # the PEP 503 form, without refusing partial names
     rows = session.execute(
-        select(Project.name, Project.display_name, func.count(File.id), func.max(File.uploaded_at))
-        .outerjoin(File, (File.project_id == Project.id) & LIVE)
+        select(Project.name, Project.display_name, Project.live_files, Project.last_live_upload_at)
         .where(Project.name.contains(needle, autoescape=True))
-        .group_by(Project.id)
         .order_by(Project.name)
         .limit(limit * 4)
     ).all()
@@ -278,57 +278,90 @@ class DashboardRow:
     freshness: Freshness
 
 
+DASHBOARD_PAGE = 100
+
+
 @dataclass(frozen=True)
 class DashboardView:
-    rows: list[DashboardRow]
+    rows: list[DashboardRow]  # one page of projects, oldest last upload first
     uploads_per_day: list[tuple[date, int]]  # oldest first, CHART_DAYS entries
     policy: FreshnessPolicy
+    stale: int  # stale projects in the whole index
+    projects: int  # projects in the whole index
+    page: int = 1  # 1-based
+    per_page: int = DASHBOARD_PAGE
 
     @property
-    def stale(self) -> int:
-        return sum(1 for r in self.rows if r.freshness.stale)
+    def pages(self) -> int:
+        return max(1, -(-self.projects // self.per_page))
 
 
 def uploads_per_day(
     session: Session, now: datetime, days: int = CHART_DAYS
 ) -> list[tuple[date, int]]:
     """Files uploaded per UTC day over the last ``days`` days, including since-replaced ones."""
-    today = now.date()
-    first = today - timedelta(days=days - 1)
-    start = datetime(first.year, first.month, first.day, tzinfo=now.tzinfo)
-    counts: dict[date, int] = defaultdict(int)
-    for (at,) in session.execute(select(File.uploaded_at).where(File.uploaded_at >= start)):
-        counts[at.date()] += 1
-    return [
-        (first + timedelta(days=i), counts.get(first + timedelta(days=i), 0)) for i in range(days)
-    ]
+    return stats.uploads_per_day(
+        session, now.astimezone(UTC).date() - timedelta(days=days - 1), days
+    )
 
 
-def dashboard(session: Session, settings: Settings, now: datetime) -> DashboardView:
-    """Every project, oldest last upload first (never-uploaded ones at the top)."""
-    rows = session.execute(
-        select(
-            Project,
-            func.max(File.uploaded_at),
-            func.count(File.id),
-            func.count(func.distinct(File.version)),
+def _stale_count(session: Session, settings: Settings, now: datetime) -> int:
+    """Projects stale now: only those not uploaded to for the shortest threshold are read."""
+    base = freshness_policy(settings)
+    overrides = session.execute(
+        select(func.min(Project.retention_days)).where(Project.retention_days.is_not(None))
+    ).scalar()
+    shortest = min(base.warn_days, base.final_days, base.days, overrides or base.days)
+    candidates = session.execute(
+        select(Project).where(
+            Project.last_live_upload_at <= now - timedelta(days=max(0, shortest)),
+            Project.retention_exempt.is_(False),
         )
-        .outerjoin(File, (File.project_id == Project.id) & LIVE)
-        .group_by(Project.id)
-    ).all()
+    ).scalars()
+    return sum(
+        1
+        for p in candidates
+        if assess(p.last_live_upload_at, now, freshness_policy(settings, p)).stale
+    )
+
+
+def dashboard(
+    session: Session,
+    settings: Settings,
+    now: datetime,
+    page: int = 1,
+    per_page: int = DASHBOARD_PAGE,
+) -> DashboardView:
+    """Projects by last live upload, oldest first (never-uploaded ones at the top), a page
+    at a time: its cost follows the page, not the size of the index."""
+    projects = stats.totals(session).projects
+    pages = max(1, -(-projects // per_page))
+    page = min(max(1, page), pages)
+    rows = session.execute(
+        select(Project)
+        .order_by(Project.last_live_upload_at.asc().nulls_first(), Project.name)
+        .offset((page - 1) * per_page)
+        .limit(per_page)
+    ).scalars()
     result = [
         DashboardRow(
             name=p.name,
             display_name=p.display_name,
-            versions=versions,
-            files=files,
-            freshness=assess(last, now, freshness_policy(settings, p)),
+            versions=p.live_versions,
+            files=p.live_files,
+            freshness=assess(p.last_live_upload_at, now, freshness_policy(settings, p)),
         )
-        for p, last, files, versions in rows
+        for p in rows
     ]
-    epoch = datetime.min.replace(tzinfo=now.tzinfo)
-    result.sort(key=lambda r: (r.freshness.last_upload or epoch, r.name))
-    return DashboardView(result, uploads_per_day(session, now), freshness_policy(settings))
+    return DashboardView(
+        result,
+        uploads_per_day(session, now),
+        freshness_policy(settings),
+        stale=_stale_count(session, settings, now),
+        projects=projects,
+        page=page,
+        per_page=per_page,
+    )
 
 
 # -- a signed-in user's projects ----------------------------------------------------------
@@ -348,16 +381,45 @@ def user_projects(
 ) -> list[UserProject]:
     """The projects a user has a role on, by name."""
     rows = session.execute(
-        select(Project, ProjectRole.role, func.max(File.uploaded_at), func.count(File.id))
+        select(Project, ProjectRole.role)
         .join(ProjectRole, ProjectRole.project_id == Project.id)
-        .outerjoin(File, (File.project_id == Project.id) & LIVE)
         .where(ProjectRole.user_id == user_id)
-        .group_by(Project.id, ProjectRole.role)
         .order_by(Project.name)
     ).all()
     return [
         UserProject(
-            p.name, p.display_name, role, files, assess(last, now, freshness_policy(settings, p))
+            p.name,
+            p.display_name,
+            role,
+            p.live_files,
+            assess(p.last_live_upload_at, now, freshness_policy(settings, p)),
         )
-        for p, role, last, files in rows
+        for p, role in rows
     ]
+
+
+# -- the project list (API) -------------------------------------------------------------
+
+PROJECTS_PAGE = 1000  # the API's default and largest page
+
+
+@dataclass(frozen=True)
+class ProjectSummary:
+    name: str
+    display_name: str
+    files: int
+    last_upload: datetime | None  # of a live file
+
+
+def project_list(
+    session: Session, *, after: str | None = None, limit: int = PROJECTS_PAGE
+) -> tuple[list[ProjectSummary], bool]:
+    """Projects by name after ``after`` (a cursor: the last name of the previous page), and
+    whether more follow. Reads the aggregates: a page costs its own rows only."""
+    query = select(
+        Project.name, Project.display_name, Project.live_files, Project.last_live_upload_at
+    ).order_by(Project.name)
+    if after:
+        query = query.where(Project.name > after)
+    rows = session.execute(query.limit(limit + 1)).all()
+    return [ProjectSummary(*row) for row in rows[:limit]], len(rows) > limit

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from nightwheels.config import Settings
@@ -25,7 +25,7 @@ from nightwheels.core.freshness import (
     level_for,
     next_action,
 )
-from nightwheels.db.models import File, FreshnessNotice, Project, ProjectRole, User, utcnow
+from nightwheels.db.models import FreshnessNotice, Project, ProjectRole, User, utcnow
 from nightwheels.services import audit
 from nightwheels.services.audit import Actor
 from nightwheels.services.context import Services
@@ -70,19 +70,17 @@ def thresholds(settings: Settings) -> Thresholds:
 
 
 def freshness(session: Session, settings: Settings, now: datetime | None = None) -> list[Freshness]:
-    """Every project: when its last file was uploaded (replaced and pruned ones count)."""
+    """Every project: when its last file was uploaded (replaced and pruned ones count),
+    from the project's aggregates (services/stats.py)."""
     now = now or utcnow()
     limits = thresholds(settings)
     rows = session.execute(
         select(
             Project.name,
-            func.max(File.uploaded_at),
+            Project.last_upload_at,
             Project.retention_exempt,
             Project.retention_days,
-        )
-        .outerjoin(File, File.project_id == Project.id)
-        .group_by(Project.id)
-        .order_by(Project.name)
+        ).order_by(Project.name)
     )
     result = []
     for name, last, exempt, days in rows:

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from nightwheels.db.models import File, Project, utcnow
 from nightwheels.db.queries import LIVE
-from nightwheels.services import audit
+from nightwheels.services import audit, stats
 from nightwheels.services.audit import Actor
 from nightwheels.services.context import Services
 from nightwheels.storage.base import BlobStore, digest_from_key
@@ -113,7 +113,7 @@ def _purge_rows(services: Services, actor: Actor, cutoff: datetime) -> int:
 
         def run(session: Session) -> int:
             rows = session.execute(
-                select(File.id, Project.name)
+                select(File.id, Project.name, Project.id)
                 .join(Project, Project.id == File.project_id)
                 .where(expired)
                 .limit(PURGE_BATCH)
@@ -125,8 +125,10 @@ def _purge_rows(services: Services, actor: Actor, cutoff: datetime) -> int:
                 execution_options={"synchronize_session": False},
             )
             per_project: dict[str, int] = {}
-            for _, name in rows:
+            for _, name, _ in rows:
                 per_project[name] = per_project.get(name, 0) + 1
+            for project_id in sorted({r[2] for r in rows}):  # history counts and last upload
+                stats.refresh_project(session, project_id)
             for name, count in sorted(per_project.items()):
                 audit.record(session, actor, "files.purge", project=name, count=count)
             return len(rows)

@@ -75,11 +75,24 @@ def load_listing(
     return ProjectListing(name=name, serial=project.serial, files=files, tracks=tracks)
 
 
+def _has_visible(label: str, as_of: datetime | None):  # type: ignore[no-untyped-def]
+    """A probe per project on ``ix_files_project_label``: a scalar subquery with LIMIT 1,
+    which PostgreSQL runs per project row (an IN or EXISTS it may turn into a scan of
+    every file row), and SQLite too."""
+    first = (
+        select(File.id)
+        .where(File.project_id == Project.id, _visible(label, as_of))
+        .limit(1)
+        .scalar_subquery()
+    )
+    return first.is_not(None)
+
+
 def list_project_names(session: Session, label: str, as_of: datetime | None = None) -> list[str]:
+    """Projects listing a file in ``label``: one index probe per project, whatever the
+    number of files (the index is rendered from this at start and after many changes)."""
     rows = session.execute(
-        select(Project.name)
-        .where(Project.id.in_(select(File.project_id).where(_visible(label, as_of))))
-        .order_by(Project.name)
+        select(Project.name).where(_has_visible(label, as_of)).order_by(Project.name)
     )
     return [name for (name,) in rows]
 
@@ -88,9 +101,15 @@ def listed_among(session: Session, label: str, names: list[str]) -> set[str]:
     """Which of ``names`` have a live file in ``label`` (an index probe per project)."""
     if not names:
         return set()
-    live = select(File.id).where(File.project_id == Project.id, _visible(label, None))
-    rows = session.execute(select(Project.name).where(Project.name.in_(names), live.exists()))
-    return {name for (name,) in rows}
+    found: set[str] = set()
+    for start in range(0, len(names), 500):  # bounded IN lists
+        rows = session.execute(
+            select(Project.name).where(
+                Project.name.in_(names[start : start + 500]), _has_visible(label, None)
+            )
+        )
+        found.update(name for (name,) in rows)
+    return found
 
 
 def find_file(session: Session, digest_prefix: str, filename: str) -> File | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import case, func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from nightwheels.config import Settings
@@ -203,20 +203,14 @@ def set_pinned(
 
 def usage(session: Session, name: str | None = None) -> list[Usage]:
     """Bytes per project: live files (what the quota counts) and history (removed, kept)."""
-    live = LIVE
-    query = (
-        select(
-            Project.name,
-            func.count(case((live, File.id))),
-            func.coalesce(func.sum(case((live, File.size), else_=0)), 0),
-            func.count(case((~live, File.id))),
-            func.coalesce(func.sum(case((~live, File.size), else_=0)), 0),
-            Project.quota_bytes,
-        )
-        .outerjoin(File, File.project_id == Project.id)
-        .group_by(Project.id)
-        .order_by(Project.name)
-    )
+    query = select(
+        Project.name,
+        Project.live_files,
+        Project.live_bytes,
+        Project.history_files,
+        Project.history_bytes,
+        Project.quota_bytes,
+    ).order_by(Project.name)  # the aggregates kept by services/stats.py: no file rows read
     if name is not None:
         query = query.where(Project.name == normalize_name(name))
     rows = [

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from nightwheels.db.models import IndexState, Project
+from nightwheels.services import stats
 
 if TYPE_CHECKING:
     from nightwheels.services.context import Services
@@ -35,10 +36,13 @@ def bump(session: Session, project: Project) -> int:
     """Take the next global serial for ``project``, in the caller's transaction.
 
     Plain UPDATE statements on the tables (no ORM flush: this runs on every upload); the
-    loaded ``project`` is told its new serial without being marked changed.
+    loaded ``project`` is told its new serial without being marked changed. The project's
+    aggregates (services/stats.py) are brought up to date first, outside the serial row's
+    lock, which is held from here to the commit.
     """
-    if project.id is None:  # a new project not flushed yet
+    if project.id is None or session.new or session.dirty:  # rows the aggregates must see
         session.flush()
+    stats.refresh_project(session, project.id)
     serial = session.execute(_NEXT_SERIAL).scalar_one()
     session.execute(_SET_PROJECT_SERIAL, {"project_id": project.id, "serial": serial})
     set_committed_value(project, "serial", serial)

@@ -84,10 +84,12 @@ async def project(request: Request) -> Response:
 @page
 async def freshness(request: Request) -> Response:
     services = services_of(request)
+    raw = request.query_params.get("page", "1")
+    page_number = int(raw) if raw.isascii() and raw.isdigit() and len(raw) < 7 else 1
 
     def load() -> browse.DashboardView:
         with services.db.read() as session:
-            return browse.dashboard(session, services.settings, datetime.now(UTC))
+            return browse.dashboard(session, services.settings, datetime.now(UTC), page_number)
 
     view = await run_in_threadpool(load)
     chart = uploads_chart(

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from nightwheels.core.names import normalize_name
-from nightwheels.db.models import File, Project
+from nightwheels.db.models import File
 from nightwheels.db.queries import LIVE, project_by_name
 from nightwheels.errors import NotFound
 from nightwheels.server.api.deps import ReadSession
+from nightwheels.services import browse
 
 router = APIRouter(tags=["projects"])
 
@@ -41,16 +42,29 @@ class ProjectDetail(BaseModel):
 
 
 @router.get("/projects")
-def list_projects(session: ReadSession) -> list[ProjectSummary]:
-    rows = session.execute(
-        select(Project.name, Project.display_name, func.count(File.id), func.max(File.uploaded_at))
-        .outerjoin(File, (File.project_id == Project.id) & LIVE)
-        .group_by(Project.id)
-        .order_by(Project.name)
-    )
+def list_projects(
+    request: Request,
+    response: Response,
+    session: ReadSession,
+    after: str | None = Query(
+        None, max_length=200, description="the last name of the previous page (a cursor)"
+    ),
+    limit: int = Query(browse.PROJECTS_PAGE, ge=1, le=browse.PROJECTS_PAGE),
+) -> list[ProjectSummary]:
+    """Projects by name, a page at a time (at most 1,000); a ``Link: <...>; rel="next"``
+    header names the next page while there is one."""
+    rows, more = browse.project_list(session, after=after, limit=limit)
+    if more:
+        next_url = request.url.include_query_params(after=rows[-1].name, limit=limit)
+        response.headers["Link"] = f'<{next_url}>; rel="next"'
     return [
-        ProjectSummary(name=n, display_name=d, files=c, last_upload=t.isoformat() if t else None)
-        for n, d, c, t in rows
+        ProjectSummary(
+            name=r.name,
+            display_name=r.display_name,
+            files=r.files,
+            last_upload=r.last_upload.isoformat() if r.last_upload else None,
+        )
+        for r in rows
     ]
 
 

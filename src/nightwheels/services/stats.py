@@ -1,0 +1,156 @@
+"""Aggregates of the index kept current as files change, so that pages summarising the
+whole index (home, freshness, metrics, the project list API, usage) read one row per
+project, or a few rows in all, instead of every file row.
+
+- Per project (``projects.live_files`` ... ``last_live_upload_at``): recomputed from the
+  project's own rows by :func:`refresh_project`, which :func:`serials.bump` calls, so they
+  are current in every transaction that changes a project (its cost is that of the
+  project's rows, like the page re-render every change brings anyway).
+- Per day (``upload_days``): :func:`count_uploads` adds the files a transaction records.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+
+from sqlalchemy import bindparam, case, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from nightwheels.db.models import File, Project, UploadDay
+
+__all__ = ["IndexTotals", "count_uploads", "refresh_project", "totals", "uploads_per_day"]
+
+_files = File.__table__
+_projects = Project.__table__
+_live = _files.c.removed_at.is_(None)
+_AGGREGATES = select(
+    func.count(case((_live, _files.c.id))),
+    func.coalesce(func.sum(case((_live, _files.c.size), else_=0)), 0),
+    func.count(func.distinct(case((_live, _files.c.version)))),
+    func.count(case((~_live, _files.c.id))),
+    func.coalesce(func.sum(case((~_live, _files.c.size), else_=0)), 0),
+    func.max(_files.c.uploaded_at),
+    func.max(case((_live, _files.c.uploaded_at))),
+).where(_files.c.project_id == bindparam("project_id"))
+_SET_AGGREGATES = (
+    update(_projects)
+    .where(_projects.c.id == bindparam("pid"))
+    .values(
+        live_files=bindparam("lf"),
+        live_bytes=bindparam("lb"),
+        live_versions=bindparam("lv"),
+        history_files=bindparam("hf"),
+        history_bytes=bindparam("hb"),
+        last_upload_at=bindparam("last"),
+        last_live_upload_at=bindparam("last_live"),
+    )
+)
+
+
+def _aware(value: datetime | str | None) -> datetime | None:
+    """``max()`` over a SQLite column comes back as text: parse it, and make it UTC."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def refresh_project(session: Session, project_id: int) -> None:
+    """Recompute one project's aggregates from its rows, in the caller's transaction."""
+    lf, lb, lv, hf, hb, last, last_live = session.execute(
+        _AGGREGATES, {"project_id": project_id}
+    ).one()
+    session.execute(
+        _SET_AGGREGATES,
+        {
+            "pid": project_id,
+            "lf": int(lf),
+            "lb": int(lb),  # PostgreSQL sums are Decimal
+            "lv": int(lv),
+            "hf": int(hf),
+            "hb": int(hb),
+            "last": _aware(last),
+            "last_live": _aware(last_live),
+        },
+    )
+
+
+def count_uploads(session: Session, times: Iterable[datetime]) -> None:
+    """Add files recorded in this transaction to the per-day counts (UTC days)."""
+    per_day = Counter(t.astimezone(UTC).date().isoformat() for t in times)
+    if not per_day:
+        return
+    rows = [{"day": day, "files": n} for day, n in sorted(per_day.items())]
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = insert(UploadDay.__table__)
+    session.execute(
+        statement.on_conflict_do_update(
+            index_elements=["day"],
+            set_={"files": UploadDay.__table__.c.files + statement.excluded.files},
+        ),
+        rows,
+    )
+
+
+def uploads_per_day(session: Session, first: date, days: int) -> list[tuple[date, int]]:
+    """Files uploaded on each of ``days`` UTC days from ``first`` (zeros included)."""
+    last = first + timedelta(days=days - 1)
+    counts = dict(
+        session.execute(
+            select(UploadDay.day, UploadDay.files).where(
+                UploadDay.day >= first.isoformat(), UploadDay.day <= last.isoformat()
+            )
+        ).all()
+    )
+    return [
+        (first + timedelta(days=i), int(counts.get((first + timedelta(days=i)).isoformat(), 0)))
+        for i in range(days)
+    ]
+
+
+@dataclass(frozen=True)
+class IndexTotals:
+    projects: int
+    files: int
+    bytes: int
+
+
+def totals(session: Session) -> IndexTotals:
+    """Projects, live files and their bytes: one pass over the projects, none over files."""
+    projects, files, size = session.execute(
+        select(
+            func.count(Project.id),
+            func.coalesce(func.sum(Project.live_files), 0),
+            func.coalesce(func.sum(Project.live_bytes), 0),
+        )
+    ).one()
+    return IndexTotals(int(projects), int(files), int(size))
+
+
+def refresh_all(session: Session) -> int:
+    """Recompute every project's aggregates (fsck's repair, and after rows were edited by
+    hand); returns the number of projects whose stored aggregates were wrong."""
+    wrong = 0
+    columns = (
+        Project.id,
+        Project.live_files,
+        Project.live_bytes,
+        Project.live_versions,
+        Project.history_files,
+        Project.history_bytes,
+        Project.last_upload_at,
+        Project.last_live_upload_at,
+    )
+    for project_id, *stored in session.execute(select(*columns)).all():
+        fresh = session.execute(_AGGREGATES, {"project_id": project_id}).one()
+        expected = [int(v) for v in fresh[:5]] + [_aware(fresh[5]), _aware(fresh[6])]
+        if list(stored) != expected:
+            wrong += 1
+            refresh_project(session, project_id)
+    return wrong
