@@ -21,9 +21,10 @@ from nightwheels.config import Settings
 from nightwheels.core.names import is_valid_name, normalize_name, validate_label
 from nightwheels.core.permissions import Role
 from nightwheels.db.migrate import upgrade
+from nightwheels.db.models import TrustedPublisher
 from nightwheels.errors import Forbidden, InvalidName
 from nightwheels.server.app import create_app
-from nightwheels.services import accounts, members, tokens
+from nightwheels.services import accounts, compat, members, tokens
 from nightwheels.services.audit import SYSTEM
 from nightwheels.services.auth import Principal, authenticate
 from nightwheels.services.context import Services
@@ -240,3 +241,124 @@ def test_no_project_or_label_from_a_hostile_name(world: World, tmp_path: Path) -
     wheel = make_wheel(tmp_path, "uli-proj", "1.0")
     refused(world.upload(token, wheel, label="main\n"), 400, "not a valid label")
     assert world.upload(token, wheel, label="main").status_code == 200
+
+
+# -- issue 14, item 6: spoofed downstream results ------------------------------------------
+
+
+def _result(downstream: str, wheel: Path, **extra: Any) -> dict[str, Any]:
+    """What ``nightwheels report --server`` posts after a downstream test run."""
+    return {
+        "downstream": downstream,
+        "outcome": "failed",
+        "python": "3.13.1",
+        "platform": "linux-x86_64",
+        "tested_at": "2026-11-25T06:00:00+00:00",
+        "culprits": ["up-lib"],
+        "nightlies": [
+            {
+                "project": "up-lib",
+                "version": "1.0",
+                "filename": wheel.name,
+                "sha256": hashlib.sha256(wheel.read_bytes()).hexdigest(),
+            }
+        ],
+        **extra,
+    }
+
+
+def test_only_a_downstreams_members_or_publisher_report_for_it(
+    world: World, tmp_path: Path
+) -> None:
+    world.user("upa")  # the upstream's maintainer
+    world.user("dora")  # a member of the downstream
+    world.user("mallory")  # neither
+    world.role("up-lib", "upa")
+    world.role("down-app", "upa")
+    world.role("down-app", "dora", "uploader")
+    wheel = make_wheel(tmp_path, "up-lib", "1.0")
+    assert world.upload(world.token("upa", "up-lib", permission="upload"), wheel).is_success
+    mallory = world.token("mallory")
+    # A report token for someone else's project is refused when made ...
+    refused(
+        world.call("POST", "/tokens", mallory, {"permission": "report", "projects": ["down-app"]}),
+        403,
+        "'mallory' is not a member of project 'down-app'",
+    )
+    # ... and a report made with an unscoped one is refused when posted.
+    anywhere = world.call("POST", "/tokens", mallory, {"permission": "report"}).json()["token"]
+    refused(
+        world.call("POST", "/compat/results", anywhere, _result("down-app", wheel)),
+        403,
+        "only its members (or its trusted publisher) may report",
+    )
+    refused(
+        world.call("POST", "/compat/results", anywhere, _result("nowhere-app", wheel)),
+        403,
+        "not a project on this index",
+    )
+    assert world.call("GET", "/compat/upstream/up-lib", anywhere).json()["results"] == []
+
+    # The downstream's member reports; a link elsewhere is never shown with the result.
+    dora = world.call("POST", "/tokens", world.token("dora"), {"permission": "report"})
+    evil = {"repository": "https://evil.example/x", "run_url": "https://evil.example/run/1"}
+    posted = world.call(
+        "POST", "/compat/results", dora.json()["token"], _result("down-app", wheel, **evil)
+    )
+    assert posted.status_code == 201, posted.text
+    (row,) = world.call("GET", "/compat/upstream/up-lib", anywhere).json()["results"]
+    assert row["downstream"] == "down-app" and row["culprit"] is True
+    assert row["run_url"] is None and row["repository_url"] is None
+    page = world.request("GET", "http://testserver/project/up-lib/")
+    assert "down-app" in page.text and "evil.example" not in page.text
+
+    # Links shown are the downstream's own: its repository on this index, runs inside it.
+    with world.services.db.write() as session:
+        accounts.get_project(session, "down-app").repository_url = "https://github.com/org/down-app"
+    inside = "https://github.com/org/down-app/actions/runs/7"
+    for run_url, shown in ((inside, inside), ("https://github.com/org/down-app-evil/runs/1", None)):
+        body = _result("down-app", wheel, run_url=run_url)
+        assert world.call("POST", "/compat/results", dora.json()["token"], body).status_code == 201
+        (row,) = world.call("GET", "/compat/upstream/up-lib", anywhere).json()["results"]
+        assert row["run_url"] == shown
+        assert row["repository_url"] == "https://github.com/org/down-app"
+    page = world.request("GET", "http://testserver/project/up-lib/")
+    assert (
+        'href="https://github.com/org/down-app"' in page.text and "down-app-evil" not in page.text
+    )
+
+    # Removing the member stops their reports at once; the service refuses whoever calls it.
+    with world.services.db.write() as session:
+        members.remove_member(session, SYSTEM, "down-app", "dora")
+    refused(
+        world.call("POST", "/compat/results", dora.json()["token"], _result("down-app", wheel)),
+        403,
+        "'dora' is not a member of 'down-app'",
+    )
+
+
+def test_a_trusted_publisher_reports_for_its_own_project_only(world: World) -> None:
+    world.user("pia")
+    world.role("pub-app", "pia")
+    world.role("pub-other", "pia")
+    with world.services.db.write() as session:
+        project = accounts.get_project(session, "pub-app")
+        publisher = TrustedPublisher(
+            project_id=project.id, repository="org/pub-app", workflow="nightly.yml"
+        )
+        session.add(publisher)
+        session.flush()
+        principal = Principal(
+            user_id=None,
+            user_name="github:org/pub-app",
+            is_admin=False,
+            token_id=0,
+            token_name="oidc",
+            permissions=frozenset({"upload"}),
+            projects=frozenset({"pub-app"}),
+            expires_at=None,
+            publisher_id=publisher.id,
+        )
+        assert compat.require_reporter(session, principal, "pub-app").name == "pub-app"
+        with pytest.raises(Forbidden, match="not a trusted publisher of 'pub-other'"):
+            compat.require_reporter(session, principal, "pub-other")

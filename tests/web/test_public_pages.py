@@ -42,8 +42,9 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LiveServer,
         report = server.cli(
             "token", "create", "--user", "alice", "--permission", "report", "--name", "report"
         ).stdout.strip()
-        _report(server, report, "downstream-a", "passed", wheels["linux"], False)
-        _report(server, report, "downstream-b", "failed", wheels["linux"], True)
+        # Only a downstream's members report for it: alice's other projects stand in.
+        _report(server, report, "stale-lib", "passed", wheels["linux"], False)
+        _report(server, report, "gone-lib", "failed", wheels["linux"], True)
         yield server, wheels
     finally:
         server.stop()
@@ -109,8 +110,8 @@ def test_project_page_shows_an_uploaded_wheel(
     # The compatibility record: downstream results with this project's nightlies.
     compat = page.locator("table.compat tbody tr")
     expect(compat).to_have_count(2)
-    expect(compat.filter(has_text="downstream-a").locator(".badge")).to_have_text("passed")
-    failing = compat.filter(has_text="downstream-b")
+    expect(compat.filter(has_text="stale-lib").locator(".badge")).to_have_text("passed")
+    failing = compat.filter(has_text="gone-lib")
     expect(failing.locator(".badge").first).to_have_text("failed")
     expect(failing.locator(".badge").nth(1)).to_have_text("culprit")
     expect(page.locator("#compat + p")).to_contain_text("1 pass, 1 failure")

@@ -270,12 +270,13 @@ def create_token_as_admin(
 ) -> CreatedToken:
     """A token made by the server machine's administrator (``token create --user``).
 
-    An upload token also makes its owner an uploader of each named project they have no role
-    in yet, creating the project: the administrator's word is the review.
+    An upload or report token also makes its owner an uploader of each named project they
+    have no role in yet, creating the project: the administrator's word is the review (only a
+    downstream's members report for it).
     """
     from nightwheels.services.auth import user_role
 
-    if permission == Permission.UPLOAD.value:
+    if permission in (Permission.UPLOAD.value, Permission.REPORT.value):
         for name_ in projects:
             project = get_or_create_project(session, actor, name_)
             if user_role(session, owner.id, project.id) is None:

@@ -3,23 +3,28 @@
 Downstream CI posts the result of ``nightwheels test`` (``nightwheels report --server``).
 Only nightlies that are files of this index (matched by sha256, including replaced and
 pruned files still in history) are recorded: a report cannot put arbitrary names on an
-upstream project's page.
+upstream project's page. A downstream is a project of this index, and only its members
+(through a ``report`` token) or its trusted publisher report for it (issue 14, item 6). The
+links shown with a result are the downstream's own: its repository URL on this index, and
+a run URL only when it lies inside that repository.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from urllib.parse import urlsplit
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
 from nightwheels.core.names import normalize_name
 from nightwheels.core.permissions import Permission, token_allows
-from nightwheels.db.models import CompatNightly, CompatRun, File, Project
+from nightwheels.db.models import CompatNightly, CompatRun, File, Project, TrustedPublisher
+from nightwheels.db.queries import project_by_name
 from nightwheels.errors import Forbidden, InvalidRequest, NotFound
 from nightwheels.services import audit
-from nightwheels.services.auth import Principal
+from nightwheels.services.auth import Principal, user_role
 
 OUTCOMES = frozenset({"passed", "failed", "install-error"})
 MAX_NIGHTLIES = 500
@@ -74,13 +79,63 @@ def _check(result: ResultIn) -> None:
         raise InvalidRequest("tested_at must carry a time zone")
 
 
-def record_result(session: Session, principal: Principal, result: ResultIn) -> Recorded:
-    downstream = normalize_name(result.downstream)
+def require_reporter(session: Session, principal: Principal, downstream: str) -> Project:
+    """Who may report for ``downstream``: its members (with a ``report`` token scoped to it, or
+    unscoped) and its trusted publisher. Checked on every report, so removal is immediate."""
+    project = project_by_name(session, downstream)
+    if principal.publisher_id is not None:
+        publisher = session.get(TrustedPublisher, principal.publisher_id)
+        if project is None or publisher is None or publisher.project_id != project.id:
+            raise Forbidden(
+                f"{principal.user_name} is not a trusted publisher of {downstream!r}: it may "
+                "report results only for its own project"
+            )
+        return project
     if not token_allows(principal.permissions, principal.projects, downstream, Permission.REPORT):
         raise Forbidden(
             f"token {principal.token_name!r} may not report results for {downstream!r}: "
             "it needs the 'report' permission for that project"
         )
+    if project is None:
+        raise Forbidden(
+            f"{downstream!r} is not a project on this index: a downstream reports through a "
+            "project of its own (nightwheels access request), by its members"
+        )
+    if user_role(session, principal.user_id, project.id) is None:
+        raise Forbidden(
+            f"{principal.user_name!r} is not a member of {downstream!r}: only its members (or "
+            "its trusted publisher) may report its results"
+        )
+    return project
+
+
+def _base(url: str | None) -> str | None:
+    """An http(s) repository URL without a trailing slash or ``.git``, else ``None``."""
+    if not url:
+        return None
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return None
+    path = parts.path.rstrip("/").removesuffix(".git")
+    return f"{parts.scheme}://{parts.netloc.lower()}{path}"
+
+
+def own_link(url: str | None, repository_url: str | None) -> str | None:
+    """``url`` when it is a page of the downstream's own repository (same scheme and host,
+    under its path), else ``None``: a report cannot link an upstream's page elsewhere."""
+    base = _base(repository_url)
+    if not url or base is None:
+        return None
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return None
+    candidate = f"{parts.scheme}://{parts.netloc.lower()}{parts.path}"
+    return url if candidate == base or candidate.startswith(base + "/") else None
+
+
+def record_result(session: Session, principal: Principal, result: ResultIn) -> Recorded:
+    downstream = normalize_name(result.downstream)
+    require_reporter(session, principal, downstream)
     _check(result)
     culprits = {normalize_name(c) for c in result.culprits}
     run = CompatRun(
@@ -149,7 +204,7 @@ def record_result(session: Session, principal: Principal, result: ResultIn) -> R
 @dataclass(frozen=True)
 class UpstreamRow:
     downstream: str
-    repository: str | None
+    repository: str | None  # as reported (text, never a link)
     outcome: str
     culprit: bool
     version: str
@@ -159,7 +214,8 @@ class UpstreamRow:
     python: str
     platform: str
     tested_at: datetime
-    run_url: str | None
+    run_url: str | None  # only inside the downstream's own repository
+    repository_url: str | None = None  # the downstream's own, from this index
 
 
 def upstream_status(session: Session, upstream: str) -> list[UpstreamRow]:
@@ -173,8 +229,9 @@ def upstream_status(session: Session, upstream: str) -> list[UpstreamRow]:
         .subquery()
     )
     rows = session.execute(
-        select(CompatRun, CompatNightly)
+        select(CompatRun, CompatNightly, Project.repository_url)
         .join(CompatNightly, CompatNightly.run_id == CompatRun.id)
+        .outerjoin(Project, Project.name == CompatRun.downstream)
         .where(CompatRun.id.in_(select(latest.c.run_id)), CompatNightly.project == name)
         .order_by(CompatRun.downstream, CompatRun.python, CompatRun.platform)
     ).all()
@@ -191,9 +248,10 @@ def upstream_status(session: Session, upstream: str) -> list[UpstreamRow]:
             python=run.python,
             platform=run.platform,
             tested_at=run.tested_at,
-            run_url=run.run_url,
+            run_url=own_link(run.run_url, repository_url),
+            repository_url=_base(repository_url),
         )
-        for run, nightly in rows
+        for run, nightly, repository_url in rows
     ]
 
 

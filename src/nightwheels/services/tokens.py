@@ -128,9 +128,12 @@ def _check_permissions(permissions: list[str] | None) -> list[str]:
     return chosen
 
 
-def _check_upload_projects(session: Session, user: User, projects: list[str]) -> None:
-    """An upload token names projects its owner may upload to (site admins: any name)."""
-    if user.is_admin:
+def _check_upload_projects(
+    session: Session, user: User, projects: list[str], *, admin_may: bool = True
+) -> None:
+    """An upload token names projects its owner may upload to (site admins: any name); a
+    report token names downstream projects its owner belongs to (site admins too)."""
+    if user.is_admin and admin_may:
         return
     for name in projects:
         project = project_by_name(session, name)
@@ -179,6 +182,8 @@ def create_token(
         raise Forbidden(f"the account {user.name!r} is disabled")
     if Permission.UPLOAD.value in chosen and normalized:
         _check_upload_projects(session, user, normalized)
+    if Permission.REPORT.value in chosen and normalized:
+        _check_upload_projects(session, user, normalized, admin_may=False)
     new = generate_token()
     row = Token(
         user_id=user.id,
