@@ -24,7 +24,7 @@ from nightwheels.db.migrate import upgrade
 from nightwheels.db.models import TrustedPublisher
 from nightwheels.errors import Forbidden, InvalidName
 from nightwheels.server.app import create_app
-from nightwheels.services import accounts, compat, members, tokens
+from nightwheels.services import access, accounts, audit, compat, members, tokens
 from nightwheels.services.audit import SYSTEM
 from nightwheels.services.auth import Principal, authenticate
 from nightwheels.services.context import Services
@@ -362,3 +362,66 @@ def test_a_trusted_publisher_reports_for_its_own_project_only(world: World) -> N
         assert compat.require_reporter(session, principal, "pub-app").name == "pub-app"
         with pytest.raises(Forbidden, match="not a trusted publisher of 'pub-other'"):
             compat.require_reporter(session, principal, "pub-other")
+
+
+# -- issue 14, item 9: the conflict-of-interest rule cannot be evaded ----------------------
+
+
+def test_nobody_changes_their_own_organisation(world: World) -> None:
+    """The reviewer's exploit: root2 moved to 'Quansight Inc.' ... and approved for Quansight."""
+    world.user("root2", admin=True, organisation="NumFOCUS")
+    root2 = world.token("root2")
+    for change in ({"organisation": "Quansight Inc."}, {"organisation": None}):
+        refused(world.call("PATCH", "/users/root2", root2, change), 403, "your own organisation")
+    refused(world.call("PATCH", "/users/root2", root2, {"is_admin": False}), 403, "your own admin")
+    with world.services.db.write() as session, pytest.raises(Forbidden, match="own organisation"):
+        user = accounts.get_user(session, "root2")
+        accounts.update_user(
+            session, SYSTEM, user, organisation="Quansight Inc.", principal=world.principal(root2)
+        )
+    with world.services.db.read() as session:
+        assert accounts.get_user(session, "root2").organisation == "NumFOCUS"
+    # Another site admin may; a user who is not one may not change anyone.
+    world.user("root2-peer", admin=True)
+    world.user("plain2")
+    refused(world.call("PATCH", "/users/root2", world.token("plain2"), {}), 403, "only site admins")
+    assert world.call(
+        "PATCH", "/users/root2", world.token("root2-peer"), {"email": "r@x"}
+    ).is_success
+
+
+def test_conflict_uses_the_organisations_held_since_the_request(world: World) -> None:
+    world.user("qa-root", admin=True, organisation="Quansight Inc.")
+    world.user("qa-other-root", admin=True, organisation="Elsewhere")
+    world.user("qa-fair", admin=True, organisation="Fair Org")
+    world.user("qa-bob", organisation="Quansight Inc.")
+    filed = world.call(
+        "POST", "/access-requests", world.token("qa-bob"), {"project": "qa-proj", "reason": "mine"}
+    ).json()["id"]
+    # After filing, another admin moves qa-root elsewhere: the old organisation still counts.
+    moved = world.call(
+        "PATCH", "/users/qa-root", world.token("qa-other-root"), {"organisation": "Neutral Ltd"}
+    )
+    assert moved.json()["organisation"] == "Neutral Ltd"
+    refused(
+        world.call("POST", f"/access-requests/{filed}/approve", world.token("qa-root")),
+        403,
+        "both from 'Quansight Inc.' (since the request was filed)",
+    )
+    # Moving the requester after filing does not clear it either.
+    world.call("PATCH", "/users/qa-bob", world.token("qa-other-root"), {"organisation": "Solo"})
+    with world.services.db.write() as session, pytest.raises(Forbidden, match="both from"):
+        access.approve(session, world.principal(world.token("qa-root")), filed)
+    # The audit log shows each change, from what to what.
+    with world.services.db.read() as session:
+        events = audit.list_events(
+            session, audit.EventQuery(action="user.update", actor="qa-other-root")
+        )
+    changes = [
+        (e.target, e.details["previous"]["organisation"], e.details["organisation"]) for e in events
+    ]
+    assert ("qa-root", "Quansight Inc.", "Neutral Ltd") in changes
+    assert ("qa-bob", "Quansight Inc.", "Solo") in changes
+    # An admin from another organisation throughout approves.
+    approved = world.call("POST", f"/access-requests/{filed}/approve", world.token("qa-fair"))
+    assert approved.json()["status"] == "approved", approved.text

@@ -6,7 +6,7 @@ organisation, and that each project keep at least two representatives. Pure rule
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from enum import StrEnum
 
 RECOMMENDED_ADMINS = 2
@@ -42,8 +42,15 @@ def approval_conflict(
     requester: str,
     requester_organisation: str | None,
     project: str,
+    reviewer_organisations: Iterable[str | None] = (),
+    requester_organisations: Iterable[str | None] = (),
 ) -> str | None:
-    """Why ``reviewer`` may not approve this request, or ``None`` if they may."""
+    """Why ``reviewer`` may not approve this request, or ``None`` if they may.
+
+    The ``*_organisations`` are every organisation each held since the request was filed
+    (issue 14, item 9): changing one's organisation after the request is filed never clears
+    a conflict.
+    """
     if reviewer == requester:
         return "you cannot approve your own request: another admin must review it"
     if reviewer_role is not None:
@@ -51,11 +58,17 @@ def approval_conflict(
             f"you are a member ({reviewer_role}) of project {project!r}: an admin outside the "
             "project must review this request"
         )
-    if same_organisation(reviewer_organisation, requester_organisation):
-        return (
-            f"you and {requester} are both from {reviewer_organisation!r}: an admin from another "
-            "organisation must review this request"
-        )
+    theirs = [requester_organisation, *requester_organisations]
+    for mine in (reviewer_organisation, *reviewer_organisations):
+        if any(same_organisation(mine, other) for other in theirs):
+            now = same_organisation(mine, reviewer_organisation) and same_organisation(
+                mine, requester_organisation
+            )
+            when = "" if now else " (since the request was filed)"
+            return (
+                f"you and {requester} are both from {mine!r}{when}: an admin from another "
+                "organisation must review this request"
+            )
     return None
 
 

@@ -23,7 +23,7 @@ from nightwheels.core.access import (
 )
 from nightwheels.core.names import normalize_name
 from nightwheels.core.permissions import Role
-from nightwheels.db.models import AccessRequest, AccessRequestComment, User, utcnow
+from nightwheels.db.models import AccessRequest, AccessRequestComment, AuditEvent, User, utcnow
 from nightwheels.db.queries import project_by_name
 from nightwheels.errors import Conflict, Forbidden, InvalidRequest, NotFound
 from nightwheels.services import audit
@@ -35,6 +35,9 @@ from nightwheels.services.auth import (
     require_token_scope,
     user_role,
 )
+
+# Organisation changes read per approval (a user with more is refused by the oldest ones).
+MAX_ORGANISATION_CHANGES = 100
 
 
 @dataclass(frozen=True)
@@ -236,6 +239,27 @@ def comment(session: Session, principal: Principal, request_id: int, body: str) 
     return _view(session, req)
 
 
+def organisations_since(session: Session, user_name: str, since: datetime) -> list[str | None]:
+    """Every organisation ``user_name`` held since ``since`` besides the current one: the
+    values before and after each change recorded in the audit log (``user.update``)."""
+    events = session.execute(
+        select(AuditEvent.details)
+        .where(
+            AuditEvent.action == "user.update",
+            AuditEvent.target == user_name,
+            AuditEvent.at >= since,
+        )
+        .order_by(AuditEvent.id)
+        .limit(MAX_ORGANISATION_CHANGES)
+    ).scalars()
+    held: list[str | None] = []
+    for details in events:
+        if details and "organisation" in details:
+            held.append((details.get("previous") or {}).get("organisation"))
+            held.append(details["organisation"])
+    return held
+
+
 def approve(
     session: Session, principal: Principal, request_id: int, reason: str | None = None
 ) -> RequestView:
@@ -246,13 +270,19 @@ def approve(
     if requester is None or requester.disabled:
         raise Conflict(f"the account that filed request #{req.id} is disabled")
     project = project_by_name(session, req.project_name)
+    reviewer = session.get(User, principal.user_id)
     conflict = approval_conflict(
         reviewer=principal.user_name,
-        reviewer_organisation=principal.organisation,
+        reviewer_organisation=reviewer.organisation if reviewer else principal.organisation,
         reviewer_role=user_role(session, principal.user_id, project.id) if project else None,
         requester=requester.name,
         requester_organisation=requester.organisation,
         project=req.project_name,
+        reviewer_organisations=[
+            principal.organisation,
+            *organisations_since(session, principal.user_name, req.created_at),
+        ],
+        requester_organisations=organisations_since(session, requester.name, req.created_at),
     )
     if conflict:
         raise Forbidden(conflict)

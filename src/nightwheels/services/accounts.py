@@ -18,9 +18,10 @@ from nightwheels.core.names import normalize_name
 from nightwheels.core.permissions import Permission, Role
 from nightwheels.db.models import Project, ProjectRole, User
 from nightwheels.db.queries import project_by_name
-from nightwheels.errors import Conflict, InvalidRequest, NotFound, Unauthenticated
+from nightwheels.errors import Conflict, Forbidden, InvalidRequest, NotFound, Unauthenticated
 from nightwheels.services import audit, serials, web_sessions
 from nightwheels.services.audit import Actor
+from nightwheels.services.auth import Principal, require_site_admin
 
 # Tokens used to live here; these names stay importable from this module.
 from nightwheels.services.tokens import CreatedToken, create_token, revoke_token
@@ -146,8 +147,30 @@ def update_user(
     organisation: str | None = _UNSET,
     is_admin: bool | None = None,
     disabled: bool | None = None,
+    principal: Principal | None = None,
 ) -> User:
-    """Change a user's details; only the fields given. Recorded in the audit log."""
+    """Change a user's details; only the fields given. Recorded in the audit log, with the
+    values before the change.
+
+    Through a token (``principal``; ``None`` is the local admin): site admins only, and
+    nobody changes their own admin or disabled status or organisation (the organisation is
+    what the conflict-of-interest rule of access reviews compares).
+    """
+    if principal is not None:
+        require_site_admin(principal, "change users")
+        own = [
+            label
+            for label, given in (
+                ("admin status", is_admin is not None),
+                ("disabled status", disabled is not None),
+                ("organisation", organisation is not _UNSET),
+            )
+            if given
+        ]
+        if principal.user_id == user.id and own:
+            raise Forbidden(
+                f"you cannot change your own {' or '.join(own)}: ask another site admin"
+            )
     changes: dict[str, Any] = {}
     if email is not _UNSET:
         changes["email"] = _clean(email, "email", 300)
@@ -158,10 +181,11 @@ def update_user(
     if disabled is not None:
         changes["disabled"] = disabled
     changes = {k: v for k, v in changes.items() if getattr(user, k) != v}
+    previous = {k: getattr(user, k) for k in changes}
     for key, value in changes.items():
         setattr(user, key, value)
     if changes:
-        audit.record(session, actor, "user.update", target=user.name, **changes)
+        audit.record(session, actor, "user.update", target=user.name, previous=previous, **changes)
     return user
 
 
