@@ -299,6 +299,11 @@ def test_action_definition() -> None:
         assert "set -x" not in step["run"] and 'echo "$NIGHTWHEELS_TOKEN' not in step["run"]
 
 
+def action_defaults() -> dict[str, str]:
+    """What the runner puts in ``inputs.*`` for inputs a workflow does not set."""
+    return {f"inputs.{k}": str(v.get("default", "")) for k, v in action()["inputs"].items()}
+
+
 def _evaluate(value: str, context: dict[str, str]) -> str:
     def lookup(match: re.Match[str]) -> str:
         return context[match.group(1)]
@@ -313,7 +318,7 @@ def test_action_upload_step_runs_against_the_live_server(
     dist = tmp_path / "my dist"  # a space: the script must quote it
     wheel = make_wheel(dist, "demo", "1.0.dev202611250102")
     upload_step = action()["runs"]["steps"][1]
-    context = {
+    context = action_defaults() | {
         "steps.install.outputs.nightwheels": str(Path(sys.executable).parent / "nightwheels"),
         "inputs.server": server.url,
         "inputs.token": uploader,
