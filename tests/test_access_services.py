@@ -11,6 +11,7 @@ import asyncio
 import hashlib
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -362,6 +363,10 @@ def test_a_trusted_publisher_reports_for_its_own_project_only(world: World) -> N
         assert compat.require_reporter(session, principal, "pub-app").name == "pub-app"
         with pytest.raises(Forbidden, match="not a trusted publisher of 'pub-other'"):
             compat.require_reporter(session, principal, "pub-other")
+        # One workflow registered on both: its token names both projects (and one of the
+        # registrations, whichever): it reports for each.
+        both = replace(principal, projects=frozenset({"pub-app", "pub-other"}))
+        assert compat.require_reporter(session, both, "pub-other").name == "pub-other"
 
 
 # -- issue 14, item 9: the conflict-of-interest rule cannot be evaded ----------------------

@@ -84,8 +84,10 @@ def require_reporter(session: Session, principal: Principal, downstream: str) ->
     unscoped) and its trusted publisher. Checked on every report, so removal is immediate."""
     project = project_by_name(session, downstream)
     if principal.publisher_id is not None:
+        # Its token's scope: the projects whose registrations accepted the OIDC token
+        # (one workflow may be registered on several); a removed registration leaves it.
         publisher = session.get(TrustedPublisher, principal.publisher_id)
-        if project is None or publisher is None or publisher.project_id != project.id:
+        if project is None or publisher is None or project.name not in (principal.projects or ()):
             raise Forbidden(
                 f"{principal.user_name} is not a trusted publisher of {downstream!r}: it may "
                 "report results only for its own project"
