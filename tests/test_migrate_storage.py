@@ -196,3 +196,52 @@ def test_damaged_bytes_stop_the_migration(tmp_path: Path, scaled: Backend) -> No
     assert bad.returncode == 1 and "name the target" in bad.stderr
     same = migrate(embedded, "--to-data", str(embedded.data), check=False)
     assert same.returncode == 1 and "is the source database" in same.stderr
+
+
+def test_a_repaired_index_migrates_and_a_failed_run_leaves_the_bucket_as_it_was(
+    tmp_path: Path, scaled: Backend
+) -> None:
+    """Issue 19 item 2: a file fsck unlisted (lost bytes, quarantined bytes) does not block
+    the migration, which says what it skipped; a refused run removes the objects it wrote."""
+    from nightwheels.db.migrate import upgrade
+    from nightwheels.services.audit import SYSTEM
+    from nightwheels.services.fsck import fsck
+    from nightwheels.services.migrate import CorruptBlob, migrate_index
+    from tests.support.seed import add_file, open_services
+
+    source = open_services(tmp_path / "source")
+    assert scaled.database_url is not None
+    upgrade(scaled.database_url)
+    target = scaled.services(tmp_path / "target")
+    try:
+        kept = [add_file(source, "demo", f"1.0.dev{i}") for i in range(3)]
+        lost = add_file(source, "demo", "0.9.dev1")
+        rotten = add_file(source, "demo", "0.9.dev2")
+        files = tmp_path / "source" / "files"
+        (files / blob_key(lost.sha256)).unlink()
+        (files / blob_key(rotten.sha256)).write_bytes(b"bit rot")
+        before = scaled.blobs(tmp_path)
+        assert before == []
+
+        # Not repaired yet: a listed file without bytes refuses the migration, and the
+        # objects the run wrote before it met that file are gone again.
+        with pytest.raises(CorruptBlob, match="fsck --repair"):
+            migrate_index(source, target, jobs=2)
+        assert scaled.blobs(tmp_path) == before
+        assert row_counts(scaled, tmp_path / "x")["files"] == 0
+
+        report = fsck(source, SYSTEM, repair=True)
+        assert not fsck(source, SYSTEM).problems
+        assert report.findings  # lost and quarantined
+        result = migrate_index(source, target, jobs=2)
+        assert sorted(result.skipped.items()) == sorted(
+            [(blob_key(lost.sha256), "missing"), (blob_key(rotten.sha256), "missing")]
+        )
+        assert result.rows["files"] == 5
+        keys = {str(k).split("/", 1)[1] for k in scaled.blobs(tmp_path)}
+        for f in kept:
+            assert blob_key(f.sha256) in keys and blob_key(f.metadata_sha256) in keys
+        assert blob_key(lost.sha256) not in keys
+    finally:
+        source.close()
+        target.close()

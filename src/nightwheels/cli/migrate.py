@@ -79,3 +79,17 @@ def register(app: typer.Typer) -> None:
             f"({result.bytes_copied} bytes), {result.blobs_reused} already there, "
             f"all digests verified; rows: {rows}"
         )
+        if result.skipped:
+            kinds = sorted(set(result.skipped.values()))
+            typer.echo(
+                f"skipped {len(result.skipped)} files of history whose bytes the source store "
+                f"does not have intact ({', '.join(kinds)}; fsck lists them as lost or "
+                "quarantined): their rows were copied, downloads of them answer 410 as before",
+                err=True,
+            )
+        if result.orphans_left:
+            typer.echo(
+                f"left {result.orphans_left} files that no row names (gc removes them) "
+                "in the source store",
+                err=True,
+            )

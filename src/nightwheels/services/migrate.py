@@ -3,22 +3,28 @@
 
 Nothing is lost and nothing is half-written:
 
-1. every blob of the source store is copied, its bytes hashed on the way and checked
-   against the digest in its key, then read back from the target and hashed again;
+1. every blob the index names is copied, its bytes hashed on the way and checked against
+   the digest in its key, then read back from the target and hashed again. The bytes of a
+   listed file must be there and intact, or nothing is migrated; history (replaced, pruned,
+   lost or quarantined files) is copied where the source still has intact bytes, and the
+   rest is reported as skipped (``fsck --repair`` unlists a file whose bytes are gone, and
+   such a file must not block a migration). Blobs no row names (left for gc) are not copied;
 2. all rows are copied from one consistent snapshot of the source, keeping their ids,
    in one transaction on the target; blobs that rows name but step 1 did not see
-   (uploads meanwhile) are copied before the commit, and a row naming bytes the source
-   does not have aborts the migration;
+   (uploads meanwhile) are copied before the commit, by the same rules;
 3. the transaction commits only if row counts match and the source serial did not move
    (writes during the migration would be lost: stop the servers first).
 
-A failed run leaves the target database empty; copied blobs are content-addressed, so a
-second run verifies and reuses them.
+A failed run leaves the target as it found it: the database empty, and the blobs this run
+wrote to the target store deleted again (blobs that were there before are left alone).
+A run killed outright leaves the database empty too; its blobs are content-addressed, so
+the next run verifies and reuses them.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import threading
 import uuid
 from collections.abc import Callable
@@ -33,6 +39,8 @@ from nightwheels.services.context import Services
 from nightwheels.services.parallel import in_parallel
 from nightwheels.storage.base import blob_key, digest_from_key
 
+log = logging.getLogger(__name__)
+
 BATCH = 1000
 Progress = Callable[[str], None]
 
@@ -44,6 +52,17 @@ class MigrationResult:
     blobs_copied: int = 0
     blobs_reused: int = 0
     bytes_copied: int = 0
+    # history blobs the source has no intact bytes for: key -> why (missing | damaged)
+    skipped: dict[str, str] = field(default_factory=dict)
+    orphans_left: int = 0  # blobs in the source store that no row names (gc's)
+
+
+class _Unusable(CorruptBlob):
+    """The source has no intact bytes for a blob (missing, or not matching its digest)."""
+
+    def __init__(self, message: str, why: str) -> None:
+        super().__init__(message)
+        self.why = why
 
 
 def _hash_blob(services: Services, key: str) -> tuple[str, int]:
@@ -80,11 +99,18 @@ def _copy_blob(source: Services, target: Services, key: str, readback: bool) -> 
                     size += len(chunk)
                     fh.write(chunk)
             except FileNotFoundError:
-                raise CorruptBlob(f"the source store has no bytes for {key}") from None
+                raise _Unusable(
+                    f"the source store has no bytes for {key}, which a listed file needs: "
+                    "run `nightwheels fsck --repair` (it unlists files whose bytes are "
+                    "gone), then migrate again",
+                    "missing",
+                ) from None
         if hasher.hexdigest() != digest:
-            raise CorruptBlob(
+            raise _Unusable(
                 f"the source's bytes for {key} do not match their digest "
-                f"(sha256 {hasher.hexdigest()}): the source store is damaged; run fsck"
+                f"(sha256 {hasher.hexdigest()}): the source store is damaged; run "
+                "`nightwheels fsck --repair` (it quarantines them), then migrate again",
+                "damaged",
             )
         target.store.put_file(key, local)  # consumes the local file
     finally:
@@ -123,6 +149,23 @@ def _reset_sequences(session: Session) -> None:
         )
 
 
+def _named_keys(session: Session) -> tuple[set[str], set[str]]:
+    """The blob keys rows name: (those of listed files, those of history only)."""
+    live: set[str] = set()
+    history: set[str] = set()
+    rows = session.execute(
+        select(File.sha256, File.metadata_sha256, File.removed_at.is_(None)).execution_options(
+            yield_per=BATCH * 10
+        )
+    )
+    for sha256, metadata_sha256, listed in rows:
+        keys = live if listed else history
+        keys.add(blob_key(sha256))
+        if metadata_sha256:
+            keys.add(blob_key(metadata_sha256))
+    return live, history - live
+
+
 def migrate_index(
     source: Services,
     target: Services,
@@ -141,28 +184,66 @@ def migrate_index(
             "migrate into an empty database"
         )
     result = MigrationResult(serial=-1)
-    copied: set[str] = set()
+    handled: set[str] = set()
+    written: list[str] = []  # blobs this run put into the target store
     lock = threading.Lock()
 
-    def copy(key: str) -> None:
-        size = _copy_blob(source, target, key, readback)
+    def copy(key: str, *, required: bool) -> None:
+        try:
+            size = _copy_blob(source, target, key, readback)
+        except _Unusable as exc:
+            if required:
+                raise
+            with lock:
+                result.skipped[key] = exc.why
+                handled.add(key)
+            return
         with lock:
             if size is None:
                 result.blobs_reused += 1
             else:
+                written.append(key)
                 result.blobs_copied += 1
                 result.bytes_copied += size
-            copied.add(key)
+            handled.add(key)
 
-    say("copying files")
-    in_parallel(copy, source.store.iter_keys(), jobs)
+    def copy_all(live: set[str], history: set[str]) -> None:
+        in_parallel(lambda k: copy(k, required=True), iter(sorted(live - handled)), jobs)
+        in_parallel(lambda k: copy(k, required=False), iter(sorted(history - handled)), jobs)
 
-    say("copying rows")
+    try:
+        say("copying files")
+        with source.db.read() as session:
+            live, history = _named_keys(session)
+        copy_all(live, history)
+        _copy_rows(source, target, result, copy_all)
+    except BaseException:
+        if written:
+            say(f"removing the {len(written)} files this run wrote to the target store")
+            for key in written:
+                try:
+                    target.store.delete(key)
+                except Exception as exc:  # the database is empty: a leftover is harmless
+                    log.warning("could not remove %s from the target store: %s", key, exc)
+        raise
+    result.orphans_left = sum(
+        1 for key in source.store.iter_keys() if digest_from_key(key) and key not in handled
+    )
+    return result
+
+
+def _copy_rows(
+    source: Services,
+    target: Services,
+    result: MigrationResult,
+    copy_all: Callable[[set[str], set[str]], None],
+) -> None:
     with source.db.read() as src, target.db.write() as dst:
         if src.get_bind().dialect.name == "postgresql":
             src.connection(execution_options={"isolation_level": "REPEATABLE READ"})
         result.serial = src.execute(select(IndexState.serial)).scalar_one()
-        named: set[str] = set()
+        live: set[str] = set()
+        history: set[str] = set()
         dst.execute(delete(IndexState.__table__))
         for table in _tables():
             count = 0
@@ -174,12 +255,13 @@ def migrate_index(
                 count += len(values)
                 if table.name == File.__tablename__:
                     for row in values:
-                        named.add(blob_key(row["sha256"]))
+                        keys = live if row["removed_at"] is None else history
+                        keys.add(blob_key(row["sha256"]))
                         if row["metadata_sha256"]:
-                            named.add(blob_key(row["metadata_sha256"]))
+                            keys.add(blob_key(row["metadata_sha256"]))
             result.rows[table.name] = count
         # Files uploaded while the others were being copied.
-        in_parallel(copy, iter(sorted(named - copied)), jobs)
+        copy_all(live, history - live)
         _reset_sequences(dst)
         for table in _tables():
             there = dst.execute(select(func.count()).select_from(table)).scalar_one()
@@ -192,6 +274,5 @@ def migrate_index(
         if now != result.serial:
             raise Conflict(
                 f"the source index changed during the migration (serial {result.serial} -> "
-                f"{now}): stop the servers and run again; the target was left empty"
+                f"{now}): stop the servers and run again; the target was left as it was"
             )
-    return result
