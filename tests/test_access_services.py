@@ -23,9 +23,18 @@ from nightwheels.core.names import is_valid_name, normalize_name, validate_label
 from nightwheels.core.permissions import Role
 from nightwheels.db.migrate import upgrade
 from nightwheels.db.models import TrustedPublisher
-from nightwheels.errors import Forbidden, InvalidName
+from nightwheels.errors import Forbidden, InvalidName, NotFound
 from nightwheels.server.app import create_app
-from nightwheels.services import access, accounts, audit, compat, members, tokens
+from nightwheels.services import (
+    access,
+    accounts,
+    audit,
+    browse,
+    compat,
+    members,
+    tokens,
+    web_sessions,
+)
 from nightwheels.services.audit import SYSTEM
 from nightwheels.services.auth import Principal, authenticate
 from nightwheels.services.context import Services
@@ -430,3 +439,106 @@ def test_conflict_uses_the_organisations_held_since_the_request(world: World) ->
     # An admin from another organisation throughout approves.
     approved = world.call("POST", f"/access-requests/{filed}/approve", world.token("qa-fair"))
     assert approved.json()["status"] == "approved", approved.text
+
+
+# -- issue 18, item 1: each rule in a service, the same answer from every edge --------------
+
+
+def test_user_administration_rules_live_in_the_service(world: World) -> None:
+    world.user("adm18", admin=True)
+    world.user("adm18-scoped", admin=True)
+    world.role("adm18-proj", "adm18-scoped")
+    world.user("plain18")
+    admin = world.principal(world.token("adm18"))
+    scoped = world.principal(world.token("adm18-scoped", "adm18-proj"))
+    plain = world.principal(world.token("plain18"))
+    for who, reason in ((plain, "only site admins"), (scoped, "unscoped manage token")):
+        with world.services.db.write() as session:
+            with pytest.raises(Forbidden, match=reason):
+                accounts.create_user(session, SYSTEM, "new18", principal=who)
+            with pytest.raises(Forbidden, match=reason):
+                accounts.list_users(session, who)
+            with pytest.raises(Forbidden, match=reason):
+                accounts.update_user(
+                    session, SYSTEM, accounts.get_user(session, "plain18"), disabled=True,
+                    principal=who,
+                )  # fmt: skip
+    with world.services.db.write() as session:
+        me = accounts.get_user(session, "adm18")
+        for change in ({"is_admin": False}, {"disabled": True}, {"organisation": "X"}):
+            with pytest.raises(Forbidden, match="cannot change your own"):
+                accounts.update_user(session, SYSTEM, me, principal=admin, **change)  # type: ignore[arg-type]
+        made = accounts.create_user(session, SYSTEM, "new18", principal=admin)
+        assert made.name in [u.name for u in accounts.list_users(session, admin)]
+
+
+def _web_cookie(world: World, user: str) -> dict[str, str]:
+    with world.services.db.write() as session:
+        started = web_sessions.start(
+            session, world.services.settings, accounts.get_user(session, user), "test"
+        )
+    return {"Cookie": f"nw_session={started.cookie}"}
+
+
+def test_one_audit_log_rule_for_the_api_and_the_web(world: World) -> None:
+    """The API let project admins read their project's events and the web did not: now both
+    ask ``services.audit.read_events``, and give the same answer to the same person."""
+    world.user("aud-root", admin=True)
+    world.user("aud-admin")
+    world.user("aud-uploader")
+    world.role("aud-proj", "aud-admin")
+    world.role("aud-proj", "aud-uploader", "uploader")
+    world.role("aud-else", "aud-root")
+    admin = world.principal(world.token("aud-admin"))
+    project_query = audit.EventQuery(project="Aud_Proj")
+    with world.services.db.read() as session:
+        events = audit.read_events(session, admin, project_query)
+        assert events and {e.project for e in events} == {"aud-proj"}
+        with pytest.raises(Forbidden, match="only site admins may read the whole audit log"):
+            audit.read_events(session, admin, audit.EventQuery())
+        with pytest.raises(Forbidden, match="only admins of project 'aud-else'"):
+            audit.read_events(session, admin, audit.EventQuery(project="aud-else"))
+        uploader = world.principal(world.token("aud-uploader"))
+        with pytest.raises(Forbidden, match="only admins of project 'aud-proj'"):
+            audit.read_events(session, uploader, project_query)
+        scoped_root = world.principal(world.token("aud-root", "aud-else"))
+        with pytest.raises(Forbidden, match="whole audit log"):
+            audit.read_events(session, scoped_root, audit.EventQuery())
+        root = world.principal(world.token("aud-root"))
+        assert {e.project for e in audit.read_events(session, root, audit.EventQuery())} >= {
+            "aud-proj",
+            "aud-else",
+        }
+    # The edges agree: the project's admin reads its log on both, the whole log on neither.
+    api_token = world.token("aud-admin", name="aud-api")
+    web = _web_cookie(world, "aud-admin")
+    assert world.call("GET", "/audit?project=aud-proj", api_token).status_code == 200
+    page = world.request("GET", "http://testserver/admin/audit?project=aud-proj", headers=web)
+    assert page.status_code == 200 and "role.set" in page.text
+    assert world.call("GET", "/audit", api_token).status_code == 403
+    page = world.request("GET", "http://testserver/admin/audit", headers=web)
+    assert page.status_code == 403 and "only site admins may read the whole audit log" in page.text
+    # The uploader is refused on both.
+    assert (
+        world.call("GET", "/audit?project=aud-proj", world.token("aud-uploader")).status_code == 403
+    )
+    page = world.request(
+        "GET",
+        "http://testserver/admin/audit?project=aud-proj",
+        headers=_web_cookie(world, "aud-uploader"),
+    )
+    assert page.status_code == 403
+
+
+def test_project_detail_is_read_by_a_service(world: World, tmp_path: Path) -> None:
+    world.user("det18")
+    world.role("det18-proj", "det18")
+    wheel = make_wheel(tmp_path, "det18-proj", "1.0")
+    assert world.upload(world.token("det18", "det18-proj", permission="upload"), wheel).is_success
+    with world.services.db.read() as session:
+        found = browse.project_files(session, "Det18_Proj")
+        assert found.name == "det18-proj" and [f.filename for f in found.files] == [wheel.name]
+        with pytest.raises(NotFound, match="no project named 'det18-nope'"):
+            browse.project_files(session, "det18-nope")
+    detail = world.request("GET", "http://testserver/api/v1/projects/det18-proj").json()
+    assert [f["filename"] for f in detail["files"]] == [wheel.name]

@@ -92,7 +92,10 @@ def get_user(session: Session, name: str) -> User:
     return user
 
 
-def list_users(session: Session) -> list[User]:
+def list_users(session: Session, principal: Principal | None = None) -> list[User]:
+    """Every user, by name: for site admins (``principal`` ``None``: the local admin)."""
+    if principal is not None:
+        require_site_admin(principal, "list users")
     return list(session.execute(select(User).order_by(User.name)).scalars())
 
 
@@ -120,7 +123,11 @@ def create_user(
     email: str | None = None,
     organisation: str | None = None,
     is_admin: bool = False,
+    principal: Principal | None = None,
 ) -> User:
+    """A new user: site admins only (``principal`` ``None``: the local admin)."""
+    if principal is not None:
+        require_site_admin(principal, "create users")
     _check_user_name(name)
     email = _clean(email, "email", 300)
     organisation = _clean(organisation, "organisation", 200)

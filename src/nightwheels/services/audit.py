@@ -7,14 +7,20 @@ pages backwards by id: ``before`` is the smallest id of the previous page.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
+from nightwheels.core.names import normalize_name
 from nightwheels.db.models import AuditEvent, utcnow
+from nightwheels.db.queries import project_by_name
+from nightwheels.errors import Forbidden, NotFound
+
+if TYPE_CHECKING:
+    from nightwheels.services.auth import Principal
 
 MAX_PAGE = 500
 
@@ -89,6 +95,27 @@ def list_events(session: Session, query: EventQuery) -> list[AuditEvent]:
         stmt = stmt.where(AuditEvent.id < query.before)
     limit = max(1, min(query.limit, MAX_PAGE))
     return list(session.execute(stmt.limit(limit)).scalars())
+
+
+def read_events(session: Session, principal: Principal, query: EventQuery) -> list[AuditEvent]:
+    """Who reads the audit log, whichever edge asks (API, web): site admins through an
+    unscoped manage token or a web session read all of it; a project's admins read that
+    project's events, naming it (a token scoped to projects only within its scope)."""
+    # Imported here: ``services.auth`` imports :class:`Actor` from this module.
+    from nightwheels.services.auth import require_manage, require_project_admin
+
+    require_manage(principal)
+    if query.project is not None:
+        query = replace(query, project=normalize_name(query.project))
+    if principal.is_admin and principal.projects is None:
+        return list_events(session, query)
+    if query.project is None:
+        raise Forbidden("only site admins may read the whole audit log: name a project you admin")
+    project = project_by_name(session, query.project)
+    if project is None:
+        raise NotFound(f"no project named {query.project!r}")
+    require_project_admin(session, principal, project, "read its audit log")
+    return list_events(session, query)
 
 
 def event_dict(event: AuditEvent) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from nightwheels.core.names import normalize_name
 from nightwheels.core.tags import TagDescription, describe_filename
 from nightwheels.db.models import File, Project, ProjectRole, User
 from nightwheels.db.queries import LIVE, project_by_name
+from nightwheels.errors import NotFound
 from nightwheels.services import compat, members, stats
 from nightwheels.services.listing import file_path
 
@@ -423,3 +424,26 @@ def project_list(
         query = query.where(Project.name > after)
     rows = session.execute(query.limit(limit + 1)).all()
     return [ProjectSummary(*row) for row in rows[:limit]], len(rows) > limit
+
+
+@dataclass(frozen=True)
+class ProjectFiles:
+    """A project and its live files, newest first (``GET /api/v1/projects/<name>``)."""
+
+    name: str
+    display_name: str
+    serial: int
+    files: list[File]  # read inside the caller's session
+
+
+def project_files(session: Session, name: str) -> ProjectFiles:
+    normalized = normalize_name(name)
+    project = project_by_name(session, normalized)
+    if project is None:
+        raise NotFound(f"no project named {normalized!r}")
+    files = session.execute(
+        select(File)
+        .where(File.project_id == project.id, LIVE)
+        .order_by(File.uploaded_at.desc(), File.filename)
+    ).scalars()
+    return ProjectFiles(project.name, project.display_name, project.serial, list(files))

@@ -8,12 +8,8 @@ from typing import Any
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
-from nightwheels.core.names import normalize_name
-from nightwheels.errors import Forbidden
 from nightwheels.server.api.deps import ManagePrincipalDep, ServicesDep
 from nightwheels.services import audit
-from nightwheels.services.accounts import get_project
-from nightwheels.services.auth import require_project_admin
 
 router = APIRouter(tags=["audit"])
 
@@ -45,20 +41,12 @@ def list_events(
     limit: int = Query(100, ge=1, le=audit.MAX_PAGE),
 ) -> EventPage:
     """Site admins see every event; project admins see their project's (name it)."""
+    query = audit.EventQuery(
+        project=project, action=action, actor=actor, before=before, limit=limit
+    )
     with services.db.read() as session:
-        name = normalize_name(project) if project is not None else None
-        if not principal.is_admin or principal.projects is not None:
-            if name is None:
-                raise Forbidden(
-                    "only site admins may read the whole audit log: name a project you admin"
-                )
-            require_project_admin(
-                session, principal, get_project(session, name), "read its audit log"
-            )
-        events = audit.list_events(
-            session,
-            audit.EventQuery(project=name, action=action, actor=actor, before=before, limit=limit),
-        )
-        out = [EventOut(**audit.event_dict(e)) for e in events]
+        out = [
+            EventOut(**audit.event_dict(e)) for e in audit.read_events(session, principal, query)
+        ]
     next_before = out[-1].id if len(out) == limit else None
     return EventPage(events=out, next_before=next_before)

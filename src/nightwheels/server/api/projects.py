@@ -4,12 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel
-from sqlalchemy import select
 
-from nightwheels.core.names import normalize_name
-from nightwheels.db.models import File
-from nightwheels.db.queries import LIVE, project_by_name
-from nightwheels.errors import NotFound
 from nightwheels.server.api.deps import ReadSession
 from nightwheels.services import browse
 
@@ -70,19 +65,11 @@ def list_projects(
 
 @router.get("/projects/{name}")
 def get_project(name: str, session: ReadSession) -> ProjectDetail:
-    normalized = normalize_name(name)
-    project = project_by_name(session, normalized)
-    if project is None:
-        raise NotFound(f"no project named {normalized!r}")
-    files = session.execute(
-        select(File)
-        .where(File.project_id == project.id, LIVE)
-        .order_by(File.uploaded_at.desc(), File.filename)
-    ).scalars()
+    found = browse.project_files(session, name)
     return ProjectDetail(
-        name=project.name,
-        display_name=project.display_name,
-        serial=project.serial,
+        name=found.name,
+        display_name=found.display_name,
+        serial=found.serial,
         files=[
             FileInfo(
                 filename=f.filename,
@@ -94,6 +81,6 @@ def get_project(name: str, session: ReadSession) -> ProjectDetail:
                 yanked=f.yanked,
                 yanked_reason=f.yanked_reason,
             )
-            for f in files
+            for f in found.files
         ],
     )

@@ -16,7 +16,6 @@ from nightwheels.server.auth import client_address
 from nightwheels.services import accounts, tokens
 from nightwheels.services.accounts import UserInfo
 from nightwheels.services.audit import Actor
-from nightwheels.services.auth import require_site_admin
 
 router = APIRouter(tags=["users"])
 
@@ -116,15 +115,12 @@ def login(body: Login, request: Request, services: ServicesDep) -> TokenSecret:
 
 @router.get("/users")
 def list_users(principal: ManagePrincipalDep, services: ServicesDep) -> list[UserOut]:
-    require_site_admin(principal, "list users")
     with services.db.read() as session:
-        return [UserOut.of(accounts.user_info(u)) for u in accounts.list_users(session)]
+        return [UserOut.of(accounts.user_info(u)) for u in accounts.list_users(session, principal)]
 
 
 @router.post("/users", status_code=201)
 def create_user(body: UserCreate, principal: ManagePrincipalDep, services: ServicesDep) -> UserOut:
-    require_site_admin(principal, "create users")
-
     def run(session: Session) -> UserOut:
         user = accounts.create_user(
             session,
@@ -133,6 +129,7 @@ def create_user(body: UserCreate, principal: ManagePrincipalDep, services: Servi
             email=body.email,
             organisation=body.organisation,
             is_admin=body.is_admin,
+            principal=principal,
         )
         if body.password is not None:
             accounts.set_password(session, principal.actor, user, body.password)
