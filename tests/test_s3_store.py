@@ -164,3 +164,83 @@ def test_put_bytes_stores_once(tmp_path: Path, moto_s3: MotoS3, bucket: str, kin
         store.put_bytes(key, data)
         assert store.modified(key) == first  # recent: not sent again
     assert list(store.iter_keys()) == [key]
+
+
+class _Outage:
+    """moto's client, with the store going away after a large upload's first part and
+    coming back just after boto3's own abort of it failed (the orphan of issue 19.5)."""
+
+    def __init__(self, client: object) -> None:
+        self._client = client
+        self.parts = 0
+        self.aborts = 0
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._client, name)
+
+    def upload_part(self, **kwargs: object) -> object:
+        self.parts += 1
+        if self.parts > 1:
+            raise ConnectionError("the store went away")
+        return self._client.upload_part(**kwargs)  # type: ignore[attr-defined]
+
+    def abort_multipart_upload(self, **kwargs: object) -> object:
+        self.aborts += 1
+        if self.aborts == 1:
+            raise ConnectionError("still away")
+        return self._client.abort_multipart_upload(**kwargs)  # type: ignore[attr-defined]
+
+
+def test_a_failed_large_upload_leaves_no_parts_behind(
+    tmp_path: Path, moto_s3: MotoS3, bucket: str
+) -> None:
+    from boto3.s3.transfer import TransferConfig
+
+    client = moto_s3.client()
+    outage = _Outage(client)
+    # boto3's upload_file is bound to the real client: route it through the faulty one.
+    outage.upload_file = lambda path, b, k: client.__class__.upload_file(  # type: ignore[attr-defined]
+        outage, path, b, k, Config=TransferConfig(max_concurrency=1)
+    )
+    store = S3BlobStore(bucket, "p", client=outage)
+    key, path = stage(tmp_path, os.urandom(17 * 1024 * 1024))  # three parts
+    with pytest.raises(StorageUnavailable):
+        store.put_file(key, path)
+    assert outage.parts >= 2 and outage.aborts >= 2
+    assert client.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
+    assert list(store.incomplete_uploads()) == []
+
+
+def test_fsck_reports_old_incomplete_uploads_and_repair_aborts_them(
+    tmp_path: Path, moto_s3: MotoS3, bucket: str
+) -> None:
+    from nightwheels.config import Settings
+    from nightwheels.db.engine import Database
+    from nightwheels.db.migrate import upgrade
+    from nightwheels.services.audit import SYSTEM
+    from nightwheels.services.context import Services
+    from nightwheels.services.fsck import fsck
+
+    client = moto_s3.client()
+    store = S3BlobStore(bucket, "idx", client=client)
+    name = f"idx/{blob_key('ab' * 32)}"  # a process died between two parts
+    upload_id = client.create_multipart_upload(Bucket=bucket, Key=name)["UploadId"]
+    client.upload_part(Bucket=bucket, Key=name, UploadId=upload_id, PartNumber=1, Body=b"x" * 1024)
+    client.create_multipart_upload(Bucket=bucket, Key="elsewhere/sha256/x")  # not ours
+    settings = Settings(data=tmp_path / "data", storage=f"s3://{bucket}/idx")
+    settings.data.mkdir()
+    upgrade(settings.database)
+    services = Services(settings=settings, db=Database(settings.database), store=store)
+    try:
+        # (moto dates every upload 2010-11-10: old enough; a younger one is in-progress)
+        report = fsck(services, SYSTEM)
+        (finding,) = report.problems
+        assert finding.kind == "incomplete-upload" and finding.subject == name
+        assert "billed" in finding.detail
+        repaired = fsck(services, SYSTEM, repair=True)
+        assert [f.repaired for f in repaired.findings] == ["aborted"]
+        uploads = client.list_multipart_uploads(Bucket=bucket).get("Uploads", [])
+        assert [u["Key"] for u in uploads] == ["elsewhere/sha256/x"]
+        assert not fsck(services, SYSTEM, tmp_age=0).findings
+    finally:
+        services.close()

@@ -13,6 +13,9 @@ Findings, and what ``repair`` does about each:
   an upload, idle for the gc grace period: deleted. Younger ones are ``recent-orphan``
   (maybe an upload in flight): reported, not a problem.
 - ``interrupted-gc``: a blob a killed collection had moved aside: put back.
+- ``incomplete-upload``: an object store's multipart upload that was never completed (a
+  process killed mid-upload, or an abort that failed while the store was down); its parts
+  are billed. Aborted when older than ``tmp_age``; younger ones are ``in-progress``.
 - ``temp-file``: a staged upload (``<data>/tmp``) or a partial copy in the store, left by
   a crash. Deleted when older than ``tmp_age`` (a running upload writes continuously).
 """
@@ -219,6 +222,32 @@ def _temp_files(services: Services, report: FsckReport, repair: bool, tmp_age: f
         report.findings.append(finding)
 
 
+def _incomplete_uploads(
+    services: Services, report: FsckReport, repair: bool, tmp_age: float
+) -> None:
+    listing = getattr(services.store, "incomplete_uploads", None)
+    if listing is None:
+        return
+    now = utcnow()
+    for name, upload_id, started in list(listing()):
+        age = (now - started).total_seconds()
+        if age < tmp_age:
+            report.findings.append(
+                Finding("in-progress", name, f"a multipart upload started {age:.0f} s ago")
+            )
+            continue
+        finding = Finding(
+            "incomplete-upload",
+            name,
+            f"a multipart upload started {started:%Y-%m-%d %H:%M} UTC was never completed; "
+            "its parts are billed until it is aborted",
+        )
+        if repair:
+            services.store.abort_upload(name, upload_id)  # type: ignore[attr-defined]
+            finding.repaired = "aborted"
+        report.findings.append(finding)
+
+
 def fsck(
     services: Services,
     actor: Actor,
@@ -233,6 +262,7 @@ def fsck(
     # Rows first, then keys: a blob stored after the row snapshot shows as an orphan (and is
     # spared by the grace period), never as a row without a blob.
     _temp_files(services, report, repair, tmp_age)
+    _incomplete_uploads(services, report, repair, tmp_age)
     with services.db.read() as session:
         rows = _rows(session)
     report.rows = len(rows)

@@ -5,6 +5,11 @@ or ``AWS_ENDPOINT_URL_S3``, ``AWS_REGION``, ``AWS_ACCESS_KEY_ID``/``AWS_SECRET_A
 ``AWS_PROFILE``, ``~/.aws/config`` including ``s3.addressing_style``). A blob is uploaded
 from its complete local staging file with ``upload_file``: a single PUT or a multipart
 upload, either of which makes the object visible only once it is whole.
+
+A multipart upload that fails is aborted (boto3 tries once; :meth:`S3BlobStore.put_file`
+makes sure, since its parts are billed until then). One that a killed process left behind
+is listed by :meth:`S3BlobStore.incomplete_uploads`, which ``fsck`` reports and ``fsck
+--repair`` aborts; a bucket lifecycle rule (docs/scale.md) is the backstop.
 """
 
 from __future__ import annotations
@@ -135,9 +140,45 @@ class S3BlobStore:
             try:
                 self.client.upload_file(str(path), self.bucket, name)
             except Exception as exc:
+                self._abort_uploads_of(name)
                 raise self._unavailable("store the file", exc) from None
         finally:
             path.unlink(missing_ok=True)
+
+    # -- incomplete multipart uploads ----------------------------------------------------
+    def _abort_uploads_of(self, name: str) -> None:
+        """Abort the unfinished multipart uploads of one object (best effort: if the store
+        is down now, fsck --repair or the bucket's lifecycle rule aborts them later)."""
+        try:
+            response = self.client.list_multipart_uploads(Bucket=self.bucket, Prefix=name)
+            for upload in response.get("Uploads", []):
+                if upload["Key"] == name:
+                    self.client.abort_multipart_upload(
+                        Bucket=self.bucket, Key=name, UploadId=upload["UploadId"]
+                    )
+        except Exception:  # noqa: S110 - reported by fsck later
+            pass
+
+    def incomplete_uploads(self) -> Iterator[tuple[str, str, datetime]]:
+        """Unfinished multipart uploads under this store's prefix: (object name, upload
+        id, when it was started)."""
+        prefix = f"{self.prefix}/sha256/" if self.prefix else "sha256/"
+        try:
+            pages = self.client.get_paginator("list_multipart_uploads").paginate(
+                Bucket=self.bucket, Prefix=prefix
+            )
+            for page in pages:
+                for upload in page.get("Uploads", []):
+                    yield upload["Key"], upload["UploadId"], upload["Initiated"].astimezone(UTC)
+        except Exception as exc:
+            raise self._unavailable("list unfinished uploads", exc) from None
+
+    def abort_upload(self, name: str, upload_id: str) -> None:
+        try:
+            self.client.abort_multipart_upload(Bucket=self.bucket, Key=name, UploadId=upload_id)
+        except Exception as exc:
+            if error_code(exc) not in {"NoSuchUpload", *NOT_FOUND}:
+                raise self._unavailable("abort an unfinished upload", exc) from None
 
     def put_bytes(self, key: str, data: bytes) -> None:
         head = self._head(key)
