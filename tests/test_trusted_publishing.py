@@ -407,6 +407,9 @@ def test_a_registration_on_another_project_changes_nothing_for_the_rightful_work
     assert named["projects"] == ["proja"]
     wheel = make_wheel(tmp_path, "proja", "1.0.dev1")
     assert upload(live, minted["token"], wheel).status_code == 200
+    # Alice sees the token among proja's, though it names mallory's registration.
+    prefix = minted["token"].split("_")[1]
+    assert prefix in {t["prefix"] for t in alice.ok("GET", "/projects/proja/tokens")}
 
     # Removing the squatting registration takes mproj out of the token, not proja.
     mallory.ok("DELETE", f"/projects/mproj/publishers/{squat['id']}")

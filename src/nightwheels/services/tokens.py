@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, aliased
 
 from nightwheels.core.names import normalize_name
 from nightwheels.core.permissions import TOKEN_PERMISSIONS, Permission, role_allows, scope_within
@@ -409,7 +409,19 @@ def project_tokens(
     if principal is not None:
         require_project_admin(session, principal, project, "list its tokens")
     member_ids = select(ProjectRole.user_id).where(ProjectRole.project_id == project.id)
-    publisher_ids = select(TrustedPublisher.id).where(TrustedPublisher.project_id == project.id)
+    # Minted tokens name one registration of their workflow, maybe another project's (one
+    # workflow registered on several projects gets one token for all): every registration
+    # of this project's workflows, then the token's own scope decides.
+    mine = aliased(TrustedPublisher)
+    publisher_ids = (
+        select(TrustedPublisher.id)
+        .join(
+            mine,
+            (func.lower(TrustedPublisher.repository) == func.lower(mine.repository))
+            & (TrustedPublisher.workflow == mine.workflow),
+        )
+        .where(mine.project_id == project.id)
+    )
     rows = session.execute(
         select(Token)
         .where(
