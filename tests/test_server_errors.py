@@ -36,7 +36,7 @@ def _get(tmp_path: Path, accept: str) -> httpx.Response:
         with ThreadPoolExecutor(1) as pool:
             return pool.submit(asyncio.run, run()).result()
     finally:
-        app.state.services.close()
+        app.state.nightwheels.services.close()
 
 
 def test_500_has_security_headers_and_no_internals(tmp_path: Path) -> None:

@@ -60,10 +60,18 @@ class Settings(BaseSettings):
     export_files_url: str | None = None
     export_interval: float = Field(default=1.0, gt=0)
 
-    # Failed authentications allowed per source address per minute.
+    # Failed authentications allowed per source address per minute (a valid token is never
+    # refused), and failed passwords per account per minute, from any address.
     auth_failures_per_minute: int = 30
+    auth_failures_per_account: int = Field(default=10, ge=1)
     # Seconds a client has to send a request line and headers (slow-header clients).
     head_timeout: float = Field(default=20, gt=0)
+    # Request bodies other than uploads: at most this many bytes (413 while reading).
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    # Seconds any request body may take, plus one second per ``body_min_rate`` bytes
+    # (slow-body clients; an upload at 1 MiB/s is never cut off).
+    body_timeout: float = Field(default=20, gt=0)
+    body_min_rate: int = Field(default=16 * 1024, ge=1)
 
     # Trusted publishing (GitHub Actions OIDC): whose tokens are accepted, for which audience.
     oidc_issuer: str = GITHUB_ISSUER

@@ -14,9 +14,11 @@ class NightwheelsError(Exception):
     code = "error"
     status = 400
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, *, retry_after: int | None = None) -> None:
         super().__init__(message)
         self.message = message
+        # Seconds after which a retry may succeed (HTTP ``Retry-After`` on 429 and 503).
+        self.retry_after = retry_after
 
 
 class InvalidRequest(NightwheelsError):

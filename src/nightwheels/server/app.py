@@ -13,15 +13,14 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
 from nightwheels.config import Settings
-from nightwheels.errors import NightwheelsError
-from nightwheels.server import asof, client, files, health, oidc, simple, upload
+from nightwheels.server import asof, client, errors, files, health, oidc, simple, upload
 from nightwheels.server.api import create_api
-from nightwheels.server.errors import handle_nightwheels_error, handle_unexpected
 from nightwheels.server.memory import MemoryTrimmer
-from nightwheels.server.middleware import SecurityHeaders
+from nightwheels.server.middleware import BodyLimits, SecurityHeaders
 from nightwheels.server.pages import PageCache
+from nightwheels.server.state import STATE_KEY, AppState
 from nightwheels.services.context import Services
-from nightwheels.services.throttle import FailureThrottle
+from nightwheels.services.throttle import AuthThrottle
 
 SWITCH_INTERVAL = 0.001  # seconds
 
@@ -30,7 +29,9 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     settings = settings or Settings()
     services = services or Services.from_settings(settings)
     pages = PageCache(services)
-    throttle = FailureThrottle(services.db, settings.auth_failures_per_minute)
+    throttle = AuthThrottle(
+        services.db, settings.auth_failures_per_minute, settings.auth_failures_per_account
+    )
     background: list = []  # objects with start()/stop(), e.g. the prune scheduler
     background.append(MemoryTrimmer(settings.malloc_trim_interval))
     if services.settings.prune_interval > 0:
@@ -69,8 +70,17 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
             services.close()
             sys.setswitchinterval(switch_interval)
 
-    api = create_api(services)
-    api.state.throttle = throttle
+    state = AppState(
+        services=services,
+        pages=pages,
+        asof=asof.AsOfPages(services, pages),
+        file_lookup=files.FileLookup(services),
+        throttle=throttle,
+        readiness=health.Readiness(services),
+        background=background,
+    )
+    api = create_api()
+    setattr(api.state, STATE_KEY, state)
     routes: list[BaseRoute] = [
         *simple.routes,
         *asof.routes,
@@ -82,21 +92,19 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         Mount("/api/v1", app=api),
         *_web_routes(),
     ]
+    body_limits = Middleware(
+        BodyLimits,
+        max_bytes=settings.max_body_bytes,
+        timeout=settings.body_timeout,
+        min_rate=settings.body_min_rate,
+    )
     app = Starlette(
         routes=routes,
         lifespan=lifespan,
-        middleware=[Middleware(SecurityHeaders)],
-        exception_handlers={
-            NightwheelsError: handle_nightwheels_error,
-            Exception: handle_unexpected,
-        },
+        middleware=[body_limits, Middleware(SecurityHeaders)],
     )
-    app.state.services = services
-    app.state.pages = pages
-    app.state.asof = asof.AsOfPages(services, pages)
-    app.state.file_lookup = files.FileLookup(services)
-    app.state.throttle = throttle
-    app.state.background = background
+    errors.install(app)
+    setattr(app.state, STATE_KEY, state)
     return app
 
 

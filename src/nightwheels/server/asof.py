@@ -23,6 +23,7 @@ from nightwheels.db.models import utcnow
 from nightwheels.errors import InvalidRequest, NotFound
 from nightwheels.server.pages import Page, PageCache, _render_index, _render_project, pages_size
 from nightwheels.server.simple import _serve, canonical_redirect
+from nightwheels.server.state import app_state
 from nightwheels.services import listing
 from nightwheels.services.context import Services
 
@@ -119,7 +120,7 @@ class AsOfPages:
 
 
 def _asof(request: Request) -> AsOfPages:
-    return request.app.state.asof  # type: ignore[no-any-return]
+    return app_state(request).asof
 
 
 def _moment_and_label(request: Request) -> tuple[datetime, str]:

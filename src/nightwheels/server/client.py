@@ -14,14 +14,14 @@ from starlette.routing import Route
 
 from nightwheels import __version__
 from nightwheels.errors import NotFound
+from nightwheels.server.state import app_state
 from nightwheels.services.client_dist import ClientWheel, client_requirement, client_wheel
-from nightwheels.services.context import Services
 
 PREFIX = "/-/client/"
 
 
 def _base(request: Request) -> str:
-    services: Services = request.app.state.services
+    services = app_state(request).services
     return (services.settings.base_url or str(request.base_url)).rstrip("/")
 
 

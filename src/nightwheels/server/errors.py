@@ -1,18 +1,38 @@
-"""Mapping errors to HTTP responses: JSON ``{"error", "message"}``, or plain text for uploads."""
+"""The one error mapper of the server, installed on the site and on its /api/v1 mount.
+
+Every error becomes ``{"error": code, "message": sentence}`` (JSON under /api/ or when the
+client asks for JSON, else the sentence as plain text, which twine prints):
+
+- :class:`NightwheelsError`: its status; 401 carries ``WWW-Authenticate`` (Basic for twine
+  and pip, Bearer for the API), 429 and 503 carry ``Retry-After`` with the seconds the
+  message names;
+- a database failure: 507 for a full disk, 503 with ``Retry-After`` when it is unreachable
+  (logged once per outage, then at a limited rate; see :class:`OutageLog`);
+- malformed API parameters: 422 with the first problems;
+- anything else: 500 that says nothing internal.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 
+from fastapi.exceptions import RequestValidationError
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
-from nightwheels.errors import NightwheelsError, RateLimited, Unauthenticated
+from nightwheels.db.failures import OutageLog, database_error
+from nightwheels.errors import NightwheelsError, Unauthenticated
 from nightwheels.server.middleware import SECURITY_HEADERS
 
 log = logging.getLogger(__name__)
+database_outage = OutageLog(log, "the database")
 
 WWW_AUTHENTICATE = 'Basic realm="nightwheels", Bearer realm="nightwheels"'
+_ANSWERED = "_nightwheels_answered"  # set on an exception once a 500 was logged and sent
 
 
 def _wants_json(request: Request) -> bool:
@@ -26,8 +46,8 @@ def error_response(request: Request, exc: NightwheelsError) -> Response:
     headers: dict[str, str] = {}
     if isinstance(exc, Unauthenticated):
         headers["WWW-Authenticate"] = WWW_AUTHENTICATE
-    if isinstance(exc, RateLimited):
-        headers["Retry-After"] = "60"
+    if exc.retry_after is not None:
+        headers["Retry-After"] = str(exc.retry_after)
     if _wants_json(request):
         return JSONResponse(
             {"error": exc.code, "message": exc.message}, status_code=exc.status, headers=headers
@@ -40,10 +60,32 @@ async def handle_nightwheels_error(request: Request, exc: Exception) -> Response
     return error_response(request, exc)
 
 
+async def handle_database_error(request: Request, exc: Exception) -> Response:
+    known = database_error(exc)
+    if known is None:
+        return await handle_unexpected(request, exc)
+    database_outage.failed(exc)
+    return error_response(request, known)
+
+
+async def handle_invalid(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    problems = "; ".join(
+        f"{'.'.join(str(part) for part in err.get('loc', ()))}: {err.get('msg', 'invalid')}"
+        for err in exc.errors()[:5]
+    )
+    return JSONResponse(
+        {"error": "invalid-request", "message": f"invalid request: {problems}"}, status_code=422
+    )
+
+
 async def handle_unexpected(request: Request, exc: Exception) -> Response:
     """The 500 answer. Starlette sends it from its outermost layer, outside
     :class:`SecurityHeaders`, so the headers are added here."""
-    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    if not getattr(exc, _ANSWERED, False):  # the /api/v1 mount answered and re-raised it
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        with contextlib.suppress(AttributeError):
+            setattr(exc, _ANSWERED, True)
     body = {"error": "internal", "message": "internal server error; the request was not applied"}
     response: Response
     if _wants_json(request):
@@ -53,3 +95,12 @@ async def handle_unexpected(request: Request, exc: Exception) -> Response:
     for name, value in SECURITY_HEADERS:
         response.headers[name.decode()] = value.decode()
     return response
+
+
+def install(app: Starlette) -> None:
+    """Map errors on ``app`` (the site, and the mounted API, which has its own handlers)."""
+    app.add_exception_handler(NightwheelsError, handle_nightwheels_error)
+    app.add_exception_handler(DBAPIError, handle_database_error)
+    app.add_exception_handler(PoolTimeout, handle_database_error)
+    app.add_exception_handler(RequestValidationError, handle_invalid)
+    app.add_exception_handler(Exception, handle_unexpected)

@@ -13,6 +13,7 @@ from starlette.responses import (
 )
 from starlette.routing import Route
 
+from nightwheels.server.state import app_state
 from nightwheels.services import listing
 from nightwheels.services.context import Services
 from nightwheels.storage.base import blob_key
@@ -54,7 +55,8 @@ class FileLookup:
 
 
 async def serve_file(request: Request) -> Response:
-    services: Services = request.app.state.services
+    state = app_state(request)
+    services = state.services
     digest: str = request.path_params["digest"]
     filename: str = request.path_params["filename"]
     want_metadata = filename.endswith(METADATA_SUFFIX)
@@ -62,7 +64,7 @@ async def serve_file(request: Request) -> Response:
         filename = filename[: -len(METADATA_SUFFIX)]
     if len(digest) < 16 or any(c not in "0123456789abcdef" for c in digest):
         return PlainTextResponse("not found\n", status_code=404)
-    lookup: FileLookup = request.app.state.file_lookup
+    lookup = state.file_lookup
     found = lookup.cached(digest, filename) or await run_in_threadpool(lookup, digest, filename)
     if found is None:
         return PlainTextResponse("not found\n", status_code=404)

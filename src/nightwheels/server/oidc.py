@@ -36,8 +36,8 @@ from nightwheels.errors import (
 )
 from nightwheels.server.api.deps import throttled
 from nightwheels.server.auth import client_address
+from nightwheels.server.state import app_state
 from nightwheels.services import trusted_publishing as tp
-from nightwheels.services.context import Services
 
 __all__ = ["routes"]
 
@@ -75,7 +75,7 @@ def _problem(exc: NightwheelsError) -> JSONResponse:
         "error": exc.code,
         "message": exc.message,
     }
-    headers = {"Retry-After": "60"} if isinstance(exc, RateLimited) else None
+    headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after is not None else None
     return JSONResponse(
         body, status_code=exc.status, media_type="application/problem+json", headers=headers
     )
@@ -101,7 +101,7 @@ class _NotAcceptable(NightwheelsError):
 
 def _origin(request: Request) -> str:
     """Scheme and host the client used (or the configured public URL's)."""
-    services: Services = request.app.state.services
+    services = app_state(request).services
     base = services.settings.base_url or str(request.base_url)
     scheme, _, rest = base.partition("://")
     return f"{scheme}://{rest.split('/', 1)[0]}"
@@ -137,7 +137,7 @@ async def discover(request: Request) -> Response:
 async def audience(request: Request) -> Response:
     if (refused := _not_acceptable(request)) is not None:
         return refused
-    services: Services = request.app.state.services
+    services = app_state(request).services
     return JSONResponse({"audience": services.settings.oidc_audience})
 
 
@@ -183,7 +183,7 @@ def _payload(payload: dict[str, Any]) -> tuple[str, str | None]:
 async def mint_token(request: Request) -> Response:
     if (refused := _not_acceptable(request)) is not None:
         return refused
-    services: Services = request.app.state.services
+    services = app_state(request).services
     source = client_address(request)
     try:
         token, project = _payload(await _read_json(request))

@@ -11,6 +11,7 @@ from nightwheels.core.names import DEFAULT_LABEL, is_valid_name, normalize_name
 from nightwheels.core.negotiation import FORMAT_PARAMS, choose_media_type
 from nightwheels.core.simple_pages import HTML_TYPE
 from nightwheels.server.pages import Page, PageCache, page_kind
+from nightwheels.server.state import app_state
 
 # Nightly filenames are reused, so pages must be revalidated, not kept for hours.
 PAGE_CACHE_CONTROL = "max-age=60, must-revalidate"
@@ -49,7 +50,7 @@ def _serve(request: Request, pages: dict[str, Page], media_type: str | None = No
 
 
 def _cache(request: Request) -> PageCache:
-    return request.app.state.pages  # type: ignore[no-any-return]
+    return app_state(request).pages
 
 
 def canonical_redirect(request: Request, name: str) -> Response | None:

@@ -16,12 +16,12 @@ from starlette.routing import Route
 
 from nightwheels.core.names import DEFAULT_LABEL
 from nightwheels.errors import InvalidRequest, NightwheelsError, TooLarge, Unauthenticated
-from nightwheels.server.auth import client_address, token_from_request
+from nightwheels.server.auth import authenticate
 from nightwheels.server.multipart import MAX_BATCH_FILES, ParsedUpload, parse_batch, parse_upload
-from nightwheels.services.auth import Principal, authenticate_token
+from nightwheels.server.state import app_state
+from nightwheels.services.auth import Principal
 from nightwheels.services.context import Services
 from nightwheels.services.publish import PublishResult, UploadRequest, publish, publish_many
-from nightwheels.services.throttle import FailureThrottle
 from nightwheels.storage.staging import MemoryBudget, StagedFile, StagingFile
 
 MULTIPART_OVERHEAD = 16 * 1024 * 1024  # room for form fields around the file
@@ -34,21 +34,13 @@ _process_memory = MemoryBudget(PROCESS_BATCH_MEMORY)
 
 
 def authenticate_request(request: Request) -> Principal:
-    """Authenticate before reading any body byte; throttle sources that keep failing."""
-    services: Services = request.app.state.services
-    throttle: FailureThrottle = request.app.state.throttle
-    source = client_address(request)
-    throttle.check(source)
-    try:
-        token = token_from_request(request)
-        if token is None:
-            raise Unauthenticated(
-                "authentication required: use __token__ as user and a token as password"
-            )
-        return authenticate_token(services.db, token, source)
-    except Unauthenticated:
-        throttle.failed(source)
-        raise
+    """Authenticate before reading any body byte (under the throttle, see server/auth.py)."""
+    principal = authenticate(request)
+    if principal is None:
+        raise Unauthenticated(
+            "authentication required: use __token__ as user and a token as password"
+        )
+    return principal
 
 
 def _result_fields(result: PublishResult) -> dict[str, object]:
@@ -100,7 +92,7 @@ def _refuse_oversized(request: Request, limit: int) -> None:
 
 
 async def legacy_upload(request: Request) -> Response:
-    services: Services = request.app.state.services
+    services = app_state(request).services
     principal = await run_in_threadpool(authenticate_request, request)
     limit = services.settings.max_upload_size
     _refuse_oversized(request, limit)
@@ -138,7 +130,7 @@ async def batch_upload(request: Request) -> Response:
     the request as a whole fails only for what concerns all of it (authentication, a
     malformed body, the size limit).
     """
-    services: Services = request.app.state.services
+    services = app_state(request).services
     principal = await run_in_threadpool(authenticate_request, request)
     limit = services.settings.max_upload_size
     _refuse_oversized(request, limit)

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+from nightwheels.errors import StorageUnavailable
 from nightwheels.storage.base import digest_from_key, disk_error
 
 
@@ -86,6 +87,11 @@ class LocalBlobStore:
 
     def local_path(self, key: str) -> Path | None:
         return self._path(key)
+
+    def check(self) -> None:
+        """Raise :class:`StorageUnavailable` unless the folder can be read and written."""
+        if not self.root.is_dir() or not os.access(self.root, os.R_OK | os.W_OK | os.X_OK):
+            raise StorageUnavailable(f"the blob folder {self.root} is missing or not writable")
 
     def iter_chunks(self, key: str, chunk_size: int = 1024 * 1024) -> Iterator[bytes]:
         with open(self._path(key), "rb") as fh:

@@ -16,7 +16,8 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from nightwheels.core.permissions import Permission
-from nightwheels.errors import InvalidRequest, NightwheelsError, Unauthenticated
+from nightwheels.errors import InvalidRequest, NightwheelsError
+from nightwheels.server.auth import check_password
 from nightwheels.services import access, accounts, browse, tokens, web_sessions
 from nightwheels.services.tokens import CreatedToken
 from nightwheels.web.security import (
@@ -97,11 +98,9 @@ async def sign_in(request: Request) -> Response:
     form = await read_form(request)
     name, password = form.get("user", "").strip(), form.get("password", "")
     target = _safe_next(form.get("next"))
-    throttle = request.app.state.throttle
     source = client_address(request)
     services = services_of(request)
     try:
-        throttle.check(source)
         if not name or not password:
             raise InvalidRequest("enter your user name and password")
 
@@ -109,11 +108,9 @@ async def sign_in(request: Request) -> Response:
             user = accounts.authenticate_password(session, name, password)
             return web_sessions.start(session, services.settings, user, source)
 
-        try:
-            new = await write(request, run)
-        except Unauthenticated:
-            await run_in_threadpool(throttle.failed, source)
-            raise
+        new = await run_in_threadpool(
+            check_password, request, name, lambda: services.db.run_write(run)
+        )
     except NightwheelsError as exc:
         anonymous_csrf(request)
         context = {"next": target, "error": exc.message, "name": name}
@@ -169,23 +166,19 @@ async def password(request: Request) -> Response:
     form = await read_form(request)
     current, new = form.get("current", ""), form.get("new", "")
     me = principal(request)
-    source = client_address(request)
-    throttle = request.app.state.throttle
     session_id = request.state.user.session_id
+    services = services_of(request)
 
     def run(session: Session) -> None:
         user = accounts.get_user(session, me.user_name)
         accounts.change_password(session, me.actor, user, current, new, keep_session=session_id)
 
     try:
-        throttle.check(source)
         if new != form.get("confirm", ""):
             raise InvalidRequest("the two new passwords differ")
-        try:
-            await write(request, run)
-        except Unauthenticated:
-            await run_in_threadpool(throttle.failed, source)
-            raise
+        await run_in_threadpool(
+            check_password, request, me.user_name, lambda: services.db.run_write(run)
+        )
     except NightwheelsError as exc:
         return render(request, "password.html", {"error": exc.message}, status=exc.status)
     return redirect(request, "/account/", "password")

@@ -32,6 +32,7 @@ from nightwheels.errors import (
     Unauthenticated,
 )
 from nightwheels.server.auth import client_address
+from nightwheels.server.state import app_state
 from nightwheels.services import web_sessions
 from nightwheels.services.auth import Principal
 from nightwheels.services.context import Services
@@ -46,7 +47,7 @@ Endpoint = Callable[[Request], Awaitable[Response]]
 
 
 def services_of(request: Request) -> Services:
-    return request.app.state.services  # type: ignore[no-any-return]
+    return app_state(request).services
 
 
 def is_secure(request: Request, settings: Settings) -> bool:

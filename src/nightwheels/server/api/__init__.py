@@ -1,32 +1,15 @@
 """The JSON management API under /api/v1 (OpenAPI at /api/v1/openapi.json).
 
-Each feature contributes an ``APIRouter`` from its own module listed in ``ROUTERS``.
+Each feature contributes an ``APIRouter`` from its own module, included in ``create_api``.
 """
 
 from __future__ import annotations
 
-import importlib
-
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI
 from pydantic import BaseModel, ConfigDict
 
 from nightwheels import __version__
-from nightwheels.errors import NightwheelsError, RateLimited
-from nightwheels.services.context import Services
-
-ROUTERS = (
-    "projects",
-    "users",
-    "tokens",
-    "access",
-    "members",
-    "trusted_publishing",
-    "audit",
-    "compat",
-    "retention",
-)
+from nightwheels.server import errors
 
 
 class ErrorOut(BaseModel):
@@ -48,13 +31,28 @@ ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
         (404, "no such resource"),
         (409, "conflicts with the current state"),
         (422, "malformed parameters or body"),
-        (429, "too many failed authentications from this address"),
-        (503, "a dependency (e.g. the OIDC key set) is unreachable; retry"),
+        (413, "the request body is larger than the limit"),
+        (429, "too many failed authentications; Retry-After says when to retry"),
+        (503, "a dependency (database, OIDC key set) is unreachable; Retry-After"),
+        (507, "the server's storage is full; nothing was changed"),
     )
 }
 
 
-def create_api(services: Services) -> FastAPI:
+def create_api() -> FastAPI:
+    """The API app; ``create_app`` gives it the site's state and error mapper."""
+    from nightwheels.server.api import (
+        access,
+        audit,
+        compat,
+        members,
+        projects,
+        retention,
+        tokens,
+        trusted_publishing,
+        users,
+    )
+
     api = FastAPI(
         title="nightwheels",
         version=__version__,
@@ -63,29 +61,17 @@ def create_api(services: Services) -> FastAPI:
         redoc_url=None,
         responses=ERROR_RESPONSES,
     )
-    api.state.services = services
-
-    @api.exception_handler(NightwheelsError)
-    async def _error(request: Request, exc: NightwheelsError) -> JSONResponse:
-        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else {}
-        if isinstance(exc, RateLimited):
-            headers["Retry-After"] = "60"
-        return JSONResponse(
-            {"error": exc.code, "message": exc.message}, status_code=exc.status, headers=headers
-        )
-
-    @api.exception_handler(RequestValidationError)
-    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        problems = "; ".join(
-            f"{'.'.join(str(part) for part in err.get('loc', ()))}: {err.get('msg', 'invalid')}"
-            for err in exc.errors()[:5]
-        )
-        return JSONResponse(
-            {"error": "invalid-request", "message": f"invalid request: {problems}"},
-            status_code=422,
-        )
-
-    for name in ROUTERS:
-        module = importlib.import_module(f"nightwheels.server.api.{name}")
+    errors.install(api)
+    for module in (
+        projects,
+        users,
+        tokens,
+        access,
+        members,
+        trusted_publishing,
+        audit,
+        compat,
+        retention,
+    ):
         api.include_router(module.router)
     return api

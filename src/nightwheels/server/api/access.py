@@ -9,11 +9,11 @@ from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, Field
 
 from nightwheels.core.access import MAX_COMMENT_LENGTH, MAX_REASON_LENGTH
-from nightwheels.server.api.deps import ManagePrincipalDep, ServicesDep
+from nightwheels.server.api.deps import AuthFirstRoute, ManagePrincipalDep, ServicesDep
 from nightwheels.services import access
 from nightwheels.services.access import RequestView
 
-router = APIRouter(tags=["access requests"])
+router = APIRouter(tags=["access requests"], route_class=AuthFirstRoute)
 
 RequestId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 

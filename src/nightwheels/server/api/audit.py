@@ -8,10 +8,10 @@ from typing import Any
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
-from nightwheels.server.api.deps import ManagePrincipalDep, ServicesDep
+from nightwheels.server.api.deps import AuthFirstRoute, ManagePrincipalDep, ServicesDep
 from nightwheels.services import audit
 
-router = APIRouter(tags=["audit"])
+router = APIRouter(tags=["audit"], route_class=AuthFirstRoute)
 
 
 class EventOut(BaseModel):

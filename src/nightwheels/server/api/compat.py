@@ -13,10 +13,10 @@ from fastapi import APIRouter, status
 from pydantic import BaseModel, Field
 
 from nightwheels.core.names import normalize_name
-from nightwheels.server.api.deps import PrincipalDep, ReadSession, ServicesDep
+from nightwheels.server.api.deps import AuthFirstRoute, PrincipalDep, ReadSession, ServicesDep
 from nightwheels.services import compat
 
-router = APIRouter(tags=["compatibility"])
+router = APIRouter(tags=["compatibility"], route_class=AuthFirstRoute)
 
 
 class NightlyBody(BaseModel):

@@ -2,23 +2,28 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from typing import Annotated, TypeVar
+from collections.abc import Callable, Coroutine, Iterator
+from typing import Annotated, Any, TypeVar
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Response
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from nightwheels.errors import Unauthenticated
-from nightwheels.server.auth import client_address, token_from_request
-from nightwheels.services.auth import Principal, authenticate_token, require_manage
+from nightwheels.server.auth import authenticate, check_token
+from nightwheels.server.state import app_state
+from nightwheels.services.auth import Principal, require_manage
 from nightwheels.services.context import Services
 
 T = TypeVar("T")
+AUTHENTICATION_REQUIRED = "authentication required: send Authorization: Bearer <token>"
 
 
 def get_services(request: Request) -> Services:
-    return request.app.state.services  # type: ignore[no-any-return]
+    return app_state(request).services
 
 
 def read_session(services: Annotated[Services, Depends(get_services)]) -> Iterator[Session]:
@@ -26,36 +31,23 @@ def read_session(services: Annotated[Services, Depends(get_services)]) -> Iterat
         yield session
 
 
-# Declares the bearer scheme in the OpenAPI document; the header is parsed below (which
-# also accepts twine-style Basic credentials).
+# Declares the bearer scheme in the OpenAPI document; the header is parsed by
+# ``server.auth.authenticate`` (which also accepts twine-style Basic credentials).
 _bearer = HTTPBearer(auto_error=False, description="a nightwheels token: nwt_...")
 
 
 def optional_principal(
     request: Request,
-    services: Annotated[Services, Depends(get_services)],
     _documented: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)] = None,
 ) -> Principal | None:
-    throttle = getattr(request.app.state, "throttle", None)
-    source = client_address(request)
-    if throttle is not None:
-        throttle.check(source)
-    try:
-        token = token_from_request(request)
-        if token is None:
-            return None
-        return authenticate_token(services.db, token, source)
-    except Unauthenticated:
-        if throttle is not None:
-            throttle.failed(source)
-        raise
+    return authenticate(request)
 
 
 def require_principal(
     principal: Annotated[Principal | None, Depends(optional_principal)],
 ) -> Principal:
     if principal is None:
-        raise Unauthenticated("authentication required: send Authorization: Bearer <token>")
+        raise Unauthenticated(AUTHENTICATION_REQUIRED)
     return principal
 
 
@@ -73,18 +65,35 @@ def require_manage_principal(
     return principal
 
 
-def throttled(request: Request, fn: Callable[[], T]) -> T:
-    """Run a credential check (password, OIDC token) under the failed-authentication throttle."""
-    throttle = getattr(request.app.state, "throttle", None)
-    source = client_address(request)
-    if throttle is not None:
-        throttle.check(source)
-    try:
-        return fn()
-    except Unauthenticated:
-        if throttle is not None:
-            throttle.failed(source)
-        raise
-
-
 ManagePrincipalDep = Annotated[Principal, Depends(require_manage_principal)]
+
+
+def throttled(request: Request, fn: Callable[[], T]) -> T:
+    """Run a token check other than ``Authorization`` (an OIDC token) under the throttle."""
+    return check_token(request, fn)
+
+
+def _uses(dependant: Dependant, call: Callable[..., object]) -> bool:
+    return any(d.call is call or _uses(d, call) for d in dependant.dependencies)
+
+
+class AuthFirstRoute(APIRoute):
+    """An endpoint that checks credentials before its body is read (FastAPI reads the body
+    first): a request without a valid token is refused without a byte of it read, and the
+    principal is cached for the endpoint's own dependency."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+        if self.body_field is None:
+            return handler
+        required = _uses(self.dependant, require_principal)
+        if not required and not _uses(self.dependant, optional_principal):
+            return handler
+
+        async def authenticated_first(request: Request) -> Response:
+            principal = await run_in_threadpool(authenticate, request)
+            if principal is None and required:
+                raise Unauthenticated(AUTHENTICATION_REQUIRED)
+            return await handler(request)
+
+        return authenticated_first

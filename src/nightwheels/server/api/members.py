@@ -9,12 +9,12 @@ from fastapi import APIRouter, Path
 from pydantic import BaseModel, Field
 
 from nightwheels.core.permissions import Role
-from nightwheels.server.api.deps import ManagePrincipalDep, ServicesDep
+from nightwheels.server.api.deps import AuthFirstRoute, ManagePrincipalDep, ServicesDep
 from nightwheels.services import members
 from nightwheels.services.accounts import get_project
 from nightwheels.services.members import Membership
 
-router = APIRouter(tags=["members"])
+router = APIRouter(tags=["members"], route_class=AuthFirstRoute)
 
 ProjectPath = Annotated[str, Path(min_length=1, max_length=200)]
 UserPath = Annotated[str, Path(min_length=1, max_length=100)]

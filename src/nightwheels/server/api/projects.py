@@ -5,10 +5,10 @@ from __future__ import annotations
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel
 
-from nightwheels.server.api.deps import ReadSession
+from nightwheels.server.api.deps import AuthFirstRoute, ReadSession
 from nightwheels.services import browse
 
-router = APIRouter(tags=["projects"])
+router = APIRouter(tags=["projects"], route_class=AuthFirstRoute)
 
 
 class ProjectSummary(BaseModel):

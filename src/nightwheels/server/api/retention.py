@@ -5,11 +5,11 @@ from __future__ import annotations
 from fastapi import APIRouter
 from pydantic import BaseModel
 
-from nightwheels.server.api.deps import ReadSession, ServicesDep
+from nightwheels.server.api.deps import AuthFirstRoute, ReadSession, ServicesDep
 from nightwheels.services import freshness as freshness_service
 from nightwheels.services import retention
 
-router = APIRouter(tags=["retention"])
+router = APIRouter(tags=["retention"], route_class=AuthFirstRoute)
 
 
 class FreshnessInfo(BaseModel):

@@ -11,12 +11,12 @@ from sqlalchemy.orm import Session
 
 from nightwheels.core.permissions import Permission
 from nightwheels.db.models import utcnow
-from nightwheels.server.api.deps import ManagePrincipalDep, ServicesDep
+from nightwheels.server.api.deps import AuthFirstRoute, ManagePrincipalDep, ServicesDep
 from nightwheels.services import tokens
 from nightwheels.services.accounts import get_project
 from nightwheels.services.tokens import CreatedToken, TokenInfo
 
-router = APIRouter(tags=["tokens"])
+router = APIRouter(tags=["tokens"], route_class=AuthFirstRoute)
 
 PrefixPath = Annotated[str, Path(pattern=r"^[0-9a-f]{12}$", description="the token's prefix")]
 ProjectPath = Annotated[str, Path(min_length=1, max_length=200)]

@@ -8,12 +8,12 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Request
 from pydantic import BaseModel, Field
 
-from nightwheels.server.api.deps import ManagePrincipalDep, ServicesDep, throttled
+from nightwheels.server.api.deps import AuthFirstRoute, ManagePrincipalDep, ServicesDep, throttled
 from nightwheels.server.auth import client_address
 from nightwheels.services import trusted_publishing as tp
 from nightwheels.services.trusted_publishing import MAX_OIDC_TOKEN, PublisherInfo
 
-router = APIRouter(tags=["trusted publishing"])
+router = APIRouter(tags=["trusted publishing"], route_class=AuthFirstRoute)
 
 ProjectPath = Annotated[str, Path(min_length=1, max_length=200)]
 PublisherId = Annotated[int, Path(ge=1, le=2**31 - 1)]

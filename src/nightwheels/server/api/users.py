@@ -10,14 +10,19 @@ from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
 from nightwheels.db.models import utcnow
-from nightwheels.server.api.deps import ManagePrincipalDep, PrincipalDep, ServicesDep, throttled
+from nightwheels.server.api.deps import (
+    AuthFirstRoute,
+    ManagePrincipalDep,
+    PrincipalDep,
+    ServicesDep,
+)
 from nightwheels.server.api.tokens import TokenSecret
-from nightwheels.server.auth import client_address
+from nightwheels.server.auth import check_password, client_address
 from nightwheels.services import accounts, tokens
 from nightwheels.services.accounts import UserInfo
 from nightwheels.services.audit import Actor
 
-router = APIRouter(tags=["users"])
+router = APIRouter(tags=["users"], route_class=AuthFirstRoute)
 
 UserPath = Annotated[str, Path(min_length=1, max_length=100)]
 LOGIN_TOKEN_DAYS = 30
@@ -110,7 +115,7 @@ def login(body: Login, request: Request, services: ServicesDep) -> TokenSecret:
             expires_at=utcnow() + timedelta(days=body.expires_in_days),
         )
 
-    return TokenSecret.of(throttled(request, lambda: services.db.run_write(run)))
+    return TokenSecret.of(check_password(request, body.user, lambda: services.db.run_write(run)))
 
 
 @router.get("/users")
