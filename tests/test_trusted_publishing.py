@@ -18,6 +18,7 @@ from nightwheels.services.trusted_publishing import OidcVerifier
 from tests.support import clients
 from tests.support.access import Accounts, Api, forbidden, refused, upload
 from tests.support.backends import BACKENDS, open_backend
+from tests.support.cli import Cli
 from tests.support.oidc import GITHUB_ISSUER, Issuer, github_id, new_key
 from tests.support.server import LiveServer, free_port
 from tests.support.wheels import make_wheel
@@ -438,3 +439,34 @@ def test_publisher_patterns_are_ascii_and_whole(issuer: Issuer) -> None:
     assert "environment" in (claims_mismatch(claims, spec) or "")
     claims = issuer.claims("o/prod\u017f", "n.yml", environment="prods")
     assert "repository" in (claims_mismatch(claims, spec) or "")
+
+
+def test_cli_registers_a_pinned_publisher_restricted_to_a_ref(
+    live: LiveServer, people: Accounts
+) -> None:
+    cli = Cli(live, people.token("owner", name="cli"))
+    added = cli(
+        "project",
+        "publisher",
+        "add",
+        "octo",
+        "--repository",
+        "cli-org/cli",
+        "--workflow",
+        "nightly.yml",
+        "--ref",
+        "refs/heads/main",
+        "--owner-id",
+        "12",
+        "--repository-id",
+        "34",
+    )
+    assert "cli-org/cli nightly.yml (ref refs/heads/main) may upload to octo" in added.stdout
+    listing = cli("project", "publisher", "list", "octo").stdout
+    row = next(line for line in listing.splitlines() if "cli-org/cli" in line)
+    assert "refs/heads/main" in row and "12" in row
+    bad = cli(
+        "project", "publisher", "add", "octo", "--repository", "cli-org/cli",
+        "--workflow", "nightly.yml", "--ref", "main", check=False,
+    )  # fmt: skip
+    assert bad.returncode != 0 and "refs/heads/BRANCH" in bad.stderr
