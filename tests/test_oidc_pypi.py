@@ -113,7 +113,28 @@ def test_the_actions_exchange_then_twine(live: LiveServer, github: dict, tmp_pat
     assert payload["projects"] == ["pyproj"]
     assert 0 < payload["expires"] - time.time() <= 15 * 60
     wheel = make_wheel(tmp_path, "pyproj", "1.0.dev1")
-    clients.twine_upload(live.upload_url, payload["token"], wheel)
+    # The action's default `attestations: true` makes twine send PEP 740 attestations in an
+    # `attestations` field: accepted (and not kept) here.
+    attestation = wheel.with_name(wheel.name + ".publish.attestation")
+    attestation.write_text('{"version": 1, "verification_material": {}, "envelope": {}}')
+    clients.run(
+        [
+            str(clients.BIN / "twine"),
+            "upload",
+            "--disable-progress-bar",
+            "--non-interactive",
+            "--attestations",
+            "--repository-url",
+            live.upload_url,
+            "-u",
+            "__token__",
+            "-p",
+            payload["token"],
+            str(wheel),
+            str(attestation),
+        ],
+        check=True,
+    )
     page = httpx.get(
         f"{live.simple_url}pyproj/", headers={"Accept": "application/vnd.pypi.simple.v1+json"}
     )
