@@ -250,16 +250,13 @@ async def token_list(request: Request) -> Response:
     expires_at = datetime.now(UTC) + timedelta(days=days) if days else None
 
     def run(session: Session) -> CreatedToken:
-        user = accounts.get_user(session, me.user_name)
-        return tokens.create_token(
+        return tokens.create_own_token(
             session,
-            me.actor,
-            user,
+            me,
             name=values["name"],
             projects=chosen or None,
             permissions=[permission],
             expires_at=expires_at,
-            creator=me,
         )
 
     try:
