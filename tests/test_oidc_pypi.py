@@ -9,6 +9,9 @@ PEP 807's discovery document leads to the same two endpoints.
 
 from __future__ import annotations
 
+import os
+import re
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,10 +23,11 @@ import pytest
 import requests
 
 from tests.support import clients
-from tests.support.access import Accounts, Api
+from tests.support.access import Accounts, Api, refused
 from tests.support.oidc import Issuer
 from tests.support.proxy import FaultProxy
 from tests.support.server import LiveServer
+from tests.support.tls import TlsForwarder
 from tests.support.wheels import make_wheel
 
 REPOSITORY = "octo-org/pyproj"
@@ -48,17 +52,25 @@ def live(tmp_path_factory: pytest.TempPathFactory, issuer: Issuer) -> Iterator[L
     )
     server.data.mkdir()
     server.start()
-    people = Accounts(server.data)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def people(live: LiveServer) -> Iterator[Accounts]:
+    """pyproj's admin, who registered the workflow."""
+    people = Accounts(live.data)
     try:
         people.user("owner")
         people.role("pyproj", "owner", "admin")
-        Api(server, people.token("owner", name="setup")).ok(
+        Api(live, people.token("owner", name="setup")).ok(
             "POST", "/projects/pyproj/publishers", {"repository": REPOSITORY, "workflow": WORKFLOW}
         )
-        yield server
+        yield people
     finally:
         people.close()
-        server.stop()
 
 
 @pytest.fixture
@@ -223,3 +235,52 @@ def test_mint_token_bad_input(live: LiveServer, body: bytes, status: int, detail
     assert answer.status_code == status, answer.text
     problem = answer.json()
     assert detail in problem["detail"] and problem["errors"][0]["description"] == problem["detail"]
+
+
+def test_uv_publish_with_trusted_publishing_then_burns_the_token(
+    live: LiveServer, people: Accounts, github: dict, tmp_path: Path
+) -> None:
+    """uv's own trusted publishing (https only: a TLS forwarder on loopback), then its burn."""
+    port = int(live.url.rsplit(":", 1)[1])
+    wheel = make_wheel(tmp_path / "dist", "pyproj", "1.0.dev2")
+    with TlsForwarder(port, tmp_path / "tls") as tls:
+        env = clients.clean_env(
+            GITHUB_ACTIONS="true",
+            ACTIONS_ID_TOKEN_REQUEST_URL=os.environ["ACTIONS_ID_TOKEN_REQUEST_URL"],
+            ACTIONS_ID_TOKEN_REQUEST_TOKEN=os.environ["ACTIONS_ID_TOKEN_REQUEST_TOKEN"],
+            SSL_CERT_FILE=str(tls.ca),
+            UV_CACHE_DIR=str(tmp_path / "uv-cache"),
+        )
+        out = subprocess.run(
+            [
+                *(str(clients.BIN / "uv"), "publish", "--trusted-publishing", "always"),
+                *("--publish-url", f"{tls.url}/legacy/", str(wheel)),
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "Failed to invalidate" not in out.stderr, out.stderr
+    minted = re.search(r"::add-mask::(nwt_\S+)", out.stdout + out.stderr)
+    assert minted is not None
+    refused(Api(live, minted.group(1)).get("/me"), 401, "invalid token")
+    page = httpx.get(
+        f"{live.simple_url}pyproj/", headers={"Accept": "application/vnd.pypi.simple.v1+json"}
+    )
+    assert wheel.name in {f["filename"] for f in page.json()["files"]}
+    owner = Api(live, people.token("owner", name="burn-audit"))
+    burns = owner.ok("GET", "/audit", project="pyproj", action="token.burn")["events"]
+    assert burns and burns[0]["actor"] == f"github:{REPOSITORY}"
+
+
+def test_burn_token_refusals(live: LiveServer, people: Accounts) -> None:
+    url = f"{live.url}/_/oidc/burn-token"
+    personal = people.token("owner", name="personal")
+    answer = httpx.post(url, json={"token": personal})
+    assert answer.status_code == 403 and "nightwheels token revoke" in answer.json()["detail"]
+    Api(live, personal).ok("GET", "/me")  # untouched
+    answer = httpx.post(url, json={"token": "nwt_000000000000_nope"})
+    assert answer.status_code == 401 and answer.json()["errors"][0]["code"] == "invalid-token"
+    assert httpx.post(url, json={}).status_code == 400

@@ -6,7 +6,9 @@ What ``pypa/gh-action-pypi-publish`` and twine call, given ``https://<host>/lega
 - ``GET /_/oidc/audience``: ``{"audience": ...}``, the audience to request the OIDC token for;
 - ``POST /_/oidc/mint-token`` with ``{"token": <JWT>}``: ``{"token": ..., "expires": ...}``,
   or ``{"errors": [{"code", "description"}]}`` (PyPI's shape, which the action and twine
-  print) inside an RFC 9457 problem document (PEP 807's).
+  print) inside an RFC 9457 problem document (PEP 807's);
+- ``POST /_/oidc/burn-token`` with ``{"token": <minted token>}``: invalidates it (uv does
+  this once it has uploaded).
 
 The exchange is ``services.trusted_publishing.mint``, the same as
 ``/api/v1/trusted-publishing/exchange``: one set of publisher rules, two edges.
@@ -204,8 +206,30 @@ async def mint_token(request: Request) -> Response:
     )
 
 
+async def burn_token(request: Request) -> Response:
+    """``{"token": <minted token>}``: invalidate it now (uv calls this after publishing)."""
+    if (refused := _not_acceptable(request)) is not None:
+        return refused
+    services = app_state(request).services
+    source = client_address(request)
+    try:
+        payload = await _read_json(request)
+        token = payload.get("token")
+        if not isinstance(token, str) or not token or len(token) > 200:
+            raise InvalidRequest('no "token": send {"token": "<the minted token>"}')
+        await run_in_threadpool(
+            throttled,
+            request,
+            lambda: services.db.run_write(lambda s: tp.burn(s, token, source)),
+        )
+    except NightwheelsError as exc:
+        return _problem(exc)
+    return JSONResponse({"success": True})
+
+
 routes = [
     Route("/.well-known/pytp", discover, methods=["GET"]),
     Route("/_/oidc/audience", audience, methods=["GET"]),
     Route("/_/oidc/mint-token", mint_token, methods=["POST"]),
+    Route("/_/oidc/burn-token", burn_token, methods=["POST"]),
 ]

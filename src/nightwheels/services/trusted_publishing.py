@@ -53,7 +53,7 @@ from nightwheels.errors import (
 from nightwheels.services import audit
 from nightwheels.services.accounts import get_project
 from nightwheels.services.audit import Actor
-from nightwheels.services.auth import Principal, require_project_admin
+from nightwheels.services.auth import Principal, authenticate, require_project_admin
 from nightwheels.services.context import Services
 
 ALGORITHMS = ["RS256"]
@@ -561,3 +561,33 @@ def mint(
             s, verifier, oidc_token, lifetime=lifetime, project=project, source=source
         )
     )
+
+
+def burn(session: Session, token: str, source: str | None = None) -> str:
+    """Invalidate a minted token at once (the client is done uploading); its name.
+
+    What uv does after ``uv publish`` (PyPI's ``/_/oidc/burn-token``): a token that no longer
+    exists cannot be used by whoever reads it later from a log or a crashed job's memory.
+    Personal tokens are revoked elsewhere (``nightwheels token revoke``).
+    """
+    principal = authenticate(session, token, source)
+    if principal.publisher_id is None:
+        raise Forbidden(
+            "only tokens minted by trusted publishing are burned here: revoke a personal token "
+            "with nightwheels token revoke"
+        )
+    row = session.get(Token, principal.token_id)
+    prefix = row.prefix if row is not None else None
+    if row is not None:
+        session.delete(row)
+        session.flush()
+    for project in sorted(principal.projects or ()):
+        audit.record(
+            session,
+            Actor(name=principal.user_name, source=source),
+            "token.burn",
+            project=project,
+            target=principal.token_name,
+            prefix=prefix,
+        )
+    return principal.token_name
