@@ -542,3 +542,20 @@ def test_project_detail_is_read_by_a_service(world: World, tmp_path: Path) -> No
             browse.project_files(session, "det18-nope")
     detail = world.request("GET", "http://testserver/api/v1/projects/det18-proj").json()
     assert [f["filename"] for f in detail["files"]] == [wheel.name]
+
+
+def test_conflict_reads_the_organisation_at_filing_from_older_audit_events(world: World) -> None:
+    """Events written before ``previous`` was recorded still give the value at filing."""
+    world.user("old-root", admin=True, organisation="Acme")
+    world.user("old-bob", organisation="Acme")
+    filed = world.call(
+        "POST", "/access-requests", world.token("old-bob"), {"project": "old-proj", "reason": "x"}
+    ).json()["id"]
+    with world.services.db.write() as session:  # a change recorded the old way
+        accounts.get_user(session, "old-root").organisation = "Other"
+        audit.record(session, SYSTEM, "user.update", target="old-root", organisation="Other")
+    refused(
+        world.call("POST", f"/access-requests/{filed}/approve", world.token("old-root")),
+        403,
+        "both from 'Acme' (since the request was filed)",
+    )

@@ -240,20 +240,29 @@ def comment(session: Session, principal: Principal, request_id: int, body: str) 
 
 
 def organisations_since(session: Session, user_name: str, since: datetime) -> list[str | None]:
-    """Every organisation ``user_name`` held since ``since`` besides the current one: the
-    values before and after each change recorded in the audit log (``user.update``)."""
-    events = session.execute(
+    """Every organisation ``user_name`` held since ``since`` besides the current one, from the
+    audit log: the value set last before ``since`` (``user.create`` or ``user.update``), and
+    the values before and after each change since."""
+    held: list[str | None] = []
+    user_events = (
         select(AuditEvent.details)
         .where(
-            AuditEvent.action == "user.update",
+            AuditEvent.action.in_(("user.create", "user.update")),
             AuditEvent.target == user_name,
-            AuditEvent.at >= since,
         )
-        .order_by(AuditEvent.id)
         .limit(MAX_ORGANISATION_CHANGES)
+    )
+    before = session.execute(
+        user_events.where(AuditEvent.at < since).order_by(AuditEvent.id.desc())
     ).scalars()
-    held: list[str | None] = []
-    for details in events:
+    for details in before:
+        if details and "organisation" in details:
+            held.append(details["organisation"])
+            break
+    after = session.execute(
+        user_events.where(AuditEvent.at >= since).order_by(AuditEvent.id)
+    ).scalars()
+    for details in after:
         if details and "organisation" in details:
             held.append((details.get("previous") or {}).get("organisation"))
             held.append(details["organisation"])
