@@ -3,8 +3,10 @@
 Invariants:
 - every change to a project bumps ``Project.serial`` (to the new global serial) in the
   same transaction, so caches and ETags key on it;
-- a live file (``removed_at IS NULL``) is unique per (project, label, filename); replaced
-  and pruned files stay as rows with ``removed_at`` set, for history;
+- a live file (``removed_at IS NULL``) is unique per (project, label, filename) and per
+  (project, label, version_key, tag_key): its identity is the normalised version and the
+  wheel tags, not the filename (core/filenames.py); replaced and pruned files stay as
+  rows with ``removed_at`` set, for history;
 - ``audit_events`` is append-only.
 """
 
@@ -29,6 +31,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
+
+from nightwheels.core.filenames import parse_filename
 
 
 def utcnow() -> datetime:
@@ -108,6 +112,11 @@ class UploadDay(Base):
     files: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
+def _identity(context: Any) -> tuple[str, str]:
+    dist = parse_filename(context.get_current_parameters()["filename"])
+    return dist.version_key, dist.tag_key
+
+
 class File(Base):
     __tablename__ = "files"
     __table_args__ = (
@@ -116,6 +125,16 @@ class File(Base):
             "project_id",
             "label",
             "filename",
+            unique=True,
+            sqlite_where=text("removed_at IS NULL"),
+            postgresql_where=text("removed_at IS NULL"),
+        ),
+        Index(
+            "uq_files_identity",
+            "project_id",
+            "label",
+            "version_key",
+            "tag_key",
             unique=True,
             sqlite_where=text("removed_at IS NULL"),
             postgresql_where=text("removed_at IS NULL"),
@@ -130,6 +149,12 @@ class File(Base):
     label: Mapped[str] = mapped_column(String(64), default="main")
     filename: Mapped[str] = mapped_column(String(255))
     version: Mapped[str] = mapped_column(String(100))  # normalised PEP 440 string
+    # The file's identity within (project, label): DistFilename.version_key and .tag_key,
+    # derived from the filename when an insert does not give them.
+    version_key: Mapped[str | None] = mapped_column(
+        String(100), default=lambda ctx: _identity(ctx)[0]
+    )
+    tag_key: Mapped[str | None] = mapped_column(String(255), default=lambda ctx: _identity(ctx)[1])
     packagetype: Mapped[str] = mapped_column(String(20))
     sha256: Mapped[str] = mapped_column(String(64))
     size: Mapped[int] = mapped_column(BigInteger)

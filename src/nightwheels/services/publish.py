@@ -55,11 +55,23 @@ Outcome = Literal["uploaded", "replaced", "unchanged"]
 # objects (a unit-of-work flush costs more than the rest of the transaction), built once
 # (building a statement and its cache key costs more than running it).
 _files = File.__table__
-_LIVE_FILES = select(_files.c.id, _files.c.filename, _files.c.label, _files.c.sha256).where(
+_LIVE_FILES = select(
+    _files.c.id,
+    _files.c.filename,
+    _files.c.label,
+    _files.c.sha256,
+    _files.c.version_key,
+    _files.c.tag_key,
+).where(
     _files.c.project_id == bindparam("project_id"),
     _files.c.label.in_(bindparam("labels", expanding=True)),
-    _files.c.filename.in_(bindparam("filenames", expanding=True)),
-    LIVE,
+    _files.c.version_key.in_(bindparam("versions", expanding=True)),
+    _files.c.removed_at.is_(None),
+)
+_LOCK_PROJECT = (
+    select(Project.__table__.c.id)
+    .where(Project.__table__.c.id == bindparam("project_id"))
+    .with_for_update()
 )
 _REMOVE_FILE = (
     update(_files)
@@ -187,25 +199,51 @@ def _quota_failures(session: Session, project: Project, items: list[_Item]) -> F
     return failures
 
 
-def _live_files(
-    session: Session, project_id: int, items: list[_Item]
-) -> dict[tuple[str, str], tuple[int, str]]:
-    """(filename, label) -> (file id, sha256) of the live files these items would meet."""
+@dataclass(frozen=True)
+class _Live:
+    """A live file that an upload may meet: same project, label and version."""
+
+    id: int
+    filename: str
+    sha256: str
+    version_key: str
+    tag_key: str
+
+
+LiveFiles = dict[str, list[_Live]]  # label -> live files of the items' versions
+
+
+def _live_files(session: Session, project_id: int, items: list[_Item]) -> LiveFiles:
+    """The live files of these items' labels and versions, by label."""
     rows = session.execute(
         _LIVE_FILES,
         {
             "project_id": project_id,
             "labels": sorted({label for item in items for label in item.labels}),
-            "filenames": [item.dist.filename for item in items],
+            "versions": sorted({item.dist.version_key for item in items}),
         },
     )
-    return {(filename, label): (file_id, sha256) for file_id, filename, label, sha256 in rows}
+    live: LiveFiles = {}
+    for file_id, filename, label, sha256, version_key, tag_key in rows:
+        live.setdefault(label, []).append(_Live(file_id, filename, sha256, version_key, tag_key))
+    return live
 
 
-def _exists_error(filename: str, label: str) -> FileExists:
+def _same_identity(live: LiveFiles, dist: DistFilename, label: str) -> list[_Live]:
+    """The live files that ``dist`` would replace: same version, some tag in common."""
+    return [f for f in live.get(label, []) if dist.overlaps(f.version_key, f.tag_key)]
+
+
+def _unchanged(found: list[_Live], item: _Item) -> bool:
+    return [(f.filename, f.sha256) for f in found] == [(item.dist.filename, item.staged.sha256)]
+
+
+def _exists_error(found: list[_Live], dist: DistFilename, label: str) -> FileExists:
+    what = "source distribution" if dist.packagetype == "sdist" else f"{dist.tag_key} wheel"
     return FileExists(
-        f"{filename} already exists in label {label!r} and this "
-        "index does not allow replacing files: upload a new version"
+        f"{found[0].filename} is already the {what} of version {dist.version} in label "
+        f"{label!r}, and this index does not allow replacing files: upload a new version "
+        f"({dist.filename} names the same version and tags)"
     )
 
 
@@ -221,9 +259,9 @@ def _precheck(
     live = _live_files(session, project.id, items)
     for item in items:
         for label in item.labels:
-            existing = live.get((item.dist.filename, label))
-            if existing is not None and existing[1] != item.staged.sha256:
-                failures.setdefault(item.index, _exists_error(item.dist.filename, label))
+            found = _same_identity(live, item.dist, label)
+            if found and not _unchanged(found, item):
+                failures.setdefault(item.index, _exists_error(found, item.dist, label))
     return failures
 
 
@@ -251,6 +289,9 @@ def _record(
         assert user is not None
         set_role(session, principal.actor, user, project, Role.ADMIN)
         session.flush()
+    # Uploads to one project decide one after the other (PostgreSQL: a row lock; SQLite
+    # writers are serialised already), so two can never both find an identity free.
+    session.execute(_LOCK_PROJECT, {"project_id": project.id})
     failures = _quota_failures(session, project, items)
     live = _live_files(session, project.id, items)
     replace = _allow_replace(services, project)
@@ -261,24 +302,24 @@ def _record(
         if item.index in failures:
             continue
         filename = item.dist.filename
-        existing = {label: live.get((filename, label)) for label in item.labels}
+        existing = {label: _same_identity(live, item.dist, label) for label in item.labels}
         # Decide every label before writing any, so a refusal leaves nothing half-done.
         clash = [
             label
             for label, found in existing.items()
-            if found is not None and found[1] != item.staged.sha256 and not replace
+            if found and not _unchanged(found, item) and not replace
         ]
         if clash:
-            failures[item.index] = _exists_error(filename, clash[0])
+            failures[item.index] = _exists_error(existing[clash[0]], item.dist, clash[0])
             continue
         outcomes[item.index] = {}
         for label, found in existing.items():
-            if found is not None and found[1] == item.staged.sha256:
+            if found and _unchanged(found, item):
                 outcomes[item.index][label] = "unchanged"
                 continue
-            if found is not None:  # free the live-filename slot before the insert
+            for old in found:  # free the identity (and filename) before the insert
                 session.execute(
-                    _REMOVE_FILE, {"file_id": found[0], "removed_at": now, "reason": "replaced"}
+                    _REMOVE_FILE, {"file_id": old.id, "removed_at": now, "reason": "replaced"}
                 )
             assert item.meta is not None
             rows.append(
@@ -287,16 +328,18 @@ def _record(
                     "label": label,
                     "filename": filename,
                     "version": str(item.dist.version),
+                    "version_key": item.dist.version_key,
+                    "tag_key": item.dist.tag_key,
                     "packagetype": item.dist.packagetype,
                     "sha256": item.staged.sha256,
                     "size": item.staged.size,
                     "requires_python": item.meta.requires_python,
                     "metadata_sha256": item.metadata_sha256,
-                    "uploaded_at": item.request.uploaded_at or now,
+                    "uploaded_at": now,
                     "uploader_id": principal.user_id,
                 }
             )
-            outcomes[item.index][label] = "replaced" if found is not None else "uploaded"
+            outcomes[item.index][label] = "replaced" if found else "uploaded"
             audit.record(
                 session,
                 principal.actor,
@@ -305,7 +348,8 @@ def _record(
                 target=filename,
                 label=label,
                 sha256=item.staged.sha256,
-                previous_sha256=found[1] if found else None,
+                previous_sha256=found[0].sha256 if found else None,
+                replaced=[old.filename for old in found] or None,
                 token=principal.token_name,
             )
     if rows:
@@ -321,8 +365,9 @@ RACE_ATTEMPTS = 5
 def _record_racing(services: Services, record: Callable[[Session], _Recorded]) -> _Recorded:
     """Record, deciding again when a concurrent upload of the same file committed first.
 
-    The partial unique index ``uq_files_live`` makes the loser's insert fail; the retry
-    sees the winner's row and replaces it (or finds the same bytes: unchanged).
+    The partial unique indexes ``uq_files_live`` (filename) and ``uq_files_identity``
+    (version and tags) make the loser's insert fail; the retry sees the winner's row and
+    replaces it (or finds the same bytes: unchanged, or refuses where replacing is off).
     """
     for attempt in range(RACE_ATTEMPTS):
         try:
@@ -347,6 +392,19 @@ def _checked_form(
             "from source; upload wheels (the server setting allow_sdist enables sdists)"
         )
     return _Item(index, request, staged, dist, labels)
+
+
+def _check_not_twice(item: _Item, earlier: list[_Item]) -> None:
+    """One request may not carry two files of one identity (which would win is arbitrary)."""
+    dist = item.dist
+    for other in earlier:
+        if other.dist.overlaps(dist.version_key, dist.tag_key):
+            if other.dist.filename == dist.filename:
+                raise InvalidRequest(f"{dist.filename} appears twice in this upload")
+            raise InvalidRequest(
+                f"{dist.filename} and {other.dist.filename} are the same version and tags: "
+                "upload one of them"
+            )
 
 
 def _store(services: Services, item: _Item) -> None:
@@ -421,16 +479,13 @@ def publish_many(
 
     try:
         by_project: dict[str, list[_Item]] = {}
-        seen: set[str] = set()
         for index, (request, staged) in enumerate(uploads):
             try:
                 item = _checked_form(services, index, request, staged)
-                if item.dist.filename in seen:
-                    raise InvalidRequest(f"{item.dist.filename} appears twice in this upload")
+                _check_not_twice(item, by_project.get(item.dist.name, []))
             except NightwheelsError as exc:
                 answers[index] = exc
                 continue
-            seen.add(item.dist.filename)
             by_project.setdefault(item.dist.name, []).append(item)
         # Permission first: outsiders learn nothing about validation.
         projects: dict[str, Project | None] = {}
