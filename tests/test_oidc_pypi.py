@@ -1,9 +1,10 @@
 """Trusted publishing the PyPI way (issue 17 item 1), end to end on loopback.
 
 The calls are those of pypa/gh-action-pypi-publish's ``oidc-exchange.py``: ``requests`` for
-the audience and the mint, the ``id`` package for the job's OIDC token (served by a stand-in
-of the Actions ID-token endpoint that signs with a local issuer the server trusts), then real
-twine with ``__token__``. Only the scheme differs: the action assumes https, loopback is http.
+the audience and the mint at ``https://<host>/_/oidc/...`` (a TLS forwarder on loopback with
+a test CA), the ``id`` package for the job's OIDC token (served by a stand-in of the Actions
+ID-token endpoint that signs with a local issuer the server trusts), then real twine with
+``__token__``. uv's own trusted publishing goes through the same endpoints.
 PEP 807's discovery document leads to the same two endpoints.
 """
 
@@ -58,6 +59,13 @@ def live(tmp_path_factory: pytest.TempPathFactory, issuer: Issuer) -> Iterator[L
         server.stop()
 
 
+@pytest.fixture(scope="module")
+def tls(live: LiveServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsForwarder]:
+    """https://127.0.0.1:<port> in front of the server: the action and uv insist on https."""
+    with TlsForwarder(int(live.url.rsplit(":", 1)[1]), tmp_path_factory.mktemp("tls")) as tls:
+        yield tls
+
+
 @pytest.fixture(scope="module", autouse=True)
 def people(live: LiveServer) -> Iterator[Accounts]:
     """pyproj's admin, who registered the workflow."""
@@ -75,7 +83,7 @@ def people(live: LiveServer) -> Iterator[Accounts]:
 
 @pytest.fixture
 def github(
-    issuer: Issuer, monkeypatch: pytest.MonkeyPatch
+    issuer: Issuer, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
 ) -> Iterator[dict[str, dict[str, object]]]:
     """The Actions ID-token endpoint, and the job's environment pointing at it.
 
@@ -92,21 +100,25 @@ def github(
 
     with FaultProxy("http://127.0.0.1:9", routes={"/token": token}) as stand_in:
         monkeypatch.setenv("GITHUB_ACTIONS", "true")
+        monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(request.getfixturevalue("tls").ca))
         monkeypatch.setenv("ACTIONS_ID_TOKEN_REQUEST_URL", f"{stand_in.url}/token?api-version=2.0")
         monkeypatch.setenv("ACTIONS_ID_TOKEN_REQUEST_TOKEN", "runtime-request-token")
         yield {"claims": claims}
 
 
 def action_exchange(repository_url: str) -> tuple[requests.Response, str]:
-    """oidc-exchange.py's requests: the mint answer, and the OIDC token it sent."""
+    """oidc-exchange.py's requests: the mint answer, and the OIDC token it sent.
+
+    As the script does: https on the upload URL's host (the test CA in REQUESTS_CA_BUNDLE).
+    """
     repository_domain = urlparse(repository_url).netloc
-    audience_resp = requests.get(f"http://{repository_domain}/_/oidc/audience", timeout=10)
+    audience_resp = requests.get(f"https://{repository_domain}/_/oidc/audience", timeout=10)
     assert audience_resp.ok, audience_resp.text
     oidc_audience = audience_resp.json()["audience"]
     oidc_token = oidc_id.detect_credential(audience=oidc_audience)
     assert oidc_token is not None
     mint = requests.post(
-        f"http://{repository_domain}/_/oidc/mint-token", json={"token": oidc_token}, timeout=10
+        f"https://{repository_domain}/_/oidc/mint-token", json={"token": oidc_token}, timeout=10
     )
     return mint, oidc_token
 
@@ -118,8 +130,11 @@ def reasons(mint: requests.Response) -> str:
     )
 
 
-def test_the_actions_exchange_then_twine(live: LiveServer, github: dict, tmp_path: Path) -> None:
-    mint, _ = action_exchange(live.upload_url)
+def test_the_actions_exchange_then_twine(
+    live: LiveServer, tls: TlsForwarder, github: dict, tmp_path: Path
+) -> None:
+    repository_url = f"{tls.url}/legacy/"  # the action's `repository-url` input
+    mint, _ = action_exchange(repository_url)
     assert mint.ok, mint.text
     payload = mint.json()
     assert payload["projects"] == ["pyproj"]
@@ -137,7 +152,9 @@ def test_the_actions_exchange_then_twine(live: LiveServer, github: dict, tmp_pat
             "--non-interactive",
             "--attestations",
             "--repository-url",
-            live.upload_url,
+            repository_url,
+            "--cert",
+            str(tls.ca),
             "-u",
             "__token__",
             "-p",
@@ -153,9 +170,11 @@ def test_the_actions_exchange_then_twine(live: LiveServer, github: dict, tmp_pat
     assert [f["filename"] for f in page.json()["files"]] == [wheel.name]
 
 
-def test_refusals_have_the_shape_the_action_prints(live: LiveServer, github: dict) -> None:
+def test_refusals_have_the_shape_the_action_prints(
+    live: LiveServer, tls: TlsForwarder, github: dict
+) -> None:
     github["claims"].update(event_name="pull_request_target")
-    mint, token = action_exchange(live.upload_url)
+    mint, token = action_exchange(f"{tls.url}/legacy/")
     assert mint.status_code == 403
     assert mint.headers["content-type"] == "application/problem+json"
     assert reasons(mint).startswith(
@@ -164,7 +183,7 @@ def test_refusals_have_the_shape_the_action_prints(live: LiveServer, github: dic
     assert mint.json()["status"] == 403 and mint.json()["detail"]
 
     github["claims"].clear()
-    first, token = action_exchange(live.upload_url)
+    first, token = action_exchange(f"{tls.url}/legacy/")
     assert first.ok
     replay = requests.post(f"{live.url}/_/oidc/mint-token", json={"token": token}, timeout=10)
     assert replay.status_code == 401
@@ -173,7 +192,7 @@ def test_refusals_have_the_shape_the_action_prints(live: LiveServer, github: dic
     )
 
     github["claims"].update(repository_owner_id="1")  # the name re-registered by someone else
-    resurrected, _ = action_exchange(live.upload_url)
+    resurrected, _ = action_exchange(f"{tls.url}/legacy/")
     assert resurrected.status_code == 403
     assert "repository_owner_id is '1', not the registered" in reasons(resurrected)
 
@@ -238,29 +257,27 @@ def test_mint_token_bad_input(live: LiveServer, body: bytes, status: int, detail
 
 
 def test_uv_publish_with_trusted_publishing_then_burns_the_token(
-    live: LiveServer, people: Accounts, github: dict, tmp_path: Path
+    live: LiveServer, tls: TlsForwarder, people: Accounts, github: dict, tmp_path: Path
 ) -> None:
-    """uv's own trusted publishing (https only: a TLS forwarder on loopback), then its burn."""
-    port = int(live.url.rsplit(":", 1)[1])
+    """uv's own trusted publishing (https only, hence the forwarder), then its burn."""
     wheel = make_wheel(tmp_path / "dist", "pyproj", "1.0.dev2")
-    with TlsForwarder(port, tmp_path / "tls") as tls:
-        env = clients.clean_env(
-            GITHUB_ACTIONS="true",
-            ACTIONS_ID_TOKEN_REQUEST_URL=os.environ["ACTIONS_ID_TOKEN_REQUEST_URL"],
-            ACTIONS_ID_TOKEN_REQUEST_TOKEN=os.environ["ACTIONS_ID_TOKEN_REQUEST_TOKEN"],
-            SSL_CERT_FILE=str(tls.ca),
-            UV_CACHE_DIR=str(tmp_path / "uv-cache"),
-        )
-        out = subprocess.run(
-            [
-                *(str(clients.BIN / "uv"), "publish", "--trusted-publishing", "always"),
-                *("--publish-url", f"{tls.url}/legacy/", str(wheel)),
-            ],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+    env = clients.clean_env(
+        GITHUB_ACTIONS="true",
+        ACTIONS_ID_TOKEN_REQUEST_URL=os.environ["ACTIONS_ID_TOKEN_REQUEST_URL"],
+        ACTIONS_ID_TOKEN_REQUEST_TOKEN=os.environ["ACTIONS_ID_TOKEN_REQUEST_TOKEN"],
+        SSL_CERT_FILE=str(tls.ca),
+        UV_CACHE_DIR=str(tmp_path / "uv-cache"),
+    )
+    out = subprocess.run(
+        [
+            *(str(clients.BIN / "uv"), "publish", "--trusted-publishing", "always"),
+            *("--publish-url", f"{tls.url}/legacy/", str(wheel)),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 0, out.stdout + out.stderr
     assert "Failed to invalidate" not in out.stderr, out.stderr
     minted = re.search(r"::add-mask::(nwt_\S+)", out.stdout + out.stderr)
