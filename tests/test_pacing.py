@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 from nightwheels.core.pacing import Pacer
 
 
@@ -47,3 +49,25 @@ def test_zero_rate_never_sleeps() -> None:
     for _ in range(100):
         pacer.wait()
     assert t.slept == []
+
+
+def test_cost_pacer_spaces_steps_by_their_measured_cost() -> None:
+    from nightwheels.core.pacing import CostPacer
+
+    t = FakeTime()
+    pacer = CostPacer(0.25, clock=t.clock, sleep=t.sleep)
+    starts = []
+    for cost in (0.01, 0.001, 0.0, 0.02):
+        pacer.wait()
+        starts.append(t.now)
+        t.now += 0.002  # the step's own work
+        pacer.spent(cost)
+    # each step waits four times the previous one's cost (from that step's start)
+    gaps = [round(b - a, 6) for a, b in itertools.pairwise(starts)]
+    assert gaps == [0.04, 0.004, 0.002]
+    capped = CostPacer(0.25, rate=100, clock=t.clock, sleep=t.sleep)
+    capped.wait()
+    capped.spent(0.0)
+    before = t.now
+    capped.wait()
+    assert round(t.now - before, 6) == 0.01  # the rate is a ceiling

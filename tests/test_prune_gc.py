@@ -244,3 +244,48 @@ def test_recover_interrupted_collection(services: Services) -> None:
     assert gc.recover_interrupted(store) == 0  # too recent: maybe a running collection
     assert gc.recover_interrupted(store, min_age=0) == 1
     assert store.exists(key) and not aside.exists()
+
+
+def test_prune_is_paced_by_the_cost_of_its_changes_not_a_fixed_rate(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 19.6: 25 projects a second was itself a floor (80 s for 2,000 projects). The
+    pace now follows what each change costs a server to re-render: changes costing 4 ms
+    each, at a quarter of a server's time, are 16 ms apart (1.6 s for 100 projects, not 4).
+    The sleeps are recorded instead of slept, so a loaded machine cannot change them."""
+    from nightwheels.core.pacing import CostPacer
+    from tests.support.seed import bulk_seed
+
+    costs: list[str] = []
+    slept: list[float] = []
+
+    def cost(_services: Services, name: str, labels: object) -> float:
+        costs.append(name)
+        return 0.004
+
+    class Recorded(CostPacer):
+        def __init__(self, share: float, rate: float = 0.0) -> None:
+            super().__init__(share, rate, sleep=slept.append)
+
+    monkeypatch.setattr(prune, "render_cost", cost)
+    monkeypatch.setattr(prune, "CostPacer", Recorded)
+    s = open_services(tmp_path / "data", retention_keep=1, prune_max_share=1)
+    try:
+        bulk_seed(s, projects=100, versions=3, tags=("py3-none-any",))
+        result = prune.prune(s, SYSTEM)
+        assert result.removed_count == 200 and len(result.removed) == 100
+        assert len(costs) == 100  # measured after each project's change
+        assert 0 < sum(slept) <= 100 * 0.004 / 0.25 < 100 / 25
+        assert max(slept) <= 0.016
+    finally:
+        s.close()
+    slept.clear()
+    capped = open_services(
+        tmp_path / "capped", retention_keep=1, prune_max_share=1, prune_projects_per_second=50
+    )
+    try:
+        bulk_seed(capped, projects=20, versions=2, tags=("py3-none-any",))
+        prune.prune(capped, SYSTEM)
+        assert sum(slept) >= 19 * (1 / 50 - 0.016)  # the ceiling still spaces them
+    finally:
+        capped.close()

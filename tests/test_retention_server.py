@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sqlite3
+import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -169,6 +171,8 @@ def test_prune_hides_at_once_downloads_keep_working(
         "(it is number 3 by upload time)\n"
     )
     assert len(listed(server.simple_url + f"{demo}/")) == 3
+    dry_json = json.loads(server.cli("prune", "--dry-run", "--json", "--project", demo).stdout)
+    assert (dry_json["would_remove"], dry_json["removed"]) == (1, 0)  # nothing was removed
     done = server.cli("prune", "--project", demo)
     assert done.stdout.startswith(f"removed {wheels[0].name}")
     # Gone from the page at once (the server learns of the change within its poll interval).
@@ -192,7 +196,7 @@ def test_prune_refusal_and_abort_exit_codes(
         backdate(server, 4 - n, filename_like=f"{demo}-%dev{n}-%")
     server.cli("retention", "set", demo, "--keep", "1")
     refused = server.cli("prune", "--project", demo, check=False)
-    assert refused.returncode == 1
+    assert refused.returncode == 4  # the share guard (issue 19.6: each cause its own status)
     assert f"refused {demo}: would remove 3 of 4 files (75%)" in refused.stderr
     assert "error: 1 project(s) not pruned" in refused.stderr
     assert len(listed(server.simple_url + f"{demo}/")) == 4
@@ -200,9 +204,28 @@ def test_prune_refusal_and_abort_exit_codes(
     with sqlite3.connect(server.data / "nightwheels.db") as db:
         db.execute(f"UPDATE files SET version = '9.9' WHERE filename LIKE '{demo}-%dev3-%'")
     aborted = server.cli("prune", "--force", "--project", demo, check=False)
-    assert aborted.returncode == 1
+    assert aborted.returncode == 5  # the fail-safe
     assert "row says version '9.9'" in aborted.stderr and "nothing was removed" in aborted.stderr
     assert "Traceback" not in aborted.stderr
+    as_json = server.cli("prune", "--force", "--json", "--project", demo, check=False)
+    assert as_json.returncode == 5
+    doc = json.loads(as_json.stdout)
+    assert doc["error"] == "prune-aborted" and "nothing was removed" in doc["message"]
+    unreachable = subprocess.run(
+        [sys.executable, "-m", "nightwheels", "prune", "--json"],
+        env={
+            **os.environ,
+            "NIGHTWHEELS_DATA": str(tmp_path / "nowhere"),
+            "NIGHTWHEELS_DATABASE_URL": "postgresql+psycopg://nobody@127.0.0.1:1/none",
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert unreachable.returncode == 6, unreachable.stderr
+    assert json.loads(unreachable.stdout)["error"] == "database-unavailable"
+    assert unreachable.stderr.startswith("error: cannot use the database")
+    assert "Traceback" not in unreachable.stderr
     with sqlite3.connect(server.data / "nightwheels.db") as db:
         db.execute(f"UPDATE files SET version = '1.0.dev3' WHERE filename LIKE '{demo}-%dev3-%'")
     assert server.cli("prune", "--force", "--project", demo).returncode == 0

@@ -95,9 +95,12 @@ class Settings(BaseSettings):
     prune_max_share: float = Field(
         default=0.5, gt=0, le=1, description="largest share of a project's files pruned unforced"
     )
-    # Pruned projects a second at most: each change makes every server re-render the
-    # project's pages, so a prune of 1,000 projects at once would stall serving. 0 = unpaced.
-    prune_projects_per_second: float = Field(default=25, ge=0)
+    # A prune's pace: each change makes every server re-render the project's pages, so a
+    # prune of 1,000 projects at once would stall serving. The prune measures that render
+    # and spaces its changes so that servers spend at most this share of their time on
+    # them (0: not paced by cost); projects a second is a ceiling on top (0: none).
+    prune_load_share: float = Field(default=0.25, ge=0, le=1)
+    prune_projects_per_second: float = Field(default=0, ge=0)
     # Seconds between scheduled maintenance runs (prune, gc, freshness notices); 0 = off.
     prune_interval: float = Field(default=0, ge=0)
     history_days: float = Field(default=30, ge=0, description="removed files stay retrievable")

@@ -21,6 +21,9 @@ EXIT_OK = 0
 EXIT_ERROR = 1  # the command failed (``nightwheels test``: the tests failed)
 EXIT_USAGE = 2  # bad arguments or settings
 EXIT_INSTALL = 3  # ``nightwheels test``: the nightlies could not be installed
+EXIT_REFUSED = 4  # ``prune``: the share guard left some projects alone (review, --force)
+EXIT_ABORTED = 5  # ``prune``: the fail-safe stopped the run before anything was removed
+EXIT_UNAVAILABLE = 6  # ``prune``: the database cannot be reached (try again later)
 
 
 def echo(message: str, *, err: bool = False) -> None:
@@ -51,17 +54,25 @@ def handle_errors(fn: F) -> F:
 
                 if isinstance(exc, ValidationError):
                     fail(settings_error(exc), EXIT_USAGE)
-            if "sqlalchemy" in sys.modules:
-                from sqlalchemy.exc import DBAPIError, OperationalError
-
-                if isinstance(exc, DBAPIError) and (
-                    exc.connection_invalidated or isinstance(exc, OperationalError)
-                ):
-                    reason = str(exc.orig or exc).strip().splitlines()[0]
-                    fail(f"cannot use the database: {reason}")
+            reason = database_unreachable(exc)
+            if reason is not None:
+                fail(f"cannot use the database: {reason}")
             raise
 
     return wrapper  # type: ignore[return-value]
+
+
+def database_unreachable(exc: BaseException) -> str | None:
+    """Why the database cannot be used, if that is what ``exc`` says (else ``None``)."""
+    if "sqlalchemy" not in sys.modules:
+        return None
+    from sqlalchemy.exc import DBAPIError, OperationalError
+
+    if isinstance(exc, DBAPIError) and (
+        exc.connection_invalidated or isinstance(exc, OperationalError)
+    ):
+        return str(exc.orig or exc).strip().splitlines()[0]
+    return None
 
 
 def settings_error(exc: ValidationError) -> str:

@@ -5,12 +5,20 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
 
 from nightwheels.cli.common import DataOption, settings_for
-from nightwheels.cli.exits import fail, handle_errors
+from nightwheels.cli.exits import (
+    EXIT_ABORTED,
+    EXIT_ERROR,
+    EXIT_REFUSED,
+    EXIT_UNAVAILABLE,
+    database_unreachable,
+    fail,
+    handle_errors,
+)
 from nightwheels.core.sizes import format_size
 from nightwheels.errors import InvalidRequest
 
@@ -66,14 +74,33 @@ def prune_command(
 ) -> None:
     """Remove old nightlies by the retention policy (see docs/retention.md).
 
-    Any file the rules cannot read aborts the run before anything is removed. Projects whose
-    removals would exceed the share limit are left alone unless --force (exit status 1).
+    Any file the rules cannot read aborts the run before anything is removed (exit status
+    5). Projects whose removals would exceed the share limit are left alone unless --force
+    (exit status 4). A database that cannot be reached: exit status 6. With --json, an
+    error is printed as {"error": code, "message": ...} too.
     """
+    from nightwheels.errors import NightwheelsError, PruneAborted
     from nightwheels.services.audit import SYSTEM
     from nightwheels.services.prune import prune
 
-    services = _services(data)
-    result = prune(services, SYSTEM, dry_run=dry_run, force=force, projects=project or None)
+    def failed(code: int, error: str, message: str) -> NoReturn:
+        if as_json:
+            doc = {"error": error, "message": message, "exit_status": code}
+            typer.echo(json.dumps(doc, indent=2))
+        fail(message, code)
+
+    try:
+        services = _services(data)
+        result = prune(services, SYSTEM, dry_run=dry_run, force=force, projects=project or None)
+    except PruneAborted as exc:
+        failed(EXIT_ABORTED, exc.code, exc.message)
+    except NightwheelsError as exc:
+        failed(EXIT_ERROR, exc.code, exc.message)
+    except Exception as exc:
+        reason = database_unreachable(exc)
+        if reason is None:
+            raise
+        failed(EXIT_UNAVAILABLE, "database-unavailable", f"cannot use the database: {reason}")
     plan = result.plan
     if as_json:
         doc: dict[str, Any] = {
@@ -96,9 +123,11 @@ def prune_command(
                 }
                 for p in plan.projects
             ],
-            "removed": result.removed_count if not dry_run else len(plan.removals),
+            "removed": result.removed_count if not dry_run else 0,
             "skipped": result.skipped,
         }
+        if dry_run:
+            doc["would_remove"] = len(plan.removals)
         typer.echo(json.dumps(doc, indent=2))
     else:
         verb = "would remove" if dry_run else "removed"
@@ -128,7 +157,10 @@ def prune_command(
     if refused:
         for p in refused:
             typer.echo(f"refused {p.project}: {p.refused}", err=True)
-        fail(f"{len(refused)} project(s) not pruned: review with --dry-run, then use --force")
+        fail(
+            f"{len(refused)} project(s) not pruned: review with --dry-run, then use --force",
+            EXIT_REFUSED,
+        )
 
 
 def gc_command(

@@ -14,6 +14,7 @@ once, stays downloadable for the history window, and its bytes go with garbage c
 from __future__ import annotations
 
 import logging
+import time
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -23,7 +24,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from nightwheels.core.names import normalize_name
-from nightwheels.core.pacing import Pacer
+from nightwheels.core.pacing import CostPacer
 from nightwheels.core.retention import (
     Decision,
     FileRecord,
@@ -33,10 +34,11 @@ from nightwheels.core.retention import (
     make_plan,
     plan_project,
 )
+from nightwheels.core.simple_pages import render_project_html, render_project_json
 from nightwheels.db.models import File, Project, utcnow
 from nightwheels.db.queries import LIVE, project_by_name
 from nightwheels.errors import NotFound
-from nightwheels.services import audit, serials
+from nightwheels.services import audit, listing, serials
 from nightwheels.services.audit import Actor
 from nightwheels.services.context import Services
 from nightwheels.services.retention import project_policy
@@ -171,9 +173,26 @@ def _apply_project(
     return serials.write(services, run)
 
 
+def render_cost(services: Services, name: str, labels: Iterable[str]) -> float:
+    """Seconds it takes to read and render a project's pages (both formats, each label):
+    what every server pays for a change to the project. Measured, so that the pace follows
+    the size of the pages and how busy the machine and the database are."""
+    start = time.perf_counter()
+    with services.db.read() as session:
+        for label in sorted(set(labels)):
+            found = listing.load_listing(session, name, label, root="../../")
+            if found is not None:
+                render_project_html(found)
+                render_project_json(found)
+    return time.perf_counter() - start
+
+
 def apply_plan(services: Services, actor: Actor, plan: Plan, *, force: bool = False) -> PruneResult:
+    """Apply a plan one project at a time, paced by what each change costs the servers
+    (``prune_load_share`` of their time at most; ``prune_projects_per_second`` a ceiling)."""
     result = PruneResult(plan, dry_run=False)
-    pacer = Pacer(services.settings.prune_projects_per_second)
+    settings = services.settings
+    pacer = CostPacer(settings.prune_load_share, settings.prune_projects_per_second)
     for project in plan.projects:
         planned = {d.file.id for d in project.removals}
         if not planned:
@@ -182,6 +201,8 @@ def apply_plan(services: Services, actor: Actor, plan: Plan, *, force: bool = Fa
         removed, skipped = _apply_project(
             services, actor, project.project, planned, plan.now, force, plan.cache
         )
+        if removed and settings.prune_load_share > 0:
+            pacer.spent(render_cost(services, project.project, (d.file.label for d in removed)))
         if removed:
             result.removed[project.project] = removed
         if skipped:
