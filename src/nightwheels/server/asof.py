@@ -22,7 +22,7 @@ from nightwheels.core.names import DEFAULT_LABEL, validate_label
 from nightwheels.db.models import utcnow
 from nightwheels.errors import InvalidRequest, NotFound
 from nightwheels.server.pages import Page, PageCache, _render_index, _render_project, pages_size
-from nightwheels.server.simple import _serve, canonical_redirect
+from nightwheels.server.simple import _no_label, _serve, canonical_redirect, label_exists
 from nightwheels.server.state import app_state
 from nightwheels.services import listing
 from nightwheels.services.context import Services
@@ -132,11 +132,15 @@ def _moment_and_label(request: Request) -> tuple[datetime, str]:
 
 async def index(request: Request) -> Response:
     moment, label = _moment_and_label(request)
+    if not await label_exists(app_state(request).pages, label):
+        return _no_label(label)
     return _serve(request, await run_in_threadpool(_asof(request).index, moment, label))
 
 
 async def project(request: Request) -> Response:
     moment, label = _moment_and_label(request)
+    if not await label_exists(app_state(request).pages, label):
+        return _no_label(label)
     name: str = request.path_params["name"]
     if (redirect := canonical_redirect(request, name)) is not None:
         return redirect

@@ -13,6 +13,7 @@ from starlette.responses import (
 )
 from starlette.routing import Route
 
+from nightwheels.core.negotiation import etag_matches
 from nightwheels.server.state import app_state
 from nightwheels.services import listing
 from nightwheels.services.context import Services
@@ -79,7 +80,8 @@ async def serve_file(request: Request) -> Response:
         media_type = "application/octet-stream"
     key = blob_key(sha256)
     headers = {"ETag": f'"{sha256}"', "Cache-Control": IMMUTABLE}
-    if request.headers.get("if-none-match") == headers["ETag"]:
+    if_none_match = request.headers.get("if-none-match")
+    if if_none_match and etag_matches(if_none_match, headers["ETag"]):
         return Response(status_code=304, headers=headers)
     store = services.store
     if services.settings.redirect_files:

@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 
 from sqlalchemy.orm import Session
 
+from nightwheels.core.names import DEFAULT_LABEL
 from nightwheels.core.simple_pages import (
     HTML_TYPE,
     JSON_TYPE,
@@ -39,20 +40,27 @@ log = logging.getLogger(__name__)
 class Page:
     body: bytes
     gzipped: bytes
-    etag: str
+    etag: str  # of the body
     media_type: str
+    gzip_etag: str  # of the gzipped body: each representation has its own
 
 
 def make_page(body: bytes, media_type: str) -> Page:
-    etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
-    return Page(body, gzip.compress(body, 6, mtime=0), etag, media_type)
+    digest = hashlib.sha256(body).hexdigest()[:32]
+    return Page(
+        body, gzip.compress(body, 6, mtime=0), f'"{digest}"', media_type, f'"{digest}-gzip"'
+    )
+
+
+# What a cache entry costs beyond its bodies: its key, the entry objects, the dict slot.
+ENTRY_BYTES = 1024
 
 
 def pages_size(pages: dict[str, Page]) -> int:
     """Bytes held by a set of page variants (an estimate: bodies plus a fixed overhead)."""
     # HTML_TYPE and LEGACY_HTML_TYPE share their bytes: count each object once.
     parts = {id(b): len(b) for p in pages.values() for b in (p.body, p.gzipped)}
-    return sum(parts.values()) + 200
+    return sum(parts.values()) + ENTRY_BYTES
 
 
 @dataclass(frozen=True)
@@ -113,6 +121,13 @@ class PageCache:
         self._bytes = 0
         self.max_bytes = services.settings.page_cache_mib * 1024 * 1024
         self._lock = threading.Lock()
+        # Labels that have files, read on the first request for a label other than main;
+        # afterwards only the labels of projects changed since (``_labels_stale``) are read.
+        # Only labels in it get pages (and cache entries): any other is a 404. Both sets
+        # hold names from the database only (labels, projects), never from a request.
+        self._labels: set[str] | None = None
+        self._labels_stale: set[str] = set()
+        self._labels_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         settings = services.settings
@@ -142,6 +157,7 @@ class PageCache:
             for name, serial in changed:
                 if serial > self.serials.get(name, -1):
                     self.serials[name] = serial
+            self._labels_stale.update(name for name, _ in changed)
             self._polled = max(self._polled, current)
             self.global_serial = max(self.global_serial, current)
 
@@ -171,7 +187,41 @@ class PageCache:
         with self._lock:
             if serial > self.serials.get(name, -1):
                 self.serials[name] = serial
+                self._labels_stale.add(name)
             self.global_serial = max(self.global_serial, serial)
+
+    def label_known(self, label: str) -> bool | None:
+        """Whether ``label`` has files, without I/O; ``None`` when the database must say."""
+        if label == DEFAULT_LABEL:
+            return True
+        labels = self._labels
+        if labels is None or (label not in labels and self._labels_stale):
+            return None
+        return label in labels
+
+    def has_label(self, label: str) -> bool:
+        """Whether ``label`` has files (reads the labels of changed projects if need be)."""
+        known = self.label_known(label)
+        if known is not None:
+            return known
+        with self._labels_lock:  # one reader at a time; the others use its answer
+            known = self.label_known(label)
+            if known is not None:
+                return known
+            with self._lock:
+                stale, self._labels_stale = self._labels_stale, set()
+            try:
+                with self.services.db.read() as session:
+                    if self._labels is None:
+                        labels = listing.labels_of(session)
+                    else:
+                        labels = self._labels | listing.labels_of(session, sorted(stale))
+            except BaseException:
+                with self._lock:
+                    self._labels_stale |= stale
+                raise
+            self._labels = labels
+        return label in labels
 
     def knows(self, name: str) -> bool:
         """Whether the project exists (as of the last poll or local change)."""

@@ -7,14 +7,21 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from nightwheels.core.names import DEFAULT_LABEL, is_valid_name, normalize_name
-from nightwheels.core.negotiation import FORMAT_PARAMS, choose_media_type
+from nightwheels.core.names import DEFAULT_LABEL, is_valid_name, normalize_name, validate_label
+from nightwheels.core.negotiation import (
+    accepts_gzip,
+    choose_media_type,
+    etag_matches,
+    format_media_type,
+)
 from nightwheels.core.simple_pages import HTML_TYPE
+from nightwheels.errors import InvalidName
 from nightwheels.server.pages import Page, PageCache, page_kind
 from nightwheels.server.state import app_state
 
 # Nightly filenames are reused, so pages must be revalidated, not kept for hours.
 PAGE_CACHE_CONTROL = "max-age=60, must-revalidate"
+VARY = "Accept, Accept-Encoding"
 NOT_ACCEPTABLE = (
     "cannot serve any of the requested media types; this index serves "
     "application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html and text/html\n"
@@ -23,8 +30,8 @@ NOT_ACCEPTABLE = (
 
 def _media_type(request: Request) -> str | None:
     fmt = request.query_params.get("format")
-    if fmt is not None:
-        return FORMAT_PARAMS.get(fmt)
+    if fmt is not None:  # PyPI's override of Accept
+        return format_media_type(fmt)
     return choose_media_type(request.headers.get("accept"))
 
 
@@ -33,16 +40,15 @@ def _serve(request: Request, pages: dict[str, Page], media_type: str | None = No
     if media_type is None:
         return PlainTextResponse(NOT_ACCEPTABLE, status_code=406)
     page = pages[media_type]
-    headers = {
-        "ETag": page.etag,
-        "Cache-Control": PAGE_CACHE_CONTROL,
-        "Vary": "Accept, Accept-Encoding",
-    }
-    if_none_match = request.headers.get("if-none-match")
-    if if_none_match and (page.etag in if_none_match or if_none_match.strip() == "*"):
-        return Response(status_code=304, headers=headers)
     body = page.body
-    if "gzip" in request.headers.get("accept-encoding", "") and len(body) > 512:
+    # Each representation has its own strong ETag: gzip bytes are not the identity bytes.
+    gzipped = len(body) > 512 and accepts_gzip(request.headers.get("accept-encoding"))
+    etag = page.gzip_etag if gzipped else page.etag
+    headers = {"ETag": etag, "Cache-Control": PAGE_CACHE_CONTROL, "Vary": VARY}
+    if_none_match = request.headers.get("if-none-match")
+    if if_none_match and etag_matches(if_none_match, etag):
+        return Response(status_code=304, headers=headers)
+    if gzipped:
         body = page.gzipped
         headers["Content-Encoding"] = "gzip"
     content_type = media_type + ("; charset=utf-8" if media_type == "text/html" else "")
@@ -67,9 +73,27 @@ def canonical_redirect(request: Request, name: str) -> Response | None:
     return None
 
 
+def _no_label(label: str) -> Response:
+    return PlainTextResponse(f"no label {label[:64]!r} on this index\n", status_code=404)
+
+
+async def label_exists(cache: PageCache, label: str) -> bool:
+    """Whether ``label`` has files: any other label is a 404 that stores nothing."""
+    if label == DEFAULT_LABEL:
+        return True
+    try:
+        validate_label(label)
+    except InvalidName:
+        return False
+    known = cache.label_known(label)
+    return known if known is not None else await run_in_threadpool(cache.has_label, label)
+
+
 async def index(request: Request) -> Response:
     label = request.path_params.get("label", DEFAULT_LABEL)
     cache = _cache(request)
+    if not await label_exists(cache, label):
+        return _no_label(label)
     pages = cache.cached_index(label) or await run_in_threadpool(cache.index, label)
     return _serve(request, pages)
 
@@ -77,11 +101,13 @@ async def index(request: Request) -> Response:
 async def project(request: Request) -> Response:
     name: str = request.path_params["name"]
     label = request.path_params.get("label", DEFAULT_LABEL)
+    cache = _cache(request)
+    if not await label_exists(cache, label):
+        return _no_label(label)
     if (redirect := canonical_redirect(request, name)) is not None:
         return redirect
     normalized = name
     root = "../../" if "label" not in request.path_params else "../../../../"
-    cache = _cache(request)
     media_type = _media_type(request)
     kind = page_kind(media_type or HTML_TYPE)  # none acceptable: 404 or 406, as it exists
     # A current page is served without leaving the event loop; a miss reads the database

@@ -112,6 +112,24 @@ def listed_among(session: Session, label: str, names: list[str]) -> set[str]:
     return found
 
 
+def labels_of(session: Session, names: list[str] | None = None) -> set[str]:
+    """The labels any file (live or within history) of these projects was uploaded to; of
+    every project when ``names`` is ``None`` (a scan of one index, for a server's first
+    label request)."""
+    if names is None:
+        return {label for (label,) in session.execute(select(File.label).distinct())}
+    found: set[str] = set()
+    for start in range(0, len(names), 500):  # bounded IN lists
+        rows = session.execute(
+            select(File.label)
+            .distinct()
+            .join(Project, File.project_id == Project.id)
+            .where(Project.name.in_(names[start : start + 500]))
+        )
+        found.update(label for (label,) in rows)
+    return found
+
+
 def find_file(session: Session, digest_prefix: str, filename: str) -> File | None:
     """A file by URL, including replaced and pruned files still within history."""
     # A range on the sha256 index (a LIKE prefix cannot use a btree index on PostgreSQL
