@@ -32,6 +32,8 @@ class Settings(BaseSettings):
     allow_replace: bool = True
     allow_sdist: bool = False
     max_upload_size: int = 2 * GIB
+    # An upload session (nightwheels upload --session) not published by then expires.
+    session_ttl_hours: float = Field(default=24, gt=0, le=7 * 24)
     pep708_tracks: bool = True
     # Serve file downloads by redirect to the object store (presigned or public URL).
     redirect_files: bool = False

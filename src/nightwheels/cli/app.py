@@ -153,6 +153,7 @@ FEATURES: tuple[str, ...] = (
     "export",
     "migrate",
     "mirror",
+    "sessions",
 )
 
 

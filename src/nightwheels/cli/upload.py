@@ -97,6 +97,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add("--sdist", action="store_true", help="also upload source distributions")
     add(
+        "--session",
+        metavar="NAME",
+        help="upload into the named upload session (opened if needed; the jobs of a CI "
+        "matrix share one): nothing is listed until `nightwheels session publish NAME`",
+    )
+    add(
+        "--atomic",
+        action="store_true",
+        help="publish every file at once when all are uploaded, or none of them",
+    )
+    add(
         "--jobs",
         "-j",
         type=_int_in(1, 64),
@@ -153,6 +164,9 @@ def _print_summary(summary: Summary, elapsed: float) -> None:
             echo(f"::warning title=nightwheels::{warning}")
     for result in summary.failed:
         echo(f"error: {result.dist.filename}: {result.reason}", err=True)
+    if summary.session is not None and not summary.published:
+        _print_session(summary)
+        return
     if summary.projects:
         echo("install with:")
         for label in summary.labels:
@@ -178,6 +192,17 @@ def _print_summary(summary: Summary, elapsed: float) -> None:
         lines += [f"- failed: `{r.dist.filename}`: {r.reason}" for r in summary.failed]
         with open(step_summary, "a", encoding="utf-8") as out:
             out.write("\n".join(lines) + "\n")
+
+
+def _print_session(summary: Summary) -> None:
+    session = summary.session
+    assert session is not None
+    if not summary.ok and session.name.startswith("atomic-"):
+        echo("nothing was published (--atomic): fix the failed files and run it again", err=True)
+        return
+    echo(f"uploaded into session {session.name!r} of {session.project}; listed once published:")
+    echo(f"  preview: pip install --pre --index-url {session.preview_url} {session.project}")
+    echo(f"  publish: nightwheels session publish {session.name} --project {session.project}")
 
 
 def _single_project(path: Path) -> str | None:
@@ -218,6 +243,8 @@ def upload(args: argparse.Namespace) -> int:
             batch=args.batch,
             policy=RetryPolicy(attempts=args.retries + 1, backoff=args.backoff),
             timeout=args.timeout,
+            session=args.session,
+            atomic=args.atomic,
         )
     except Misconfigured as exc:
         fail(exc.message, EXIT_USAGE)

@@ -396,3 +396,56 @@ Index("ix_files_removed_at", File.removed_at)
 Index("ix_projects_serial", Project.serial)
 # The freshness dashboard pages through projects by their last live upload.
 Index("ix_projects_last_live_upload", Project.last_live_upload_at, Project.name)
+
+
+class UploadSession(Base):
+    """A publishing session (the idea of PEP 694): the jobs of a CI matrix each upload into
+    it, and one publish makes all its files visible in one transaction, or none.
+
+    Until then its files are :class:`PendingFile` rows: not live, listed nowhere but the
+    session's own preview index. A session never published expires and leaves nothing.
+    """
+
+    __tablename__ = "upload_sessions"
+    __table_args__ = (Index("ix_upload_sessions_project_name", "project_id", "name", "state"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    public_id: Mapped[str] = mapped_column(String(40), unique=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(100))
+    label: Mapped[str] = mapped_column(String(64), default="main")
+    state: Mapped[str] = mapped_column(String(16), default="open")  # open|published|cancelled|expired
+    created_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column()
+    closed_at: Mapped[datetime | None] = mapped_column()
+
+    project: Mapped[Project] = relationship()
+    files: Mapped[list[PendingFile]] = relationship(
+        back_populates="upload_session", cascade="all, delete-orphan"
+    )
+
+
+class PendingFile(Base):
+    """A file uploaded into an open session: its blob is stored, its row not yet live."""
+
+    __tablename__ = "pending_files"
+    __table_args__ = (
+        UniqueConstraint("session_id", "filename", name="uq_pending_files_session_filename"),
+        Index("ix_pending_files_sha256", "sha256"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    session_id: Mapped[int] = mapped_column(ForeignKey("upload_sessions.id", ondelete="CASCADE"))
+    filename: Mapped[str] = mapped_column(String(255))
+    display_name: Mapped[str] = mapped_column(String(200))  # the metadata's Name
+    version: Mapped[str] = mapped_column(String(100))
+    packagetype: Mapped[str] = mapped_column(String(20))
+    sha256: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(BigInteger)
+    requires_python: Mapped[str | None] = mapped_column(String(200))
+    metadata_sha256: Mapped[str | None] = mapped_column(String(64))
+    uploaded_at: Mapped[datetime] = mapped_column(default=utcnow)
+    uploader: Mapped[str] = mapped_column(String(200))
+
+    upload_session: Mapped[UploadSession] = relationship(back_populates="files")

@@ -13,7 +13,17 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
 from nightwheels.config import Settings
-from nightwheels.server import asof, client, errors, files, health, oidc, simple, upload
+from nightwheels.server import (
+    asof,
+    client,
+    errors,
+    files,
+    health,
+    oidc,
+    session_preview,
+    simple,
+    upload,
+)
 from nightwheels.server.api import create_api
 from nightwheels.server.memory import MemoryTrimmer
 from nightwheels.server.middleware import BodyLimits, SecurityHeaders
@@ -86,6 +96,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         *asof.routes,
         *files.routes,
         *upload.routes,
+        *session_preview.routes,
         *health.routes,
         *client.routes,
         *oidc.routes,

@@ -70,6 +70,20 @@ async def serve_file(request: Request) -> Response:
     if found is None:
         return PlainTextResponse("not found\n", status_code=404)
     sha256, size, metadata_sha256 = found
+    return await blob_response(
+        request, services, (sha256, size, metadata_sha256), filename, want_metadata
+    )
+
+
+async def blob_response(
+    request: Request,
+    services: Services,
+    found: FileInfo,
+    filename: str,
+    want_metadata: bool,
+) -> Response:
+    """The bytes of a file (or its PEP 658 metadata), from disk, by redirect or streamed."""
+    sha256, size, metadata_sha256 = found
     if want_metadata:
         if metadata_sha256 is None:
             return PlainTextResponse("this file has no separate metadata\n", status_code=404)

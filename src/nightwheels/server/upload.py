@@ -9,6 +9,8 @@ project instead of a hundred.
 
 from __future__ import annotations
 
+import functools
+
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
@@ -108,7 +110,13 @@ async def legacy_upload(request: Request) -> Response:
             parsed.staged.discard()
         raise
     assert parsed.staged is not None
-    result = await run_in_threadpool(publish, services, principal, upload, parsed.staged)
+    result = await run_in_threadpool(
+        functools.partial(publish, upload_session=request.path_params.get("session")),
+        services,
+        principal,
+        upload,
+        parsed.staged,
+    )
     return _response(request, result)
 
 
@@ -162,7 +170,12 @@ async def _batch(
             answers[position] = _failure_fields(form.filename, exc)
             if form.staged is not None:
                 form.staged.discard()
-    results = await run_in_threadpool(publish_many, services, principal, uploads)
+    results = await run_in_threadpool(
+        functools.partial(publish_many, upload_session=request.path_params.get("session")),
+        services,
+        principal,
+        uploads,
+    )
     for position, (upload, _), result in zip(positions, uploads, results, strict=True):
         answers[position] = (
             _failure_fields(upload.filename, result)
@@ -176,4 +189,7 @@ routes = [
     Route("/legacy/", legacy_upload, methods=["POST"]),
     Route("/legacy", legacy_upload, methods=["POST"]),
     Route("/legacy/batch/", batch_upload, methods=["POST"]),
+    # Into an upload session (services/upload_sessions.py): listed once it is published.
+    Route("/legacy/session/{session}/", legacy_upload, methods=["POST"]),
+    Route("/legacy/session/{session}/batch/", batch_upload, methods=["POST"]),
 ]

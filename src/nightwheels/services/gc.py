@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy import delete, func, or_, select
 from sqlalchemy.orm import Session
 
-from nightwheels.db.models import File, Project, utcnow
+from nightwheels.db.models import File, PendingFile, Project, utcnow
 from nightwheels.db.queries import LIVE
 from nightwheels.services import audit, stats
 from nightwheels.services.audit import Actor
@@ -59,6 +59,9 @@ def referenced_digests(session: Session, removed_after: datetime | None = None) 
     digests: set[str] = set()
     for column in (File.sha256, File.metadata_sha256):
         digests.update(d for (d,) in session.execute(select(column).where(keep).distinct()) if d)
+    # Files of open upload sessions: stored, not yet listed (services/upload_sessions.py).
+    for column in (PendingFile.sha256, PendingFile.metadata_sha256):
+        digests.update(d for (d,) in session.execute(select(column).distinct()) if d)
     return digests
 
 

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from nightwheels.db.models import utcnow
 from nightwheels.errors import NightwheelsError
-from nightwheels.services import audit, freshness, gc, prune
+from nightwheels.services import audit, freshness, gc, prune, upload_sessions
 from nightwheels.services.audit import Actor
 from nightwheels.services.context import Services
 
@@ -29,6 +29,7 @@ SCHEDULER = Actor(name="scheduler", source="server")
 class MaintenanceResult:
     prune: prune.PruneResult | None = None
     gc: gc.GcResult | None = None
+    expired_sessions: list[str] = field(default_factory=list)
     notices: list[freshness.NoticeOutcome] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
 
@@ -48,6 +49,7 @@ def run_once(
         result.errors.append(f"prune: {exc.message}")
         log.error("prune aborted: %s", exc.message)
     for name, step in (
+        ("sessions", lambda: upload_sessions.expire_sessions(services)),
         ("gc", lambda: gc.collect(services, actor)),
         ("notify", lambda: freshness.notify(services, actor, notifiers)),
     ):
@@ -59,6 +61,8 @@ def run_once(
             continue
         if name == "gc":
             result.gc = value  # type: ignore[assignment]
+        elif name == "sessions":
+            result.expired_sessions = value  # type: ignore[assignment]
         else:
             result.notices = value  # type: ignore[assignment]
 

@@ -28,7 +28,7 @@ from nightwheels.core.dists import DistMetadata, inspect_distribution
 from nightwheels.core.filenames import DistFilename, parse_filename
 from nightwheels.core.names import DEFAULT_LABEL, normalize_name, validate_label
 from nightwheels.core.permissions import Role
-from nightwheels.db.models import File, Project, User, utcnow
+from nightwheels.db.models import File, PendingFile, Project, UploadSession, User, utcnow
 from nightwheels.db.queries import LIVE
 from nightwheels.errors import (
     Conflict,
@@ -37,6 +37,7 @@ from nightwheels.errors import (
     FileExists,
     InvalidRequest,
     NightwheelsError,
+    NotFound,
     QuotaExceeded,
 )
 from nightwheels.errors import (
@@ -378,6 +379,112 @@ def _record_racing(services: Services, record: Callable[[Session], _Recorded]) -
     raise Conflict("other uploads of this file kept committing first: retry the upload")
 
 
+def _open_session(session: Session, public_id: str, project: Project) -> UploadSession:
+    """The open upload session ``public_id`` of ``project``, locked for this transaction."""
+    found = session.execute(
+        select(UploadSession).where(UploadSession.public_id == public_id).with_for_update()
+    ).scalar_one_or_none()
+    if found is None or found.project_id != project.id:
+        raise NotFound(f"project {project.name!r} has no upload session {public_id!r}")
+    if found.state == "open" and found.expires_at <= utcnow():
+        raise Conflict(
+            f"upload session {found.name!r} expired at {found.expires_at:%Y-%m-%d %H:%M} UTC"
+        )
+    if found.state != "open":
+        raise Conflict(f"upload session {found.name!r} is {found.state}: open a new one")
+    return found
+
+
+def _record_pending(
+    session: Session,
+    services: Services,
+    principal: Principal,
+    name: str,
+    items: list[_Item],
+    *,
+    upload_session: str,
+) -> _Recorded:
+    """Record the files of one project into an open upload session: stored, not listed.
+
+    Within a session the last upload of a filename wins (a re-run matrix job); nothing
+    becomes visible, so no serial moves.
+    """
+    project = require_upload(session, principal, name)
+    if project is None:
+        raise NotFound(f"no project named {name!r}: upload sessions publish to existing projects")
+    target = _open_session(session, upload_session, project)
+    failures = _quota_failures(session, project, items)
+    pending = {
+        row.filename: row
+        for row in session.execute(
+            select(PendingFile).where(PendingFile.session_id == target.id)
+        ).scalars()
+    }
+    outcomes: dict[int, dict[str, Outcome]] = {}
+    for item in items:
+        if item.index in failures:
+            continue
+        assert item.meta is not None
+        found = pending.get(item.dist.filename)
+        if found is not None and found.sha256 == item.staged.sha256:
+            outcomes[item.index] = {target.label: "unchanged"}
+            continue
+        row = found or PendingFile(session_id=target.id, filename=item.dist.filename)
+        row.display_name = item.meta.name
+        row.version = str(item.dist.version)
+        row.packagetype = item.dist.packagetype
+        row.sha256 = item.staged.sha256
+        row.size = item.staged.size
+        row.requires_python = item.meta.requires_python
+        row.metadata_sha256 = item.metadata_sha256
+        row.uploaded_at = utcnow()
+        row.uploader = principal.user_name
+        session.add(row)
+        pending[row.filename] = row
+        outcomes[item.index] = {target.label: "replaced" if found is not None else "uploaded"}
+    session.flush()
+    return _Recorded(project.name, None, outcomes, failures)
+
+
+def publish_pending(
+    session: Session, services: Services, principal: Principal, target: UploadSession
+) -> int | None:
+    """Make a session's files live, in the caller's transaction, by the rules of an upload.
+
+    All or nothing: a file the rules refuse (replacing is off, the quota) refuses the whole
+    publish. Answers the project's new serial (``None``: nothing changed).
+    """
+    rows = list(target.files)
+    items = [
+        _Item(
+            index=index,
+            request=UploadRequest(row.filename, row.display_name, row.version),
+            staged=StagedFile(None, row.size, row.sha256, md5="", blake2_256=""),
+            dist=parse_filename(row.filename),
+            labels=(target.label,),
+            meta=DistMetadata(
+                raw=b"",
+                name=row.display_name,
+                version=Version(row.version),
+                metadata_version="",
+                requires_python=row.requires_python,
+            ),
+            metadata_sha256=row.metadata_sha256 or "",
+        )
+        for index, row in enumerate(rows)
+    ]
+    if not items:
+        return None
+    done = _record(session, services, principal, target.project.name, items)
+    if done.failures:
+        index, error = sorted(done.failures.items())[0]
+        raise Conflict(
+            f"upload session {target.name!r} was not published: {rows[index].filename}: "
+            f"{error.message}"
+        )
+    return done.serial
+
+
 def _checked_form(
     services: Services, index: int, request: UploadRequest, staged: StagedFile
 ) -> _Item:
@@ -456,7 +563,11 @@ PublishOutcome = PublishResult | NightwheelsError
 
 
 def publish_many(
-    services: Services, principal: Principal, uploads: Sequence[Upload]
+    services: Services,
+    principal: Principal,
+    uploads: Sequence[Upload],
+    *,
+    upload_session: str | None = None,
 ) -> list[PublishOutcome]:
     """Validate and record several uploads; each succeeds or fails on its own.
 
@@ -466,6 +577,9 @@ def publish_many(
     (committed or removed). Errors that are not a refusal of some files (a database or
     storage failure) propagate and fail the request; files of projects recorded before
     it are then found unchanged when the request is retried.
+
+    With ``upload_session`` (a session's public id) the files go into that open session
+    instead, listed nowhere until it is published (:func:`publish_pending`).
     """
     answers: list[PublishOutcome | None] = [None] * len(uploads)
     recorded: list[_Recorded] = []
@@ -515,6 +629,15 @@ def publish_many(
                 record = functools.partial(
                     _record, services=services, principal=principal, name=name, items=todo
                 )
+                if upload_session is not None:
+                    record = functools.partial(
+                        _record_pending,
+                        services=services,
+                        principal=principal,
+                        name=name,
+                        items=todo,
+                        upload_session=upload_session,
+                    )
                 done = _record_racing(services, record)
             except NightwheelsError as exc:
                 refuse(dict.fromkeys((item.index for item in todo), exc))
@@ -547,10 +670,17 @@ def publish_many(
 
 
 def publish(
-    services: Services, principal: Principal, request: UploadRequest, staged: StagedFile
+    services: Services,
+    principal: Principal,
+    request: UploadRequest,
+    staged: StagedFile,
+    *,
+    upload_session: str | None = None,
 ) -> PublishResult:
     """Validate and record one upload (the legacy endpoint). ``staged`` is consumed."""
-    (answer,) = publish_many(services, principal, [(request, staged)])
+    (answer,) = publish_many(
+        services, principal, [(request, staged)], upload_session=upload_session
+    )
     if isinstance(answer, NightwheelsError):
         raise answer
     return answer

@@ -212,8 +212,12 @@ class Uploader:
         policy: RetryPolicy | None = None,
         timeout: float = 60.0,
         on_retry: Callable[[LocalDist, int, str, float], None] | None = None,
+        legacy_path: str = LEGACY_PATH,
     ) -> None:
         self.credentials = credentials
+        # Where the files go: /legacy/, or an upload session's /legacy/session/<id>/.
+        self.legacy_path = legacy_path
+        self.batch_path = legacy_path + "batch/"
         self.labels = labels
         self.policy = policy or RetryPolicy()
         self.on_retry = on_retry
@@ -288,7 +292,7 @@ class Uploader:
                 content_type, length, body = multipart_body(
                     self._fields(dist), dist.filename, stream, dist.size
                 )
-                response = self._post(LEGACY_PATH, content_type, length, body)
+                response = self._post(self.legacy_path, content_type, length, body)
         except (OSError, FileReadError) as exc:  # the file, not the network
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
             return FileResult(dist, "failed", f"cannot read the file: {reason}")
@@ -345,7 +349,7 @@ class Uploader:
             content_type, body = batch_body([(self._fields(d), d) for d in dists])
         except OSError:  # find which file, and send the others
             raise Split("a file could not be read") from None
-        response = self._post(BATCH_PATH, content_type, len(body), body)
+        response = self._post(self.batch_path, content_type, len(body), body)
         status = response.status
         if status in (404, 405):
             raise NoBatches

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
+import uuid
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from nightwheels.core.names import DEFAULT_LABEL, validate_label
-from nightwheels.errors import InvalidDistribution, Misconfigured
+from nightwheels.errors import InvalidDistribution, Misconfigured, NightwheelsError
+from nightwheels.upload import sessions
 from nightwheels.upload.client import BATCH_BYTES, WHOLE_BODY, FileResult, RetryPolicy, Uploader
 from nightwheels.upload.credentials import Credentials
 from nightwheels.upload.files import LocalDist, Rejected, find_distributions, preflight
 from nightwheels.upload.progress import Reporter
+from nightwheels.upload.sessions import RemoteSession
 
 OUTCOMES = ("uploaded", "replaced", "unchanged", "failed")
 MIN_BATCH = 10  # fewer files than this per worker still go in one request
@@ -23,6 +27,8 @@ class Summary:
     server: str
     labels: list[str]
     results: list[FileResult] = field(default_factory=list)
+    session: RemoteSession | None = None  # uploaded into this session
+    published: bool = False  # ... and published it (--atomic)
 
     @property
     def counts(self) -> Counter[str]:
@@ -114,7 +120,12 @@ def upload_folder(
     batch: int = 50,
     policy: RetryPolicy | None = None,
     timeout: float = 60.0,
+    session: str | None = None,
+    atomic: bool = False,
 ) -> Summary:
+    """Upload ``folder``; into the upload session ``session`` if given (listed once it is
+    published), or, ``atomic``, into a session of its own published at the end: every
+    file visible at once, or none."""
     labels = [validate_label(label) for label in (labels or [DEFAULT_LABEL])]
     if jobs < 1:
         raise Misconfigured("--jobs must be at least 1")
@@ -123,12 +134,17 @@ def upload_folder(
     dists = prepare(folder, sdist=sdist)
     requests = plan_requests(dists, batch, jobs)
     summary = Summary(server=credentials.server, labels=labels)
+    legacy_path = "/legacy/"
+    if session is not None or atomic:
+        summary.session = _open_session(credentials, dists, labels, session, timeout)
+        legacy_path = summary.session.legacy_path
     uploader = Uploader(
         credentials,
-        labels,
+        labels if summary.session is None else [],
         policy=policy,
         timeout=timeout,
         on_retry=reporter.retrying,
+        legacy_path=legacy_path,
     )
     reporter.start(len(dists), sum(d.size for d in dists))
     try:
@@ -147,4 +163,37 @@ def upload_folder(
     finally:
         reporter.stop()
         uploader.close()
+    if atomic and summary.session is not None:
+        _finish_atomic(credentials, summary)
     return summary
+
+
+def _open_session(
+    credentials: Credentials,
+    dists: list[LocalDist],
+    labels: list[str],
+    name: str | None,
+    timeout: float,
+) -> RemoteSession:
+    projects = sorted({d.name for d in dists})
+    if len(projects) != 1:
+        raise Misconfigured(
+            "an upload session publishes one project, and these files are for "
+            + ", ".join(projects)
+            + ": upload each project's files on their own"
+        )
+    if len(labels) != 1:
+        raise Misconfigured("an upload session publishes to one label: give one --label")
+    name = name or f"atomic-{uuid.uuid4().hex}"
+    return sessions.open_session(credentials, projects[0], name, labels[0], timeout=timeout)
+
+
+def _finish_atomic(credentials: Credentials, summary: Summary) -> None:
+    """All uploaded: publish; anything failed: cancel, so nothing of it is ever listed."""
+    assert summary.session is not None
+    if summary.ok:
+        summary.session = sessions.publish(credentials, summary.session.id)
+        summary.published = True
+        return
+    with contextlib.suppress(NightwheelsError):  # unpublished, it expires on its own
+        sessions.cancel(credentials, summary.session.id)

@@ -50,6 +50,7 @@ def create_api() -> FastAPI:
         retention,
         tokens,
         trusted_publishing,
+        upload_sessions,
         users,
     )
 
@@ -72,6 +73,7 @@ def create_api() -> FastAPI:
         audit,
         compat,
         retention,
+        upload_sessions,
     ):
         api.include_router(module.router)
     return api
