@@ -1,7 +1,7 @@
 """upload_sessions and pending_files: publishing sessions (atomic nights)
 
-Revision ID: 0008_upload_sessions
-Revises: lead_1
+Revision ID: 0009_upload_sessions
+Revises: 0008_tp_publisher_pins
 Create Date: 2026-12-07 02:30:00.000000
 """
 
@@ -12,8 +12,8 @@ from alembic import op
 
 from nightwheels.db.models import UTCDateTime
 
-revision = "0008_upload_sessions"
-down_revision = "lead_1"
+revision = "0009_upload_sessions"
+down_revision = "0008_tp_publisher_pins"
 branch_labels = None
 depends_on = None
 
