@@ -1,7 +1,7 @@
 """upload_sessions and pending_files: publishing sessions (atomic nights)
 
-Revision ID: 0009_upload_sessions
-Revises: 0008_tp_publisher_pins
+Revision ID: 0010_upload_sessions
+Revises: 0009_ops_1_project_aggregates
 Create Date: 2026-12-07 02:30:00.000000
 """
 
@@ -12,8 +12,8 @@ from alembic import op
 
 from nightwheels.db.models import UTCDateTime
 
-revision = "0009_upload_sessions"
-down_revision = "0008_tp_publisher_pins"
+revision = "0010_upload_sessions"
+down_revision = "0009_ops_1_project_aggregates"
 branch_labels = None
 depends_on = None
 
