@@ -1,7 +1,7 @@
 """upload_sessions and pending_files: publishing sessions (atomic nights)
 
-Revision ID: 0010_upload_sessions
-Revises: 0009_ops_1_project_aggregates
+Revision ID: 0011_upload_sessions
+Revises: 0010_upload_file_identity
 Create Date: 2026-12-07 02:30:00.000000
 """
 
@@ -12,8 +12,8 @@ from alembic import op
 
 from nightwheels.db.models import UTCDateTime
 
-revision = "0010_upload_sessions"
-down_revision = "0009_ops_1_project_aggregates"
+revision = "0011_upload_sessions"
+down_revision = "0010_upload_file_identity"
 branch_labels = None
 depends_on = None
 
