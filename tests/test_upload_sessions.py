@@ -187,7 +187,7 @@ def test_an_atomic_upload_with_a_refused_file_publishes_nothing(tmp_path: Path) 
         result = upload(server, token, folder, "--atomic")
 
         assert result.returncode == 1
-        assert "already exists" in result.stderr
+        assert "refused (HTTP 409)" in result.stderr
         assert "nothing was published (--atomic)" in result.stderr
         assert listed(server) == before
     finally:
