@@ -391,3 +391,23 @@ def test_generated_commands_exist(opts: WorkflowOptions) -> None:
                     assert "usage:" in help_text.lower(), f"no command nightwheels {name}"
                     for option in re.findall(r"(--[a-z-]+)", rest):
                         assert option in help_text, f"nightwheels {name} has no {option}"
+
+
+def test_test_workflow_bisects_and_installs_the_declared_test_dependencies(
+    tmp_path: Path, live: LiveServer
+) -> None:
+    root = static_project(tmp_path / "proj")
+    pyproject = root / "pyproject.toml"
+    pyproject.write_text(
+        pyproject.read_text()
+        + '\n[project.optional-dependencies]\ntest = ["pytest"]\n'
+        + '\n[dependency-groups]\ntest = ["pytest-cov"]\n'
+    )
+    out = nightwheels(
+        "ci", "init", "--test-nightlies", "--server", live.url, "--repository", REPO, cwd=root
+    )
+    assert out.returncode == 0, out.stderr
+    workflow = yaml.safe_load((root / ".github/workflows/test-nightlies.yml").read_text())
+    step = next(s for s in workflow["jobs"]["test"]["steps"] if "nightwheels test" in str(s))
+    assert "--extra test --group test --bisect --save report.json" in step["run"]
+    assert step["env"]["NIGHTWHEELS_JOB_URL"].endswith("/job/${{ job.check_run_id }}")

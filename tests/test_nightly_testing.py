@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.clients import clean_env, run
+from tests.support.clients import BIN, clean_env, run
 from tests.support.github_api import FakeGitHub
 from tests.support.nightly_world import (
     BAD_COMET,
@@ -183,19 +184,6 @@ def test_pytest_arguments_pass_through(world: World) -> None:
     assert "tests: 0 failed, 0 errors, 2 passed" in result.stdout
 
 
-def test_a_conftest_broken_by_a_nightly_is_a_failure_not_a_usage_error(
-    world: World, tmp_path: Path
-) -> None:
-    saved = tmp_path / "conftest.json"
-    project = world.tmp / "downstream3"
-    result = world.test("--save", str(saved), project=project)
-    assert result.returncode == 1, result.stdout + result.stderr
-    (failure,) = json.loads(saved.read_text())["failures"]
-    assert failure["nodeid"] == "tests/conftest.py" and failure["when"] == "collect"
-    assert "cannot import name 'greet'" in failure["message"]
-    assert world.test("--stable", project=project).returncode == 0
-
-
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -333,9 +321,9 @@ def test_tracking_issue_lifecycle(failing, github: FakeGitHub, tmp_path: Path) -
 
     again = report_cli(str(saved), "--github", repo, github=github)
     assert again.returncode == 0, again.stderr
-    assert "tracking issue #2 still failing" in again.stdout
+    assert "tracking issue #2 still failing the same way" in again.stdout
     assert len(github.issues[repo]) == 2  # not duplicated
-    assert github.comments[2][0].startswith("Still failing on")
+    assert 2 not in github.comments  # nothing changed: no comment
 
     passing = _passing_report(report, tmp_path)
     closed = report_cli(str(passing), "--github", repo, github=github)
@@ -372,7 +360,7 @@ def test_actions_token_and_pagination(failing, tmp_path: Path) -> None:  # type:
         assert "opened tracking issue #151" in out.stdout, out.stderr
         fake.issues[repo].reverse()  # the tracking issue is now on the last page
         out = report_cli(str(saved), "--github", repo, "--key", "py3.11", github=fake)
-        assert "tracking issue #151 still failing" in out.stdout, out.stderr
+        assert "tracking issue #151 still failing the same way" in out.stdout, out.stderr
         assert fake.issue(repo, 151)["user"]["login"] == "github-actions[bot]"
         assert any(c.query.get("page") == "2" for c in fake.calls)
         # Another key is another issue.
@@ -504,3 +492,386 @@ def test_compatibility_record(world: World, failing, tmp_path: Path) -> None:  #
     assert anonymous.status_code == 401
     events = server.cli("audit", "--json")
     assert "compat.report" in events.stdout
+
+
+# --- issue 15: outcomes, regressions, reports for every outcome ------------------------------
+
+QUASAR_GOOD = "def count(items):\n    return len(items)\n\ndef legacy():\n    return 1\n"
+QUASAR_OFF_BY_ONE = "def count(items):\n    return len(items) + 1\n\ndef legacy():\n    return 1\n"
+QUASAR_NO_LEGACY = "def count(items):\n    return len(items) + 1\n"
+# An off-by-one in the third build, a removed function in the fifth.
+QUASAR_BUILDS = [
+    QUASAR_GOOD,
+    QUASAR_GOOD,
+    QUASAR_OFF_BY_ONE,
+    QUASAR_OFF_BY_ONE,
+    QUASAR_NO_LEGACY,
+    QUASAR_NO_LEGACY,
+]
+PYPROJECT = """
+[build-system]
+requires = []
+build-backend = "tinybackend"
+backend-path = ["_build"]
+
+[project]
+name = "{name}"
+{version}
+dependencies = {deps}
+"""
+
+
+@dataclass
+class More:
+    regressions: Path  # downstream4: quasar, two regressions
+    plugin: Path  # downstream5: its pytest configuration loads a plugin that cannot import
+    plain: Path  # downstream6: no dependency with a nightly, a dynamic version, an xfail
+
+
+@pytest.fixture(scope="module")
+def more(world: World) -> More:
+    from tests.support.nightly_world import write_project
+
+    token = world.server.token("bot", "quasar")
+    for i, source in enumerate(QUASAR_BUILDS, 1):
+        wheel = make_wheel(
+            world.tmp / "quasar" / str(i), "quasar", f"1.1.0.dev{i}", module_source=source
+        )
+        upload(world.server, token, wheel)
+    world.stable.add(
+        make_wheel(world.tmp / "quasar-stable", "quasar", "1.0", module_source=QUASAR_GOOD)
+    )
+
+    def pyproject(name: str, deps: str, version: str = 'version = "0.1"') -> str:
+        return PYPROJECT.format(name=name, deps=deps, version=version)
+
+    regressions = write_project(
+        world.tmp / "downstream4",
+        "downstream4",
+        pyproject("downstream4", '["quasar", "pytest"]'),
+        {
+            "src/downstream4/__init__.py": "",
+            "tests/test_q.py": """
+            import quasar
+
+            def test_count():
+                assert quasar.count([1, 2]) == 2
+
+            def test_legacy():
+                assert quasar.legacy() == 1
+
+            def test_fine():
+                pass
+            """,
+        },
+    )
+    plugin = write_project(
+        world.tmp / "downstream5",
+        "downstream5",
+        pyproject("downstream5", '["comet", "pytest"]')
+        + '\n[tool.pytest.ini_options]\naddopts = "-p broken_plugin"\n',
+        {
+            "src/downstream5/__init__.py": "",
+            "broken_plugin.py": "import no_such_module_anywhere\n",
+            "tests/test_it.py": "def test_it():\n    pass\n",
+        },
+    )
+    plain = write_project(
+        world.tmp / "downstream6",
+        "downstream6",
+        pyproject("downstream6", '["pytest"]', 'dynamic = ["version"]'),
+        {
+            "src/downstream6/__init__.py": "",
+            "tests/test_it.py": """
+            import pytest
+
+            def test_it():
+                pass
+
+            @pytest.mark.xfail(reason="known")
+            def test_known():
+                assert False
+            """,
+        },
+    )
+    # A setuptools-scm-like backend: the version is not in pyproject.toml.
+    backend = plain / "_build" / "tinybackend.py"
+    backend.write_text(
+        backend.read_text().replace(
+            'data = tomllib.loads(pathlib.Path("pyproject.toml").read_text())["project"]',
+            'data = tomllib.loads(pathlib.Path("pyproject.toml").read_text())["project"]\n'
+            '    data["version"] = "0.7.dev3+g1234abc"',
+        )
+    )
+    return More(regressions, plugin, plain)
+
+
+def _trial_lines(stderr: str) -> list[str]:
+    """The lines bisection prints, one per pytest run."""
+    return [line for line in stderr.splitlines() if re.match(r"^  run \d+: ", line)]
+
+
+def test_a_plugin_that_cannot_load_could_not_run_and_no_culprit_is_named(
+    world: World, more: More, github: FakeGitHub, tmp_path: Path
+) -> None:
+    saved = tmp_path / "plugin.json"
+    result = world.test("--bisect", "--save", str(saved), project=more.plugin)
+    assert result.returncode == 4, result.stdout + result.stderr
+    report = json.loads(saved.read_text())
+    assert report["outcome"] == "could-not-run" and report["step"] == "tests"
+    assert "No module named 'no_such_module_anywhere'" in report["error"]
+    assert "result: COULD NOT RUN (exit 4)" in result.stdout
+    assert "No module named 'no_such_module_anywhere'" in result.stdout
+    bisect = report["bisect"]
+    assert bisect["baseline"] == "could-not-run"
+    assert bisect["culprits"] == [] and bisect["builds"] == []
+    assert "cannot run with the stable releases either" in bisect["notes"][0]
+
+    # The tracking issue says so, with the error, and blames no nightly.
+    out = report_cli(str(saved), "--github", "sci/downstream", github=github)
+    assert out.returncode == 0, out.stderr
+    issue = github.issue("sci/downstream", 1)
+    assert issue["title"] == "Nightly tests of downstream5 could not run (running pytest)"
+    assert "No module named 'no_such_module_anywhere'" in issue["body"]
+    assert "comet" not in issue["title"]
+
+    stable = world.test("--stable", project=more.plugin)
+    assert stable.returncode == 4, stable.stdout + stable.stderr
+
+
+def test_a_conftest_a_nightly_broke_names_the_right_last_good_build(
+    world: World, tmp_path: Path
+) -> None:
+    saved = tmp_path / "conftest.json"
+    project = world.tmp / "downstream3"
+    result = world.test("--bisect", "--save", str(saved), project=project)
+    assert result.returncode == 4, result.stdout + result.stderr  # pytest: usage error (4)
+    report = json.loads(saved.read_text())
+    assert report["outcome"] == "could-not-run"
+    assert "cannot import name 'greet'" in report["error"]
+    (failure,) = report["failures"]
+    assert failure["nodeid"] == "tests/conftest.py" and failure["when"] == "collect"
+    bisect = report["bisect"]
+    assert bisect["baseline"] == "passed" and bisect["culprits"] == ["comet"]
+    (builds,) = bisect["builds"]
+    assert builds["first_bad"]["version"] == "2.0.0.dev20260103"
+    assert builds["last_good"]["version"] == "2.0.0.dev20260102"
+    assert world.test("--stable", project=project).returncode == 0
+
+
+def test_two_regressions_each_with_its_own_first_bad_build(
+    world: World, more: More, github: FakeGitHub, tmp_path: Path
+) -> None:
+    saved = tmp_path / "two.json"
+    result = world.test("--bisect", "--save", str(saved), project=more.regressions)
+    assert result.returncode == 1, result.stdout + result.stderr
+    report = json.loads(saved.read_text())
+    bisect = report["bisect"]
+    first, second = bisect["regressions"]
+    assert first["culprits"] == ["quasar"] and first["tests"] == ["tests/test_q.py::test_count"]
+    (b1,) = first["builds"]
+    assert (b1["last_good"]["version"], b1["first_bad"]["version"]) == ("1.1.0.dev2", "1.1.0.dev3")
+    assert second["tests"] == ["tests/test_q.py::test_legacy"]
+    (b2,) = second["builds"]
+    assert (b2["last_good"]["version"], b2["first_bad"]["version"]) == ("1.1.0.dev4", "1.1.0.dev5")
+    # Every pytest run is counted, and each is printed.
+    assert bisect["package_runs"] + bisect["date_runs"] + bisect["confirm_runs"] == len(
+        _trial_lines(result.stderr)
+    )
+    assert "regression 2: quasar breaks tests/test_q.py::test_legacy" in result.stdout
+
+    out = report_cli(str(saved), "--github", "sci/downstream", github=github)
+    assert out.returncode == 0, out.stderr
+    issue = github.issue("sci/downstream", 1)
+    assert issue["title"] == (
+        "Nightly tests of downstream4 fail with quasar 1.1.0.dev3 and quasar 1.1.0.dev5"
+    )
+    assert "Regression 2: **quasar** breaks `tests/test_q.py::test_legacy`" in issue["body"]
+
+
+def test_the_bisect_with_its_confirmation_stays_within_budget(failing) -> None:  # type: ignore[no-untyped-def]
+    report, _md, output = failing
+    bisect = report["bisect"]
+    (builds,) = bisect["builds"]
+    m = builds["builds_considered"]
+    assert bisect["date_runs"] + bisect["confirm_runs"] <= math.ceil(math.log2(m)) + 3
+    assert bisect["confirm_runs"] == 2  # the full suite on the last good and the first bad build
+    runs = bisect["package_runs"] + bisect["date_runs"] + bisect["confirm_runs"]
+    assert runs == len(_trial_lines(output))
+    # Reused version strings need more than the version to tell builds apart.
+    assert re.search(
+        r"last good 2\.0\.0\.dev20260102 \(uploaded \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC, "
+        r"sha256 [0-9a-f]{12}\), first bad 2\.0\.0\.dev20260103 \(uploaded .* sha256 [0-9a-f]{12}\)",
+        output,
+    ), output
+
+
+def test_no_nightlies_found_is_an_error_unless_allowed(
+    world: World, more: More, github: FakeGitHub, tmp_path: Path
+) -> None:
+    saved = tmp_path / "none.json"
+    result = world.test("--save", str(saved), project=more.plain)
+    assert result.returncode == 5, result.stdout + result.stderr
+    assert "lists no nightly of the dependencies (pytest)" in result.stderr
+    report = json.loads(saved.read_text())
+    assert report["outcome"] == "could-not-run" and report["step"] == "nightlies"
+    assert report["exit_code"] == 5
+
+    allowed = tmp_path / "allowed.json"
+    ok = world.test("--allow-no-nightlies", "--save", str(allowed), project=more.plain)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert "tests: 0 failed, 0 errors, 1 passed, 0 skipped, 1 xfailed, 0 xpassed" in ok.stderr
+    passed = json.loads(allowed.read_text())
+    assert passed["project_version"] == "0.7.dev3+g1234abc"  # a dynamic version
+
+    # The "no nightlies" run opens an issue; a pass with no nightly does not close it.
+    repo = "sci/downstream"
+    assert (
+        "opened tracking issue #1" in report_cli(str(saved), "--github", repo, github=github).stdout
+    )
+    kept = report_cli(str(allowed), "--github", repo, github=github)
+    assert "stays open" in kept.stdout, kept.stdout
+    assert github.issue(repo, 1)["state"] == "open"
+
+
+@pytest.mark.parametrize(
+    ("args", "project", "code", "message"),
+    [
+        (["--extra", "nope"], None, 2, "has no extra 'nope'"),
+        ([], "empty", 2, "has no pyproject.toml"),
+        (["--nightly", "astro", "--group", "test", "--", "--no-such-pytest-option"], None, 4,
+         "unrecognized arguments: --no-such-pytest-option"),
+    ],
+)  # fmt: skip
+def test_a_run_that_cannot_start_still_writes_its_report(
+    world: World, tmp_path: Path, args: list[str], project: str | None, code: int, message: str
+) -> None:
+    saved = tmp_path / "r.json"
+    md = tmp_path / "r.md"
+    where = tmp_path if project else None
+    result = world.test(*args[:2], "--save", str(saved), "--markdown", str(md), *args[2:],
+                        project=where)  # fmt: skip
+    assert result.returncode == code, result.stdout + result.stderr
+    report = json.loads(saved.read_text())
+    assert report["outcome"] == "could-not-run" and report["exit_code"] == code
+    assert message in report["error"]
+    assert message in md.read_text()
+
+
+def test_report_files_could_not_run_when_the_test_step_wrote_nothing(
+    github: FakeGitHub, tmp_path: Path
+) -> None:
+    env = {
+        "GITHUB_SERVER_URL": "https://github.com",
+        "GITHUB_REPOSITORY": "sci/downstream",
+        "GITHUB_RUN_ID": "42",
+    }
+    out = report_cli(str(tmp_path / "report.json"), "--github", "sci/downstream", github=github,
+                     **env)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    issue = github.issue("sci/downstream", 1)
+    assert issue["title"] == (
+        "Nightly tests of downstream could not run (the test job (it wrote no report))"
+    )
+    assert "https://github.com/sci/downstream/actions/runs/42" in issue["body"]
+    assert "report.json does not exist" in issue["body"]
+
+
+def _failed_report(report: dict, **changes: object) -> dict:  # type: ignore[type-arg]
+    data = json.loads(json.dumps(report))
+    data.update(changes)
+    return data
+
+
+def test_tracking_issue_key_comments_assignees_and_escaping(
+    failing, github: FakeGitHub, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    report, _md, _out = failing
+    repo = "sci/downstream"
+    path = tmp_path / "r.json"
+    evil = "boom @octocat see http://evil.example and www.evil.example"
+    data = _failed_report(
+        report,
+        job_url="https://github.com/sci/downstream/actions/runs/7/job/99",
+        run_url="https://github.com/sci/downstream/actions/runs/7",
+    )
+    data["failures"][0]["message"] = evil
+    path.write_text(json.dumps(data))
+    first = report_cli(str(path), "--github", repo, "--assignee", "alice", github=github)
+    assert "opened tracking issue #1" in first.stdout, first.stderr
+    issue = github.issue(repo, 1)
+    assert [a["login"] for a in issue["assignees"]] == ["alice"]
+    assert "[this job](https://github.com/sci/downstream/actions/runs/7/job/99)" in issue["body"]
+    outside_code = re.sub(r"`[^`\n]*`", "", issue["body"])
+    assert "boom" in outside_code
+    assert "@octocat" not in outside_code and "http://evil" not in outside_code
+    assert "www.evil" not in outside_code
+
+    # The same failures again, now with a label: the same issue, updated, no comment.
+    again = report_cli(str(path), "--github", repo, "--label", "nightly", github=github)
+    assert "still failing the same way" in again.stdout, again.stderr
+    assert len(github.issues[repo]) == 1
+    assert github.comments.get(1, []) == []
+    assert [lab["name"] for lab in github.issue(repo, 1)["labels"]] == ["nightly"]
+
+    # Other failures: the body is replaced and one comment says so.
+    changed = _failed_report(data, failures=data["failures"][:1])
+    path.write_text(json.dumps(changed))
+    out = report_cli(str(path), "--github", repo, "--label", "nightly", github=github)
+    assert "the failures changed" in out.stdout, out.stderr
+    (comment,) = github.comments[1]
+    assert comment.startswith("The failures changed on") and "([job](" in comment
+
+
+def test_results_from_elsewhere_report_log_junit_and_the_tested_environment(
+    world: World, github: FakeGitHub, tmp_path: Path
+) -> None:
+    """numpy-style CI: the tests ran in their own step; report reads their results."""
+    work = tmp_path / "w"
+    kept = world.test(
+        "--nightly", "comet", "--group", "test", "--keep", "--workdir", str(work),
+        "--", "tests/test_import.py",
+    )  # fmt: skip
+    assert kept.returncode == 1, kept.stdout + kept.stderr
+    python = work / "env-1" / "bin" / "python"
+    log, junit = tmp_path / "log.jsonl", tmp_path / "junit.xml"
+    run(
+        [str(python), "-m", "pytest", "-p", "no:cacheprovider", f"--report-log={log}",
+         f"--junit-xml={junit}", "--continue-on-collection-errors"],
+        env=clean_env(), cwd=world.downstream, check=False,
+    )  # fmt: skip
+    repo = "sci/downstream"
+    saved = tmp_path / "from-log.json"
+    out = report_cli(
+        "--report-log", str(log), "--python", str(python), "--index", world.server.simple_url,
+        "--project", "downstream", "--save", str(saved), "--github", repo, github=github,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    report = json.loads(saved.read_text())
+    assert report["outcome"] == "failed"
+    (comet,) = report["nightlies"]
+    assert comet["name"] == "comet" and comet["version"] == "2.0.0.dev20260104"
+    assert comet["sha256"] == next(
+        f["hashes"]["sha256"] for f in world.nightly_files("comet")
+        if f["filename"] == comet["filename"]
+    )  # fmt: skip
+    assert report["environment"]["astro"] == "1.0"  # stable: not a nightly
+    assert "tests/test_api.py::test_greet[a]" in {f["nodeid"] for f in report["failures"]}
+    assert "pytest report log log.jsonl" in github.issue(repo, 1)["body"]
+
+    # JUnit XML, and a nightly installed from the index (no direct_url.json).
+    run(
+        [str(BIN / "uv"), "pip", "install", "-q", "--python", str(python), "--reinstall",
+         "--no-deps", "--index-url", world.server.simple_url, "comet==2.0.0.dev20260103"],
+        env=clean_env(UV_CACHE_DIR=str(world.uv_cache)),
+    )  # fmt: skip
+    out = report_cli(
+        "--junit-xml", str(junit), "--python", str(python), "--index", world.server.simple_url,
+        "--project", "downstream", "--save", str(saved), github=github,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    report = json.loads(saved.read_text())
+    assert [n["version"] for n in report["nightlies"]] == ["2.0.0.dev20260103"]
+    failures = {f["nodeid"]: f for f in report["failures"]}
+    assert "has no attribute 'greet'" in failures["tests/test_api.py::test_greet[b]"]["message"]
+    assert report["counts"]["passed"] == 2 and report["outcome"] == "failed"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import re
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -262,18 +263,17 @@ def test_report_log_counts_and_messages() -> None:
 
 
 def _report(failures: list[Failure], **extra: object) -> Report:
+    fields: dict[str, object] = {"outcome": "failed", "exit_code": 1, **extra}
     return Report(
         project="demo",
         created_at=T0,
-        outcome="failed",
-        exit_code=1,
         index_url="http://nightly/simple/",
         stable_index_url="http://stable/simple/",
         python="3.11.7",
         platform="cp311-cp311-manylinux_2_17_x86_64",
         counts=Counts(failed=len(failures)),
         failures=failures,
-        **extra,  # type: ignore[arg-type]
+        **fields,  # type: ignore[arg-type]
     )
 
 
@@ -321,3 +321,97 @@ def test_a_hanging_test_run_is_stopped_and_reported(tmp_path: Path) -> None:
     )
     assert run.exit_status == 1
     assert [f.message for f in run.failures] == ["did not finish in 5 s"]
+
+
+# --- issue 15: outcomes, escaping, results from elsewhere ----------------------------------
+
+
+@pytest.mark.parametrize(
+    ("status", "failures", "passed", "outcome"),
+    [
+        (0, 0, 3, "passed"),
+        (1, 1, 2, "failed"),
+        (1, 0, 0, "could-not-run"),  # a plugin that fails to import: exit 1, nothing ran
+        (2, 0, 1, "could-not-run"),  # interrupted
+        (3, 0, 0, "could-not-run"),  # internal error
+        (4, 1, 0, "could-not-run"),  # usage error (a conftest.py that does not import)
+        (5, 0, 0, "could-not-run"),  # no tests collected
+        (-11, 1, 5, "failed"),  # killed: the synthetic failure names it
+    ],
+)
+def test_every_pytest_run_is_classified(
+    status: int, failures: int, passed: int, outcome: str
+) -> None:
+    from nightwheels.nightly_testing.pytest_log import PytestRun
+
+    found = [Failure(nodeid=f"t.py::x{i}", when="call", message="m") for i in range(failures)]
+    run = PytestRun(status, Counts(passed=passed, failed=failures), found, "E   boom")
+    assert run.outcome == outcome
+    assert (run.error is not None) == (outcome == "could-not-run")
+
+
+def test_the_same_error_is_recognised_whatever_the_paths() -> None:
+    from nightwheels.nightly_testing.pytest_log import PytestRun
+
+    def broken(path: str) -> PytestRun:
+        message = f"ImportError: cannot import name 'greet' from 'comet' ({path}/comet/__init__.py)"
+        return PytestRun(
+            4, Counts(errors=1), [Failure(nodeid="c", when="collect", message=message)]
+        )
+
+    assert broken("/tmp/a/env-1/lib").signature == broken("/tmp/b/env-7/lib").signature
+    other = PytestRun(4, Counts(), [], "E   ModuleNotFoundError: No module named 'x'")
+    assert other.signature != broken("/tmp/a").signature
+
+
+def test_culprit_search_can_start_from_a_known_baseline() -> None:
+    search = find_culprits(["a", "b", "c"], lambda s: "b" in s, baseline_passes=True)
+    assert search.culprits == ("b",) and frozenset() not in [s for s, _ in search.runs]
+    found = find_first_bad(list(range(8)), lambda b: b >= 5, first_passes=True)
+    assert (found.last_good, found.first_bad) == (4, 5)
+    assert found.runs <= math.ceil(math.log2(7))
+
+
+def test_test_output_cannot_mention_or_link() -> None:
+    evil = "boom @octocat http://evil.example https://x.example/a www.evil.example a@b.example"
+    body = markdown.render(_report([Failure(nodeid="t.py::x", when="call", message=evil)]))
+    text = re.sub(r"`[^`\n]*`", "", body)  # outside code spans
+    for forbidden in ("@octocat", "http://evil", "https://x", "www.evil", "a@b"):
+        assert forbidden not in text
+    fence = markdown.render(_report([], outcome="could-not-run", step="tests", error="```\n@x"))
+    assert "````\n```\n@x\n````" in fence  # the error cannot close its own code block
+
+
+def test_job_url_is_taken_only_when_complete(monkeypatch: pytest.MonkeyPatch) -> None:
+    from nightwheels.nightly_testing.runner import job_url
+
+    monkeypatch.setenv("NIGHTWHEELS_JOB_URL", "https://github.com/o/r/actions/runs/1/job/2")
+    assert job_url() == "https://github.com/o/r/actions/runs/1/job/2"
+    monkeypatch.setenv("NIGHTWHEELS_JOB_URL", "https://github.com/o/r/actions/runs/1/job/")
+    assert job_url() is None
+    monkeypatch.setenv("NIGHTWHEELS_JOB_URL", "javascript:alert(1)")
+    assert job_url() is None
+
+
+def test_junit_xml_from_pytest() -> None:
+    from nightwheels.nightly_testing.external import parse_junit
+
+    xml = b"""<?xml version="1.0" encoding="utf-8"?><testsuites><testsuite name="pytest">
+    <testcase classname="tests.test_api" name="test_ok" time="0.1"/>
+    <testcase classname="tests.test_api.TestThing" name="test_bad[a]" time="0.1">
+      <failure message="AssertionError: 1 != 2">long text</failure></testcase>
+    <testcase classname="" name="tests.test_import" time="0">
+      <error message="collection failure">ImportError: no greet</error></testcase>
+    <testcase classname="tests.test_api" name="test_xf"><skipped type="pytest.xfail" message="x"/></testcase>
+    <testcase classname="tests.test_api" name="test_sk"><skipped type="pytest.skip" message="x"/></testcase>
+    </testsuite></testsuites>"""
+    counts, failures = parse_junit(xml)
+    assert (counts.passed, counts.failed, counts.errors, counts.xfailed, counts.skipped) == (
+        1, 1, 1, 1, 1,
+    )  # fmt: skip
+    assert [(f.nodeid, f.when) for f in failures] == [
+        ("tests/test_api.py::TestThing::test_bad[a]", "call"),
+        ("tests/test_import.py", "collect"),
+    ]
+    with pytest.raises(ProjectConfigError, match="DTD"):
+        parse_junit(b'<!DOCTYPE x [<!ENTITY a "b">]><testsuite/>')

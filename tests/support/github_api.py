@@ -55,6 +55,7 @@ class FakeGitHub:
                     "state": state,
                     "user": {"login": user},
                     "labels": [],
+                    "assignees": [],
                     "html_url": f"https://github.invalid/{repo}/issues/{number}",
                 }
             )
@@ -148,6 +149,7 @@ class FakeGitHub:
             n = self.add_issue(repo, title=body["title"], body=body["body"], user=self.author())
             issue = self.issue(repo, n)
             issue["labels"] = [{"name": name} for name in body.get("labels") or []]
+            issue["assignees"] = [{"login": name} for name in body.get("assignees") or []]
             return h._send(201, issue)
         try:
             issue = self.issue(repo, int(number))
@@ -164,5 +166,9 @@ class FakeGitHub:
             for key in ("title", "body", "state", "state_reason"):
                 if key in body:
                     issue[key] = body[key]
+            if "labels" in body:  # replaces them, as GitHub does
+                issue["labels"] = [{"name": name} for name in body["labels"]]
+            if "assignees" in body:
+                issue["assignees"] = [{"login": name} for name in body["assignees"]]
             return h._send(200, issue)
         return h._send(405, {"message": "Method not allowed"})

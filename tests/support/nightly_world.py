@@ -100,7 +100,9 @@ class World:
     tmp: Path
     token: str  # an upload token (admin user "bot")
 
-    def test(self, *args: str, project: Path | None = None, cwd: Path | None = None):  # type: ignore[no-untyped-def]
+    def test(  # type: ignore[no-untyped-def]
+        self, *args: str, project: Path | None = None, cwd: Path | None = None, **env: str
+    ):
         command = [
             sys.executable,
             "-m",
@@ -115,7 +117,7 @@ class World:
         ]
         return run(
             command,
-            env=clean_env(UV_CACHE_DIR=str(self.uv_cache)),
+            env=clean_env(UV_CACHE_DIR=str(self.uv_cache), **env),
             check=False,
             cwd=cwd,
             timeout=600,

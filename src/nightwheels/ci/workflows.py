@@ -93,6 +93,9 @@ class WorkflowOptions:
     client_url: str | None = None  # default: <server>/-/client/nightwheels-<version>-...whl
     client_sha256: str | None = None
     nightlies: tuple[str, ...] = field(default_factory=tuple)
+    # The project's test dependencies, as it declares them (ci init reads pyproject.toml).
+    test_extras: tuple[str, ...] = field(default_factory=tuple)
+    test_groups: tuple[str, ...] = field(default_factory=tuple)
     cibuildwheel: bool = False  # compiled project: a runner matrix with cibuildwheel
     runners: tuple[str, ...] = DEFAULT_RUNNERS
 
@@ -115,7 +118,7 @@ class WorkflowOptions:
             raise Misconfigured(f"the client URL {self.client_url!r} is not a wheel's http(s) URL")
         if self.client_sha256 is not None and not _SHA256.fullmatch(self.client_sha256):
             raise Misconfigured(f"{self.client_sha256!r} is not a sha256 digest (64 hex digits)")
-        for name in self.nightlies:
+        for name in (*self.nightlies, *self.test_extras, *self.test_groups):
             normalize_name(name)
         for runner in self.runners:
             if not _RUNNER.match(runner):
@@ -307,6 +310,8 @@ jobs:
 def weekly_test_workflow(opts: WorkflowOptions) -> str:
     """Weekly: test against nightlies (read-only), then report (issue-writing, no project code)."""
     nightly = f" --nightly {','.join(opts.nightlies)}" if opts.nightlies else ""
+    nightly += "".join(f" --extra {e}" for e in opts.test_extras)
+    nightly += "".join(f" --group {g}" for g in opts.test_groups)
     return (
         _header("Run the tests against nightly wheels of our dependencies every week.", opts)
         + f"""\
@@ -339,7 +344,10 @@ jobs:
         + _install_steps(opts, extra="nightly")  # uv, for the fresh test environments
         + f"""\
       - name: Test against nightlies
-        run: nightwheels test . --index {opts.index_url}{nightly} --save report.json
+        run: nightwheels test . --index {opts.index_url}{nightly} --bisect --save report.json
+        env:
+          # The report links this job (job.check_run_id), not only the run.
+          NIGHTWHEELS_JOB_URL: ${{{{ github.server_url }}}}/${{{{ github.repository }}}}/actions/runs/${{{{ github.run_id }}}}/job/${{{{ job.check_run_id }}}}
       - uses: {UPLOAD_ARTIFACT}
         if: ${{{{ !cancelled() }}}}
         with:

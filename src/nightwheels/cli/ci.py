@@ -15,7 +15,7 @@ from nightwheels.ci.workflows import (
 )
 from nightwheels.cli.exits import handle_errors
 from nightwheels.client.api import client_pin
-from nightwheels.errors import Misconfigured
+from nightwheels.errors import Misconfigured, NightwheelsError
 from nightwheels.upload.credentials import normalize_server
 
 ci_app = typer.Typer(help="Continuous integration set-up.", no_args_is_help=True)
@@ -82,6 +82,7 @@ def init(
             )
     client_url, client_sha256 = client_pin(normalize_server(server))
     names = [n.strip() for item in nightly for n in item.split(",") if n.strip()]
+    extras, groups = _test_dependencies(project_dir)
     opts = WorkflowOptions(
         repository=repository,
         server=server,
@@ -94,6 +95,8 @@ def init(
         client_url=client_url,
         client_sha256=client_sha256,
         nightlies=tuple(names),
+        test_extras=extras,
+        test_groups=groups,
         cibuildwheel=cibuildwheel,
         **({"runners": tuple(runner)} if runner else {}),
     )
@@ -118,6 +121,20 @@ def init(
                 "next: add your upload token as the repository secret NIGHTWHEELS_TOKEN "
                 "(Settings > Secrets and variables > Actions)"
             )
+
+
+def _test_dependencies(project_dir: Path) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The ``test``/``tests`` extra and dependency group the project declares, if any."""
+    from nightwheels.nightly_testing.project import read_project
+
+    try:
+        project = read_project(project_dir)
+    except NightwheelsError:
+        return (), ()
+    wanted = ("test", "tests")
+    extras = tuple(name for name in wanted if name in project.optional)[:1]
+    groups = tuple(name for name in wanted if name in project.groups)[:1]
+    return extras, groups
 
 
 def register(app: typer.Typer) -> None:

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from nightwheels.cli.exits import EXIT_ERROR, EXIT_INSTALL, EXIT_USAGE, fail
 from nightwheels.errors import InstallFailed, NightwheelsError, ProjectConfigError
+
+if TYPE_CHECKING:
+    from nightwheels.nightly_testing.results import Report
 
 
 def _split_positionals(args: list[str]) -> tuple[Path, list[str]]:
@@ -27,6 +32,49 @@ def _split_positionals(args: list[str]) -> tuple[Path, list[str]]:
 
 def _csv(values: list[str]) -> list[str]:
     return [v.strip() for value in values for v in value.split(",") if v.strip()]
+
+
+def _external_report(
+    report_log: Path | None,
+    junit_xml: Path | None,
+    python: str | None,
+    index: str | None,
+    project: str | None,
+    repository: str | None,
+) -> Report:
+    """A report from results produced elsewhere and the environment they ran in."""
+    import shutil
+    import tempfile
+
+    from nightwheels.nightly_testing.external import report_from_results
+    from nightwheels.nightly_testing.project import read_project
+    from nightwheels.nightly_testing.runner import ci_context, job_url
+
+    if project is None:
+        try:
+            project = read_project(Path(".")).name
+        except ProjectConfigError:
+            project = (repository or "").rsplit("/", 1)[-1] or None
+    if project is None:
+        raise ProjectConfigError("name the project tested: --project NAME")
+    if python is not None and index is None:
+        raise ProjectConfigError("--python needs --index: the nightly index the tests used")
+    run_url, commit = ci_context(Path("."))
+    workdir = Path(tempfile.mkdtemp(prefix="nightwheels-report-"))
+    try:
+        return report_from_results(
+            project=project,
+            report_log=report_log,
+            junit_xml=junit_xml,
+            python=python,
+            index_url=index,
+            run_url=run_url,
+            job_url=job_url(),
+            commit=commit,
+            workdir=workdir,
+        )
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def register(app: typer.Typer) -> None:
@@ -64,6 +112,12 @@ def register(app: typer.Typer) -> None:
             "--allow-missing",
             help="test with the stable release where a nightly has no wheel for this platform",
         ),
+        allow_no_nightlies: bool = typer.Option(
+            False,
+            "--allow-no-nightlies",
+            help="when the index has no nightly of any dependency, test the stable releases "
+            "(default: exit 5)",
+        ),
         python: str | None = typer.Option(None, "--python", help="interpreter for the tests"),
         uv: str | None = typer.Option(None, "--uv", envvar="NIGHTWHEELS_UV", help="uv binary"),
         save: Path | None = typer.Option(None, "--save", help="write the JSON report here"),
@@ -85,11 +139,33 @@ def register(app: typer.Typer) -> None:
         """Run PROJECT_DIR's tests with nightly builds of its dependencies.
 
         Exit status: 0 pass, 1 test failures, 2 usage or configuration error, 3 the
-        environment could not be installed.
+        environment could not be installed, 4 pytest could not run the tests, 5 no nightly
+        found. A report (--save, --markdown) is written for each of them.
         """
         from nightwheels.nightly_testing import markdown
-        from nightwheels.nightly_testing.runner import NightlyTester, TestOptions
+        from nightwheels.nightly_testing.runner import NightlyTester, TestOptions, stopped_report
         from nightwheels.nightly_testing.summary import summary_lines
+
+        def write(report: Report) -> None:
+            if save is not None:
+                report.save(save)
+            if markdown_file is not None:
+                markdown_file.parent.mkdir(parents=True, exist_ok=True)
+                markdown_file.write_text(markdown.render(report), encoding="utf-8")
+
+        def stop(message: str, code: int, outcome: str = "could-not-run") -> None:
+            if save is not None or markdown_file is not None:
+                try:
+                    where = _split_positionals(list(args or []))[0]
+                except ProjectConfigError:
+                    where = Path(".")
+                step = "install" if outcome == "install-error" else "configure"
+                report = stopped_report(
+                    where, index, stable_index, message, outcome=outcome, step=step, exit_code=code
+                )
+                with contextlib.suppress(OSError):
+                    write(report)
+            fail(message, code)
 
         try:
             if stable and (nightly or all_available):
@@ -113,6 +189,7 @@ def register(app: typer.Typer) -> None:
                 pytest_args=pytest_args,
                 bisect=bisect,
                 allow_missing=allow_missing,
+                allow_none=allow_no_nightlies,
                 python=python,
                 uv=uv,
                 workdir=workdir,
@@ -124,22 +201,21 @@ def register(app: typer.Typer) -> None:
             tester = NightlyTester(options, log=lambda line: typer.echo(line, err=True))
             report = tester.run()
         except InstallFailed as exc:
-            fail(exc.message, EXIT_INSTALL)
+            stop(exc.message, EXIT_INSTALL, "install-error")
         except NightwheelsError as exc:
-            fail(exc.message, EXIT_USAGE)
+            stop(exc.message, EXIT_USAGE)
         except OSError as exc:
-            fail(f"{exc.strerror or exc}: {exc.filename}" if exc.filename else str(exc), 2)
+            stop(f"{exc.strerror or exc}: {exc.filename}" if exc.filename else str(exc), 2)
         for line in summary_lines(report):
             typer.echo(line)
-        if save is not None:
-            report.save(save)
-        if markdown_file is not None:
-            markdown_file.write_text(markdown.render(report), encoding="utf-8")
+        write(report)
         raise typer.Exit(report.exit_code)
 
     @app.command("report")
     def report_command(
-        report_file: Path = typer.Argument(..., metavar="REPORT.json"),
+        report_file: Path | None = typer.Argument(
+            None, metavar="[REPORT.json]", show_default=False
+        ),
         github: str | None = typer.Option(
             None, "--github", metavar="OWNER/REPO", help="keep a tracking issue there"
         ),
@@ -147,6 +223,9 @@ def register(app: typer.Typer) -> None:
             "nightly", "--key", help="one tracking issue per key (e.g. per job of a matrix)"
         ),
         label: list[str] = typer.Option([], "--label", help="labels for the tracking issue"),
+        assignee: list[str] = typer.Option(
+            [], "--assignee", help="assign the tracking issue to these GitHub users"
+        ),
         github_api: str = typer.Option(
             "https://api.github.com", "--github-api", envvar="GITHUB_API_URL"
         ),
@@ -160,22 +239,58 @@ def register(app: typer.Typer) -> None:
         repository: str | None = typer.Option(
             None, "--repository", envvar="GITHUB_REPOSITORY", help="the downstream repository"
         ),
+        report_log: Path | None = typer.Option(
+            None, "--report-log", help="instead of REPORT.json: a pytest --report-log file"
+        ),
+        junit_xml: Path | None = typer.Option(
+            None, "--junit-xml", help="instead of REPORT.json: JUnit XML from the test run"
+        ),
+        python: str | None = typer.Option(
+            None, "--python", help="with --report-log/--junit-xml: the tested environment's python"
+        ),
+        index: str | None = typer.Option(
+            None, "--index", envvar="NIGHTWHEELS_INDEX_URL", help="the nightly index tested"
+        ),
+        project: str | None = typer.Option(
+            None, "--project", help="the downstream project (default: pyproject.toml's name)"
+        ),
+        save: Path | None = typer.Option(
+            None, "--save", help="write the report read from --report-log/--junit-xml here"
+        ),
     ) -> None:
         """Report a saved result: tracking issue, markdown file, compatibility record.
 
         Run it in a separate step from the tests, so the code under test never holds
         the issue-writing token (GITHUB_TOKEN) or the server token (NIGHTWHEELS_TOKEN).
+        A missing REPORT.json (the test step stopped before writing it) is reported as
+        "could not run", with a link to this run.
         """
         from nightwheels.nightly_testing import markdown
         from nightwheels.nightly_testing.compat_client import post_result
-        from nightwheels.nightly_testing.results import load_report
+        from nightwheels.nightly_testing.results import load_report, missing_report
         from nightwheels.nightly_testing.tracking import update_tracking_issue
         from nightwheels.trackers.github_issues import GitHubIssues
 
-        if not (github or markdown_file or server):
-            fail("nothing to do: give --github, --markdown and/or --server", EXIT_USAGE)
+        if not (github or markdown_file or server or save):
+            fail("nothing to do: give --github, --markdown, --server and/or --save", EXIT_USAGE)
         try:
-            report = load_report(report_file)
+            if report_log is not None or junit_xml is not None:
+                if report_file is not None:
+                    raise ProjectConfigError(
+                        "give REPORT.json or --report-log/--junit-xml, not both"
+                    )
+                report = _external_report(
+                    report_log, junit_xml, python, index, project, repository or github
+                )
+                if save is not None:
+                    report.save(save)
+            elif report_file is None:
+                raise ProjectConfigError("give REPORT.json, --report-log or --junit-xml")
+            elif report_file.exists():
+                report = load_report(report_file)
+            else:
+                report = missing_report(report_file, repository or github)
+                typer.echo(f"no report at {report_file}: reporting that the tests could not run")
             if markdown_file is not None:
                 markdown_file.write_text(markdown.render(report), encoding="utf-8")
                 typer.echo(f"wrote {markdown_file}")
@@ -184,18 +299,30 @@ def register(app: typer.Typer) -> None:
                 try:
                     labels = _csv(label) or None
                     done = update_tracking_issue(
-                        client, report, key=key, author=author, labels=labels
+                        client,
+                        report,
+                        key=key,
+                        author=author,
+                        labels=labels,
+                        assignees=_csv(assignee) or None,
                     )
                 finally:
                     client.close_connection()
                 messages = {
                     "created": f"opened tracking issue #{done.number}",
-                    "updated": f"tracking issue #{done.number} still failing: commented",
+                    "updated": f"tracking issue #{done.number} still failing the same way: "
+                    "description updated",
+                    "changed": f"tracking issue #{done.number}: the failures changed: "
+                    "description updated, commented",
                     "closed": f"tests pass: closed tracking issue #{done.number}",
+                    "kept": f"tests pass, but with no nightly: tracking issue #{done.number} "
+                    "stays open",
                     "none": "tests pass and no tracking issue is open: nothing to do",
                 }
                 typer.echo(messages[done.action] + (f" {done.url}" if done.url else ""))
-            if server:
+            if server and not any(n.sha256 for n in report.nightlies):
+                typer.echo(f"nothing to record on {server}: the report names no nightly")
+            elif server:
                 answer = post_result(
                     server, os.environ.get("NIGHTWHEELS_TOKEN", ""), report, repository
                 )

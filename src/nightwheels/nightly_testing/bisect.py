@@ -32,9 +32,15 @@ class CulpritSearch:
 
 
 def find_culprits(
-    names: Sequence[str], fails_with: Callable[[frozenset[str]], bool]
+    names: Sequence[str],
+    fails_with: Callable[[frozenset[str]], bool],
+    *,
+    baseline_passes: bool = False,
 ) -> CulpritSearch:
-    """``fails_with(S)``: do the tests fail with the nightlies in S (the rest stable)?"""
+    """``fails_with(S)``: do the tests fail with the nightlies in S (the rest stable)?
+
+    ``baseline_passes``: the caller has already run the tests with no nightlies.
+    """
     order = list(names)
     runs: list[tuple[frozenset[str], bool]] = []
 
@@ -43,7 +49,7 @@ def find_culprits(
         runs.append((subset, result))
         return result
 
-    if probe(frozenset()):
+    if not baseline_passes and probe(frozenset()):
         return CulpritSearch((), baseline_fails=True, runs=runs)
     if len(order) == 1:
         return CulpritSearch((order[0],), baseline_fails=False, runs=runs)
@@ -79,16 +85,20 @@ class BuildSearch(Generic[T]):
     runs: int
 
 
-def find_first_bad(builds: Sequence[T], fails_with: Callable[[T], bool]) -> BuildSearch[T]:
-    """``builds`` oldest first; the last one is known to fail."""
+def find_first_bad(
+    builds: Sequence[T], fails_with: Callable[[T], bool], *, first_passes: bool = False
+) -> BuildSearch[T]:
+    """``builds`` oldest first; the last one is known to fail (``first_passes``: and the
+    first one known to pass, as the first bad build of an earlier regression does)."""
     if not builds:
         raise ValueError("no builds to search")
     runs = 0
     if len(builds) == 1:
         return BuildSearch(None, builds[0], runs)
-    runs += 1
-    if fails_with(builds[0]):
-        return BuildSearch(None, builds[0], runs)
+    if not first_passes:
+        runs += 1
+        if fails_with(builds[0]):
+            return BuildSearch(None, builds[0], runs)
     low, high = 0, len(builds) - 1
     while high - low > 1:
         middle = (low + high) // 2

@@ -7,11 +7,18 @@ is still too long, the list is cut and says how many failures it leaves out.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from nightwheels.nightly_testing.results import Build, Failure, Report
+from nightwheels.nightly_testing.results import (
+    STEP_NAMES,
+    Build,
+    CulpritBuilds,
+    Failure,
+    Report,
+)
 
 GITHUB_LIMIT = 65_536
 MAX_PARAMS_SHOWN = 6
@@ -24,6 +31,21 @@ def marker(key: str) -> str:
     return f"<!-- nightwheels-tracking-issue: {safe} -->"
 
 
+_STATE = re.compile(r"<!-- nightwheels-state: ([0-9a-f]{16}) -->")
+
+
+def state(report: Report) -> str:
+    """A digest of what a comment is worth: the outcome, the failing tests, the culprit."""
+    parts = [report.outcome, report.step or "", culprit_text(report) or ""]
+    parts += sorted({f.nodeid for f in report.failures})
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+
+
+def read_state(body: str) -> str | None:
+    match = _STATE.search(body)
+    return match.group(1) if match else None
+
+
 def _code(text: str) -> str:
     text = text.replace("\n", " ").replace("\r", " ")
     ticks = "``" if "`" in text else "`"
@@ -31,10 +53,24 @@ def _code(text: str) -> str:
     return f"{ticks}{pad}{text}{pad}{ticks}"
 
 
+_ZWSP = "\u200b"
+
+
 def _plain(text: str) -> str:
-    """One line of untrusted text (a test message) that cannot open markdown structures."""
+    """One line of untrusted text (a test message) that cannot open markdown structures,
+    mention anyone (``@name``) or become a link (bare ``http://`` and ``www.``)."""
     text = " ".join(text.split())
-    return re.sub(r"([\\`*_{}\[\]<>#|!])", r"\\\1", text)
+    text = re.sub(r"([\\`*_{}\[\]<>#|!~])", r"\\\1", text)
+    text = text.replace("@", "@" + _ZWSP)
+    text = re.sub(r"(?i)\b(https?|ftp)(?=:)", lambda m: m.group(1) + _ZWSP, text)
+    return re.sub(r"(?i)\bwww\.", "www" + _ZWSP + ".", text)
+
+
+def _fenced(text: str) -> list[str]:
+    """Untrusted text as a code block whose fence its content cannot close."""
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return [fence, text, fence]
 
 
 def _when(build: Build) -> str:
@@ -43,6 +79,12 @@ def _when(build: Build) -> str:
 
 def _count(n: int, one: str, many: str) -> str:
     return f"{n} {one if n == 1 else many}"
+
+
+def build_label(build: Build) -> str:
+    """A build told apart from others of the same version: upload second and sha256."""
+    sha = f", sha256 {build.sha256[:12]}" if build.sha256 else ""
+    return f"{build.version} (uploaded {_when(build)}{sha})"
 
 
 def _build_line(build: Build) -> str:
@@ -100,9 +142,21 @@ def group_failures(failures: Sequence[Failure]) -> list[FailureGroup]:
 
 
 def culprit_text(report: Report) -> str | None:
-    if report.bisect is None or not report.bisect.culprits:
+    """``numpy 2.3.0.dev3`` (with its first bad build), per regression, joined by "and"."""
+    b = report.bisect
+    if b is None or not b.culprits:
         return None
-    return " + ".join(report.bisect.culprits)
+    if not b.regressions:
+        first = next((c.first_bad for c in b.builds if c.first_bad), None)
+        build = f" {first.version}" if first and len(b.culprits) == 1 else ""
+        return " + ".join(b.culprits) + build
+    parts = []
+    for r in b.regressions:
+        first = r.builds[0].first_bad if len(r.culprits) == 1 and r.builds else None
+        part = " + ".join(r.culprits) + (f" {first.version}" if first else "")
+        if part not in parts:
+            parts.append(part)
+    return " and ".join(parts)
 
 
 def title(report: Report) -> str:
@@ -111,10 +165,13 @@ def title(report: Report) -> str:
         return f"Nightly tests of {report.project}: the nightlies could not be installed"
     if report.outcome == "passed":
         return f"Nightly tests of {report.project} pass"
-    if culprit and report.bisect:
-        first = next((b.first_bad for b in report.bisect.builds if b.first_bad), None)
-        build = f" {first.version}" if first and len(report.bisect.culprits) == 1 else ""
-        return f"Nightly tests of {report.project} fail with {culprit}{build}"
+    if report.outcome == "could-not-run":
+        if culprit:
+            return f"Nightly tests of {report.project} cannot run with {culprit}"
+        step = STEP_NAMES.get(report.step or "", "")
+        return f"Nightly tests of {report.project} could not run" + (f" ({step})" if step else "")
+    if culprit:
+        return f"Nightly tests of {report.project} fail with {culprit}"
     count = report.counts.failed + report.counts.errors
     return f"Nightly tests of {report.project} fail ({count} failing)"
 
@@ -123,9 +180,16 @@ def _header(report: Report) -> list[str]:
     state = {
         "passed": "**pass**",
         "failed": "**fail**",
+        "could-not-run": "**could not run**",
         "install-error": "**could not be installed**",
     }[report.outcome]
-    run = f" in [this run]({report.run_url})" if report.run_url else ""
+    run = ""
+    if report.job_url:
+        run = f" in [this job]({report.job_url})"
+        if report.run_url:
+            run += f" of [this run]({report.run_url})"
+    elif report.run_url:
+        run = f" in [this run]({report.run_url})"
     commit = f" at `{report.commit[:12]}`" if report.commit else ""
     lines = [
         f"The tests of `{report.project}`{commit} {state} with nightly builds of its "
@@ -133,6 +197,9 @@ def _header(report: Report) -> list[str]:
         "",
         f"Python {report.python} on `{report.platform}`; nightlies from {report.index_url}",
     ]
+    if report.source != "nightwheels test":
+        lines += ["", f"Results read from the {_plain(report.source)}."]
+    lines += [f"- note: {_plain(note)}" for note in report.notes]
     return lines
 
 
@@ -166,27 +233,46 @@ def _bisect(report: Report) -> list[str]:
     else:
         lines.append(
             f"**{culprit_text(report)}** (found in {b.runs} test runs: {b.package_runs} "
-            f"across packages, {b.date_runs} across builds)."
+            f"across packages, {b.date_runs} across builds, {b.confirm_runs} of the full "
+            "suite confirming the last good and first bad builds)."
         )
-        for c in b.builds:
-            lines.append("")
-            if c.first_bad:
-                lines.append(f"- {c.name}: first bad build {_build_line(c.first_bad)}")
-            if c.last_good:
-                lines.append(f"- {c.name}: last good build {_build_line(c.last_good)}")
-            if c.note:
-                lines.append(f"- {c.name}: {_plain(c.note)}")
+        regressions = b.regressions or []
+        for i, r in enumerate(regressions, 1):
+            if len(regressions) > 1:
+                shown = ", ".join(_code(t) for t in r.tests[:5])
+                more = f" and {len(r.tests) - 5} more" if len(r.tests) > 5 else ""
+                lines += ["", f"Regression {i}: **{' + '.join(r.culprits)}** breaks {shown}{more}"]
+            lines += _culprit_builds(r.builds)
+        if not regressions:
+            lines += _culprit_builds(b.builds)
     for note in b.notes:
         lines.append(f"- note: {_plain(note)}")
     return lines
 
 
+def _culprit_builds(builds: Sequence[CulpritBuilds]) -> list[str]:
+    lines = []
+    for c in builds:
+        lines.append("")
+        if c.first_bad:
+            lines.append(f"- {c.name}: first bad build {_build_line(c.first_bad)}")
+        if c.last_good:
+            lines.append(f"- {c.name}: last good build {_build_line(c.last_good)}")
+        if c.note:
+            lines.append(f"- {c.name}: {_plain(c.note)}")
+    return lines
+
+
 def render(report: Report, *, key: str | None = None, limit: int = GITHUB_LIMIT) -> str:
     """The full report in markdown, at most ``limit`` characters."""
-    head = [marker(key)] if key is not None else []
+    head = [marker(key), f"<!-- nightwheels-state: {state(report)} -->"] if key is not None else []
     head += _header(report) + _nightlies(report) + _bisect(report)
+    if report.outcome == "could-not-run":
+        step = STEP_NAMES.get(report.step or "", report.step or "unknown")
+        head += ["", "### Could not run", "", f"Stopped at: {step}.", ""]
+        head += _fenced((report.error or "no message")[:20_000])
     if report.install_error:
-        head += ["", "### Install error", "", "```", report.install_error[:20_000], "```"]
+        head += ["", "### Install error", "", *_fenced(report.install_error[:20_000])]
     items: list[str] = []
     if report.failures:
         c = report.counts
@@ -223,7 +309,8 @@ def _fit(head: list[str], items: list[str], footer: list[str], limit: int) -> st
 
 def comment(report: Report, previous_title: str | None = None) -> str:
     """A short comment for a run that keeps failing, or that passes again."""
-    run = f" ([run]({report.run_url}))" if report.run_url else ""
+    link = report.job_url or report.run_url
+    run = f" ([{'job' if report.job_url else 'run'}]({link}))" if link else ""
     when = f"{report.created_at:%Y-%m-%d %H:%M UTC}"
     if report.outcome == "passed":
         versions = ", ".join(f"{n.name} {n.version}" for n in report.nightlies) or "no nightlies"
@@ -233,9 +320,13 @@ def comment(report: Report, previous_title: str | None = None) -> str:
         )
     if report.outcome == "install-error":
         return f"Still broken on {when}{run}: the nightlies could not be installed."
+    if report.outcome == "could-not-run":
+        step = STEP_NAMES.get(report.step or "", "")
+        return f"Still broken on {when}{run}: the tests could not run ({step})."
     c = report.counts
     lines = [
-        f"Still failing on {when}{run}: {c.failed} failed, {_count(c.errors, 'error', 'errors')}."
+        f"The failures changed on {when}{run}: {c.failed} failed, "
+        f"{_count(c.errors, 'error', 'errors')}."
     ]
     culprit = culprit_text(report)
     if culprit:

@@ -16,6 +16,15 @@ MESSAGE_LIMIT = 500
 DETAILS_LIMIT = 4000
 
 
+# pytest's exit statuses other than 0 (passed) and 1 (tests failed): it could not run.
+NOT_RUN = {
+    2: "interrupted",
+    3: "internal error",
+    4: "usage error",
+    5: "no tests collected",
+}
+
+
 @dataclass
 class PytestRun:
     exit_status: int
@@ -26,7 +35,49 @@ class PytestRun:
 
     @property
     def passed(self) -> bool:
-        return self.exit_status == 0
+        return self.outcome == "passed"
+
+    @property
+    def outcome(self) -> str:
+        """``passed``, ``failed`` (which tests: ``failed_ids``) or ``could-not-run``.
+
+        Exit 1 counts as failed only with a failing test or a test module that did not
+        import: a plugin that fails to load also exits 1 or 3 and runs nothing.
+        """
+        if self.exit_status == 0:
+            return "passed" if self.counts.total else "could-not-run"
+        if self.exit_status == 1:
+            return "failed" if self.failures else "could-not-run"
+        if self.exit_status in NOT_RUN:
+            return "could-not-run"
+        return "failed"  # killed (a crash in a nightly's extension): the synthetic failure
+
+    @property
+    def error(self) -> str | None:
+        """For a run that could not run: what pytest said."""
+        if self.outcome != "could-not-run":
+            return None
+        meaning = NOT_RUN.get(self.exit_status, "no test ran")
+        return f"pytest exit {self.exit_status} ({meaning}):\n{self.output_tail}".strip()
+
+    @property
+    def signature(self) -> str:
+        """The same failure again, whatever the paths: outcome plus its first error line."""
+        if self.outcome == "failed":
+            return "failed"
+        text = self.failures[0].message if self.failures else _first_error(self.output_tail)
+        return f"{self.exit_status}:{_PATHS.sub('<path>', text)}"
+
+
+_PATHS = re.compile(r"(?:[A-Za-z]:)?(?:[\\/][^\s'\"():\\/]+)+")
+
+
+def _first_error(output: str) -> str:
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    for line in lines:
+        if line.startswith("E ") or re.match(r"^[A-Za-z_.]*(Error|Exception)\b", line):
+            return line.removeprefix("E ").strip()
+    return lines[-1] if lines else ""
 
 
 def _longrepr_text(longrepr: Any) -> str:
@@ -182,6 +233,16 @@ def run_pytest(
     counts, failures, logged_status = parse_report_log(lines)
     if logged_status is not None:
         status = logged_status
+    if status not in (0, 1, *NOT_RUN) and not timed_out:
+        counts.errors += 1
+        failures.append(
+            Failure(
+                nodeid="(pytest)",
+                when="call",
+                message=f"pytest ended with exit status {status} (killed or crashed)",
+                details=output[-DETAILS_LIMIT:],
+            )
+        )
     if timed_out:
         status = 1
         counts.errors += 1

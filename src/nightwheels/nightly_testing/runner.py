@@ -38,11 +38,15 @@ from nightwheels.nightly_testing.project import Project, read_project
 from nightwheels.nightly_testing.pytest_log import PytestRun, run_pytest
 from nightwheels.nightly_testing.results import (
     EXIT_CODES,
+    EXIT_NO_NIGHTLIES,
+    EXIT_USAGE,
     Bisection,
     Build,
+    Counts,
     CulpritBuilds,
     MissingNightly,
     Nightly,
+    Regression,
     Report,
 )
 from nightwheels.nightly_testing.selection import Missing, Target, choose
@@ -52,6 +56,7 @@ TEST_TOOLS = ("pytest", "pytest-reportlog")
 # Collection errors (an import that a nightly broke) are reported with the failures.
 PYTEST_DEFAULTS = ("--continue-on-collection-errors",)
 MAX_RERUN_IDS = 200
+MAX_REGRESSIONS = 5
 ONE_TICK = timedelta(microseconds=1)
 
 
@@ -68,6 +73,7 @@ class TestOptions:
     pytest_args: list[str] = field(default_factory=list)
     bisect: bool = False
     allow_missing: bool = False
+    allow_none: bool = False  # --allow-no-nightlies: a run that finds none tests stable only
     python: str | None = None
     uv: str | None = None
     workdir: Path | None = None
@@ -134,8 +140,12 @@ class NightlyTester:
         self.uv = Uv(uv_binary, self.stable_index.url, self.workdir)
         self.env_count = 0
         self.target: Target | None = None
-        self.failing_ids: set[str] = set()
         self.notes: list[str] = []
+        self.project_version = self.project.version
+        self.pytest_runs = 0
+        self.phase_runs: dict[str, int] = {}
+        self._trials: dict[object, Trial] = {}
+        self._histories: dict[NormalizedName, tuple[list[IndexFile], str]] = {}
 
     # --- environments -------------------------------------------------------------
 
@@ -252,16 +262,17 @@ class NightlyTester:
     def _report(self, target: Target | None, **fields: object) -> Report:
         run_url, commit = ci_context(self.project.root)
         outcome = str(fields["outcome"])
+        fields.setdefault("exit_code", EXIT_CODES[outcome])
         return Report(
             project=self.project.name,
-            project_version=self.project.version,
+            project_version=self.project_version,
             created_at=datetime.now(UTC),
-            exit_code=EXIT_CODES[outcome],
             index_url=self.nightly_index.url,
             stable_index_url=self.stable_index.url,
             python=target.python_version if target else "unknown",
             platform=target.platform_tag if target else "unknown",
             run_url=run_url,
+            job_url=job_url(),
             commit=commit,
             **fields,  # type: ignore[arg-type]
         )
@@ -294,41 +305,71 @@ class NightlyTester:
                     + "; ".join(f"{m.name} ({m.reason})" for m in missing)
                     + " (pass --allow-missing to test these with their stable release)"
                 )
+            if not chosen and not self.options.stable_only and not self.options.allow_none:
+                error = self._no_nightlies_error(names, missing)
+                self.log(f"error: {error}")
+                return self._report(
+                    target,
+                    outcome="could-not-run",
+                    exit_code=EXIT_NO_NIGHTLIES,
+                    step="nightlies",
+                    error=error,
+                    missing=missing,
+                )
             self._install(python, chosen)
-            environment = {name: info.version for name, info in sorted(installed(python).items())}
+            found = installed(python)
+            environment = {name: info.version for name, info in sorted(found.items())}
+            own = found.get(canonicalize_name(self.project.name))
+            if self.project_version is None and own is not None:
+                self.project_version = own.version  # a dynamic version (setuptools-scm)
         except InstallFailed as exc:
             self.log(f"error: {exc.message}")
             return self._report(
                 target,
                 outcome="install-error",
+                step="install",
                 nightlies=nightlies,
                 missing=missing,
                 install_error=exc.message,
             )
         run = self._run_tests(python, list(self.options.pytest_args))
         self._discard(python)
-        failed = run.exit_status != 0
-        if run.exit_status in (4, 5) and not run.failures:
-            raise ProjectConfigError(
-                f"pytest could not run the tests (exit {run.exit_status}):\n{run.output_tail}"
-            )
-        self.log(
-            f"tests: {run.counts.passed} passed, {run.counts.failed} failed, "
-            f"{run.counts.errors} errors, {run.counts.skipped} skipped"
-        )
+        self.pytest_runs += 1
+        outcome = run.outcome
+        self.log(f"tests: {counts_text(run.counts)}")
+        if outcome == "could-not-run":
+            self.log(f"the tests could not run (pytest exit {run.exit_status}): see below")
         bisect_result = None
-        if failed and self.options.bisect and chosen:
-            self.failing_ids = run.failed_ids
-            bisect_result = self._bisect(chosen)
+        if outcome != "passed" and self.options.bisect and chosen:
+            bisect_result = self._bisect(chosen, run)
         return self._report(
             target,
-            outcome="failed" if failed else "passed",
+            outcome=outcome,
+            step="tests" if outcome == "could-not-run" else None,
+            error=run.error,
             nightlies=nightlies,
             missing=missing,
             environment=environment,
             counts=run.counts,
             failures=run.failures,
             bisect=bisect_result,
+        )
+
+    def _no_nightlies_error(
+        self, names: list[NormalizedName], missing: list[MissingNightly]
+    ) -> str:
+        if missing:
+            return (
+                "no nightly could be used (" + ", ".join(m.name for m in missing) + "): "
+                "nothing was tested against nightlies (pass --allow-no-nightlies to test "
+                "the stable releases anyway)"
+            )
+        wanted = sorted(canonicalize_name(r.name) for r in self.direct)
+        shown = ", ".join(dict.fromkeys(wanted)) or "none"
+        return (
+            f"{self.nightly_index.url} lists no nightly of the dependencies ({shown}): "
+            "is the index URL right (an /as-of/ time before the first upload lists nothing)? "
+            "Pass --allow-no-nightlies to test the stable releases anyway"
         )
 
     def _announce(
@@ -341,7 +382,7 @@ class NightlyTester:
         if not nightlies and not missing:
             self.log("no nightlies: testing with the stable releases only")
         for n in nightlies:
-            when = n.upload_time.strftime("%Y-%m-%d %H:%M") if n.upload_time else "?"
+            when = n.upload_time.strftime("%Y-%m-%d %H:%M:%S") if n.upload_time else "?"
             self.log(
                 f"  nightly {n.name} {n.version} (stable {n.stable_version or '-'}), "
                 f"uploaded {when}, sha256 {(n.sha256 or '?')[:12]}"
@@ -350,16 +391,40 @@ class NightlyTester:
             self.log(f"  NO NIGHTLY for {m.name}: {m.reason}")
 
     # --- bisection ----------------------------------------------------------------------
+    #
+    # A trial builds an environment with some nightlies (the rest stable) and asks whether
+    # the *same* failure happens: one of the same failing tests fails, or pytest cannot
+    # run with the same error. Anything else (passing, another failure, could not run,
+    # could not install) does not reproduce it. Searches re-run only the failing tests;
+    # the boundaries they find are confirmed with the full suite.
 
-    def _rerun_args(self) -> list[str]:
-        if self.options.pytest_args:
+    def _rerun_args(self, symptom: Symptom, full: bool) -> list[str]:
+        if self.options.pytest_args or full or symptom.signature is not None:
             return list(self.options.pytest_args)
-        ids = sorted(self.failing_ids)
+        ids = set()
+        for nodeid in symptom.ids:
+            if nodeid.split("::", 1)[0].endswith("conftest.py"):
+                nodeid = Path(nodeid.split("::", 1)[0]).parent.as_posix()  # its directory
+            ids.add(nodeid)
         if len(ids) > MAX_RERUN_IDS:
-            ids = sorted({i.split("::", 1)[0] for i in ids})
-        return ids
+            ids = {i.split("::", 1)[0] for i in ids}
+        return sorted(ids)
 
-    def _still_fails(self, nightlies: dict[NormalizedName, IndexFile], what: str) -> bool:
+    def _trial(
+        self,
+        nightlies: dict[NormalizedName, IndexFile],
+        what: str,
+        symptom: Symptom,
+        *,
+        full: bool = False,
+        phase: str = "package",
+    ) -> Trial:
+        args = self._rerun_args(symptom, full)
+        full = full or args == list(self.options.pytest_args)
+        key = (tuple(sorted((n, f.sha256 or f.url) for n, f in nightlies.items())), full)
+        cached = self._trials.get(key)
+        if cached is not None and (cached.run is None or full):
+            return cached.against(symptom)
         python = self._new_env()
         try:
             self._install(python, nightlies)
@@ -367,49 +432,174 @@ class NightlyTester:
             self.notes.append(f"{what}: could not install, counted as not failing ({exc.message})")
             self.log(f"  {what}: could not install")
             self._discard(python)
-            return False
-        run = self._run_tests(python, self._rerun_args())
+            trial = Trial(None, exc.message)
+            self._trials[key] = trial
+            return trial
+        run = self._run_tests(python, args)
         self._discard(python)
-        fails = bool(run.failed_ids & self.failing_ids)
-        self.log(f"  {what}: {'fails' if fails else 'passes'}")
-        return fails
+        self.pytest_runs += 1
+        self.phase_runs[phase] = self.phase_runs.get(phase, 0) + 1
+        trial = Trial(run, None)
+        if full:
+            self._trials[key] = trial
+        trial = trial.against(symptom)
+        state = "fails" if trial.fails else ("passes" if run.passed else run.outcome)
+        if run.outcome == "could-not-run" and not trial.fails:
+            state = f"could not run (pytest exit {run.exit_status})"
+        number = sum(self.phase_runs.values())
+        self.log(f"  run {number}: {what}{' (full suite)' if full else ''}: {state}")
+        return trial
 
-    def _bisect(self, chosen: dict[NormalizedName, IndexFile]) -> Bisection:
+    def _bisect(self, chosen: dict[NormalizedName, IndexFile], first: PytestRun) -> Bisection:
         names = sorted(chosen)
-        self.log(
-            f"bisect: {len(names)} nightlies, re-running {len(self.failing_ids)} failing tests"
-        )
-
-        def with_nightlies(subset: frozenset[str]) -> bool:
-            label = ", ".join(sorted(subset)) or "none"
-            return self._still_fails(
-                {n: chosen[n] for n in subset}, f"nightlies [{label}], the rest stable"
-            )
-
-        search = bisection.find_culprits(names, with_nightlies)
-        result = Bisection(
-            culprits=list(search.culprits),
-            baseline="failed" if search.baseline_fails else "passed",
-            package_runs=len(search.runs),
-        )
-        if search.baseline_fails:
+        symptom = Symptom.of(first)
+        self.log(f"bisect: {len(names)} nightlies; the stable releases first (the full suite)")
+        result = Bisection()
+        base = self._trial({}, "no nightlies, all stable", symptom, full=True)
+        result.package_runs = self.phase_runs.get("package", 0)
+        if base.run is None:
+            result.baseline = "install-error"
             result.notes = [
-                "the failing tests also fail with the stable releases: "
-                "this is not a regression caused by the nightlies",
+                "the stable releases could not be installed: no culprit can be named",
                 *self.notes,
             ]
             return result
-        self.log(f"bisect: culprit {' + '.join(search.culprits)}")
-        for culprit in search.culprits:
-            result.builds.append(self._bisect_builds(culprit, chosen, search.culprits))
-            result.date_runs += result.builds[-1].runs
+        if base.run.outcome != "passed":
+            result.baseline = base.run.outcome  # type: ignore[assignment]
+            result.notes = [self._baseline_note(base.run, symptom), *self.notes]
+            return result
+        remaining = symptom
+        explained: set[str] = set()
+        seen: dict[NormalizedName, IndexFile] = {}  # culprit -> first bad of its last regression
+        for _ in range(MAX_REGRESSIONS):
+            regression = self._one_regression(names, chosen, remaining, explained, seen)
+            if regression is None:
+                break
+            result.regressions.append(regression)
+            if remaining.signature is not None:
+                break
+            covered = set(regression.tests)
+            explained |= covered
+            left = remaining.ids - covered
+            if not left or not covered:
+                break
+            remaining = Symptom(frozenset(left), None)
+            self.log(f"bisect: {len(left)} failing tests not explained yet: another regression")
+        for regression in result.regressions:
+            for culprit in regression.culprits:
+                if culprit not in result.culprits:
+                    result.culprits.append(culprit)
+            result.builds += regression.builds
+        result.package_runs = self.phase_runs.get("package", 0)
+        result.date_runs = self.phase_runs.get("builds", 0)
+        result.confirm_runs = self.phase_runs.get("confirm", 0)
+        if not result.culprits:
+            self.notes.insert(0, "bisection could not confirm a culprit")
         result.notes = self.notes
         return result
+
+    def _baseline_note(self, run: PytestRun, symptom: Symptom) -> str:
+        if run.outcome == "could-not-run":
+            return (
+                "the tests cannot run with the stable releases either: no culprit can be "
+                f"named. {run.error}"
+            )
+        extra = symptom.ids - run.failed_ids
+        note = (
+            f"{len(run.failed_ids)} tests also fail with the stable releases: this is not "
+            "a regression caused by the nightlies"
+        )
+        if extra:
+            note += (
+                f"; {len(extra)} fail only with the nightlies: fix the failures with the "
+                "stable releases first to bisect those"
+            )
+        return note
+
+    def _one_regression(
+        self,
+        names: list[NormalizedName],
+        chosen: dict[NormalizedName, IndexFile],
+        symptom: Symptom,
+        explained: set[str],
+        seen: dict[NormalizedName, IndexFile],
+    ) -> Regression | None:
+        def with_nightlies(subset: frozenset[str]) -> bool:
+            label = ", ".join(sorted(subset)) or "none"
+            return self._trial(
+                {n: chosen[canonicalize_name(n)] for n in subset},
+                f"nightlies [{label}], the rest stable",
+                symptom,
+            ).fails
+
+        search = bisection.find_culprits(names, with_nightlies, baseline_passes=True)
+        culprits = search.culprits
+        self.log(f"bisect: culprit {' + '.join(culprits)}")
+        regression = Regression(culprits=list(culprits))
+        for culprit in culprits:
+            name = canonicalize_name(culprit)
+            others = {canonicalize_name(n): chosen[canonicalize_name(n)] for n in culprits}
+            others.pop(name)
+            builds, found = self._bisect_builds(name, chosen[name], others, symptom, seen.get(name))
+            bad_file = found[1]
+            confirmed = self._confirm(builds, name, found, others, symptom, explained)
+            if confirmed is None:
+                return None
+            regression.tests = sorted(confirmed)
+            regression.builds.append(builds)
+            seen[name] = bad_file
+        return regression
+
+    def _confirm(
+        self,
+        builds: CulpritBuilds,
+        name: NormalizedName,
+        found: tuple[IndexFile | None, IndexFile],
+        others: dict[NormalizedName, IndexFile],
+        symptom: Symptom,
+        explained: set[str],
+    ) -> set[str] | None:
+        """Full suite on the first bad and the last good build; the tests explained."""
+        good, bad = found
+        bad_trial = self._trial(
+            {**others, name: bad}, f"{name} {bad.version} (first bad)", symptom,
+            full=True, phase="confirm",
+        )  # fmt: skip
+        if not bad_trial.fails or bad_trial.run is None:
+            self.notes.append(
+                f"{name}: the full suite with the first bad build {bad.version} does not show "
+                "the failure again: no culprit named (a flaky test?)"
+            )
+            return None
+        tests = (
+            set(symptom.ids & bad_trial.run.failed_ids)
+            if symptom.signature is None
+            else {symptom.signature.split(":", 1)[1]}
+        )
+        if good is not None:
+            good_trial = self._trial(
+                {**others, name: good}, f"{name} {good.version} (last good)", symptom,
+                full=True, phase="confirm",
+            )  # fmt: skip
+            run = good_trial.run
+            ok = run is not None and (
+                run.outcome == "passed" or (run.outcome == "failed" and run.failed_ids <= explained)
+            )
+            if not ok:
+                what = "could not be installed" if run is None else f"{run.outcome}"
+                builds.note = (
+                    f"the full suite with {good.version} (the build before the first bad one) "
+                    f"{what}: the last good build is not known"
+                )
+                builds.last_good = None
+        return tests
 
     def _history(self, name: NormalizedName, newest: IndexFile) -> tuple[list[IndexFile], str]:
         """Builds of ``name`` oldest first, ending with ``newest``, and where they came from."""
         assert self.target is not None
         assert newest.upload_time is not None
+        if name in self._histories:
+            return self._histories[name]
         use_view = self._history_view_works(name, newest)
         source = "the index's as-of history view" if use_view else "the files listed now"
         live = None if use_view else (self.nightly_index.files(name) or [])
@@ -426,7 +616,8 @@ class NightlyTester:
                 break
             seen.add(pick.sha256 or pick.url)
             builds.append(pick)
-        return builds[::-1], source
+        self._histories[name] = (builds[::-1], source)
+        return self._histories[name]
 
     def _history_view_works(self, name: NormalizedName, newest: IndexFile) -> bool:
         """Whether the as-of view at the newest build's upload time lists that build."""
@@ -439,30 +630,43 @@ class NightlyTester:
 
     def _bisect_builds(
         self,
-        culprit: str,
-        chosen: dict[NormalizedName, IndexFile],
-        culprits: tuple[str, ...],
-    ) -> CulpritBuilds:
-        name = canonicalize_name(culprit)
-        newest = chosen[name]
+        name: NormalizedName,
+        newest: IndexFile,
+        others: dict[NormalizedName, IndexFile],
+        symptom: Symptom,
+        after: IndexFile | None,
+    ) -> tuple[CulpritBuilds, tuple[IndexFile | None, IndexFile]]:
+        """The first bad build of ``name`` (after ``after``, an earlier regression's)."""
         if newest.upload_time is None:
-            return CulpritBuilds(
-                name=name,
-                first_bad=_build(newest),
-                builds_considered=1,
-                note="the index publishes no upload times (PEP 700): cannot bisect by date",
+            note = "the index publishes no upload times (PEP 700): cannot bisect by date"
+            return (
+                CulpritBuilds(name=name, first_bad=_build(newest), builds_considered=1, note=note),
+                (None, newest),
             )
         builds, source = self._history(name, newest)
+        start = next(
+            (
+                i
+                for i, b in enumerate(builds)
+                if after and (b.sha256 or b.url) == (after.sha256 or after.url)
+            ),
+            None,
+        )
+        if start is not None:
+            builds = builds[start:]
         self.log(f"bisect: {len(builds)} builds of {name} from {source}")
-        others = {n: chosen[canonicalize_name(n)] for n in culprits if n != culprit}
 
         def fails(build: IndexFile) -> bool:
             when = build.upload_time.strftime("%Y-%m-%d %H:%M:%S") if build.upload_time else "?"
-            return self._still_fails(
-                {**others, name: build}, f"{name} {build.version} uploaded {when}"
-            )
+            sha = (build.sha256 or "?")[:12]
+            return self._trial(
+                {**others, name: build},
+                f"{name} {build.version} uploaded {when} sha256 {sha}",
+                symptom,
+                phase="builds",
+            ).fails
 
-        found = bisection.find_first_bad(builds, fails)
+        found = bisection.find_first_bad(builds, fails, first_passes=start is not None)
         note = None
         if found.last_good is None:
             note = (
@@ -471,11 +675,97 @@ class NightlyTester:
                 if len(builds) > 1
                 else f"no earlier build of {name} is retained ({source})"
             )
-        return CulpritBuilds(
-            name=name,
-            last_good=_build(found.last_good) if found.last_good else None,
-            first_bad=_build(found.first_bad),
-            builds_considered=len(builds),
-            runs=found.runs,
-            note=note,
+        return (
+            CulpritBuilds(
+                name=name,
+                last_good=_build(found.last_good) if found.last_good else None,
+                first_bad=_build(found.first_bad),
+                builds_considered=len(builds),
+                runs=found.runs,
+                note=note,
+            ),
+            (found.last_good, found.first_bad),
         )
+
+
+@dataclass(frozen=True)
+class Symptom:
+    """The failure a bisection looks for: failing test ids, or pytest's error."""
+
+    ids: frozenset[str]
+    signature: str | None  # a run that could not run: its error, paths left out
+
+    @classmethod
+    def of(cls, run: PytestRun) -> Symptom:
+        if run.outcome == "failed":
+            return cls(frozenset(run.failed_ids), None)
+        return cls(frozenset(), run.signature)
+
+
+@dataclass
+class Trial:
+    run: PytestRun | None  # None: could not install
+    install_error: str | None
+    fails: bool = False
+
+    def against(self, symptom: Symptom) -> Trial:
+        run = self.run
+        if run is None:
+            fails = False
+        elif symptom.signature is not None:
+            fails = run.outcome == "could-not-run" and run.signature == symptom.signature
+        else:
+            fails = run.outcome == "failed" and bool(run.failed_ids & symptom.ids)
+        return Trial(run, self.install_error, fails)
+
+
+def counts_text(c: Counts) -> str:
+    """The one summary line of a run's counts (CI logs and the report)."""
+    return (
+        f"{c.failed} failed, {c.errors} errors, {c.passed} passed, {c.skipped} skipped, "
+        f"{c.xfailed} xfailed, {c.xpassed} xpassed"
+    )
+
+
+def job_url() -> str | None:
+    """The CI job's own page, when the workflow says it (``NIGHTWHEELS_JOB_URL``)."""
+    value = os.environ.get("NIGHTWHEELS_JOB_URL", "").strip()
+    if not value.startswith(("https://", "http://")) or value.rstrip("/").endswith("/job"):
+        return None  # a runner without job.check_run_id leaves the id empty
+    return value
+
+
+def stopped_report(
+    project_dir: Path,
+    index_url: str,
+    stable_index_url: str,
+    message: str,
+    *,
+    outcome: str = "could-not-run",
+    step: str = "configure",
+    exit_code: int = EXIT_USAGE,
+) -> Report:
+    """The report of a run that stopped before testing (a bad option, no pyproject.toml)."""
+    try:
+        project = read_project(project_dir)
+        name, version = project.name, project.version
+    except ProjectConfigError:
+        name, version = project_dir.resolve().name or "project", None
+    run_url, commit = ci_context(project_dir) if project_dir.is_dir() else (None, None)
+    return Report(
+        project=name,
+        project_version=version,
+        created_at=datetime.now(UTC),
+        outcome=outcome,  # type: ignore[arg-type]
+        exit_code=exit_code,
+        index_url=index_url,
+        stable_index_url=stable_index_url,
+        python="unknown",
+        platform="unknown",
+        step=step,  # type: ignore[arg-type]
+        error=message if outcome == "could-not-run" else None,
+        install_error=message if outcome == "install-error" else None,
+        run_url=run_url,
+        job_url=job_url(),
+        commit=commit,
+    )

@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
-from nightwheels.nightly_testing.markdown import group_failures
-from nightwheels.nightly_testing.results import Build, Report
+from nightwheels.nightly_testing.markdown import build_label, group_failures
+from nightwheels.nightly_testing.results import STEP_NAMES, Build, CulpritBuilds, Report
 
 MAX_LINES = 60
 
 
 def _when(build: Build) -> str:
-    return build.upload_time.strftime("%Y-%m-%d %H:%M UTC") if build.upload_time else "?"
+    return build.upload_time.strftime("%Y-%m-%d %H:%M:%S UTC") if build.upload_time else "?"
+
+
+def _builds(builds: list[CulpritBuilds]) -> list[str]:
+    lines = []
+    for c in builds:
+        good = f"last good {build_label(c.last_good)}" if c.last_good else "last good unknown"
+        bad = f"first bad {build_label(c.first_bad)}" if c.first_bad else ""
+        lines.append(f"  {c.name}: {good}, {bad}" + (f"; {c.note}" if c.note else ""))
+    return lines
 
 
 def summary_lines(report: Report) -> list[str]:
@@ -25,14 +34,17 @@ def summary_lines(report: Report) -> list[str]:
                 f"  {n.name:<{width}}  {n.version:<{vwidth}}  {n.stable_version or '-':<10}  "
                 f"{_when(n)}  sha256:{(n.sha256 or '?')[:16]}"
             )
-    elif report.outcome != "install-error":
+    elif report.outcome not in ("install-error", "could-not-run"):
         lines.append("  no nightlies: stable releases only")
     for m in report.missing:
         lines.append(f"  NO NIGHTLY for {m.name}: {m.reason}")
     if report.install_error:
         lines.append("could not install:")
         lines += ["  " + line for line in report.install_error.splitlines()]
-    if report.outcome != "install-error":
+    if report.outcome == "could-not-run":
+        lines.append(f"could not run ({STEP_NAMES.get(report.step or '', report.step)}):")
+        lines += ["  " + line for line in (report.error or "").splitlines()[-40:]]
+    if report.outcome != "install-error" and report.step in (None, "tests"):
         c = report.counts
         lines.append(
             f"tests: {c.failed} failed, {c.errors} errors, {c.passed} passed, {c.skipped} skipped"
@@ -53,18 +65,22 @@ def summary_lines(report: Report) -> list[str]:
             lines.append("bisect: the failing tests also fail with the stable releases")
         elif b.culprits:
             lines.append(f"bisect: culprit {' + '.join(b.culprits)} ({b.runs} runs)")
-            for c in b.builds:
-                good = (
-                    f"last good {c.last_good.version} ({_when(c.last_good)})"
-                    if c.last_good
-                    else "last good unknown"
-                )
-                bad = (
-                    f"first bad {c.first_bad.version} ({_when(c.first_bad)})" if c.first_bad else ""
-                )
-                lines.append(f"  {c.name}: {good}, {bad}" + (f"; {c.note}" if c.note else ""))
+            if len(b.regressions) > 1:
+                for i, r in enumerate(b.regressions, 1):
+                    shown = ", ".join(r.tests[:3]) + (", ..." if len(r.tests) > 3 else "")
+                    lines.append(f"  regression {i}: {' + '.join(r.culprits)} breaks {shown}")
+                    lines += _builds(r.builds)
+            else:
+                lines += _builds(b.builds)
+        else:
+            lines.append("bisect: no culprit named")
         for note in b.notes:
             lines.append(f"  note: {note}")
-    verdict = {"passed": "PASSED", "failed": "FAILED", "install-error": "COULD NOT INSTALL"}
+    verdict = {
+        "passed": "PASSED",
+        "failed": "FAILED",
+        "could-not-run": "COULD NOT RUN",
+        "install-error": "COULD NOT INSTALL",
+    }
     lines.append(f"result: {verdict[report.outcome]} (exit {report.exit_code})")
     return lines

@@ -26,7 +26,9 @@ from nightwheels.errors import Forbidden, InvalidRequest, NotFound
 from nightwheels.services import audit
 from nightwheels.services.auth import Principal, user_role
 
-OUTCOMES = frozenset({"passed", "failed", "install-error"})
+# What nightwheels test reports: passed, failed (culprits name the nightlies bisection
+# blamed), could-not-run (pytest or the tool stopped first), install-error.
+OUTCOMES = frozenset({"passed", "failed", "could-not-run", "install-error"})
 MAX_NIGHTLIES = 500
 _HEX = frozenset("0123456789abcdef")
 

@@ -82,14 +82,10 @@ class GitHubIssues:
             return ACTIONS_BOT
         return str(response.json()["login"])
 
-    def open_issues(
-        self, *, creator: str | None = None, labels: str | None = None
-    ) -> Iterator[dict[str, Any]]:
+    def open_issues(self, *, creator: str | None = None) -> Iterator[dict[str, Any]]:
         params: dict[str, str | int] = {"state": "open", "per_page": 100}
         if creator:
             params["creator"] = creator
-        if labels:
-            params["labels"] = labels
         url: str | None = f"/repos/{self.repo}/issues"
         pages = 0
         while url and pages < self.max_pages:
@@ -106,10 +102,18 @@ class GitHubIssues:
         response = self._request("GET", f"/repos/{self.repo}/issues/{number}", allow=(404, 410))
         return None if response.status_code in (404, 410) else dict(response.json())
 
-    def create(self, title: str, body: str, labels: list[str] | None = None) -> dict[str, Any]:
+    def create(
+        self,
+        title: str,
+        body: str,
+        labels: list[str] | None = None,
+        assignees: list[str] | None = None,
+    ) -> dict[str, Any]:
         payload: dict[str, Any] = {"title": title, "body": body}
         if labels:
             payload["labels"] = labels
+        if assignees:
+            payload["assignees"] = assignees
         return dict(self._request("POST", f"/repos/{self.repo}/issues", json=payload).json())
 
     def update(self, number: int, **fields: Any) -> dict[str, Any]:
