@@ -3,7 +3,7 @@
 Reference (measured in the same run, same warm uv cache): ``uv venv``, then
 ``uv pip install --prerelease allow --index NIGHTLY --default-index STABLE project[...]``
 and ``pytest --report-log``, the snippet SPEC 4 projects copy. Reports the median wall time
-of each, their ratio, whether the reference took the hostile ``zeta`` from the nightly index
+of each (interleaved, so both see the same machine load), their ratio, whether the reference took the hostile ``zeta`` from the nightly index
 (dependency confusion), the CLI's start-up time (``nightwheels --version`` less a bare
 interpreter), and the wall time and run count of a ``--bisect`` run.
 
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import statistics
 import sys
@@ -68,8 +69,11 @@ def main() -> None:
     try:
         reference()  # warm the cache for both
         nightwheels()
-        ref = [timed(reference) for _ in range(args.repeat)]
-        ours = [timed(nightwheels) for _ in range(args.repeat)]
+        ref: list[float] = []
+        ours: list[float] = []
+        for _ in range(args.repeat):  # interleaved: both see the same machine load
+            ref.append(timed(reference))
+            ours.append(timed(nightwheels))
         saved = tmp / "bisect.json"
         bisect_s = timed(
             lambda: world.test(
@@ -91,9 +95,12 @@ def main() -> None:
             "ratio": round(statistics.median(ours) / statistics.median(ref), 2),
             "reference_installed_hostile_zeta_from_nightly_index": all(took_zeta),
             "cli_startup_s": round(startup - bare, 2),
+            "repeat": args.repeat,
+            "load_average_1min": round(os.getloadavg()[0], 1),
             "bisect_s": round(bisect_s, 2),
             "bisect_package_runs": bisect["package_runs"],
             "bisect_build_runs": bisect["date_runs"],
+            "bisect_confirm_runs": bisect["confirm_runs"],
             "bisect_builds_considered": bisect["builds"][0]["builds_considered"],
             "culprit": bisect["culprits"],
         }

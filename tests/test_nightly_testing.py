@@ -460,6 +460,18 @@ def test_compatibility_record(world: World, failing, tmp_path: Path) -> None:  #
     history = httpx.get(f"{server.url}/api/v1/compat/downstream/downstream").json()
     assert [r["outcome"] for r in history["runs"]] == ["passed", "failed"]
 
+    # Every outcome class can be recorded: a run with nightlies that could not run.
+    stopped = tmp_path / "stopped.json"
+    stopped.write_text(
+        json.dumps({**report, "outcome": "could-not-run", "exit_code": 4, "step": "tests",
+                    "error": "pytest exit 4", "failures": [], "bisect": None})
+    )  # fmt: skip
+    assert (
+        report_cli(str(stopped), "--server", server.url, NIGHTWHEELS_TOKEN=reporter).returncode == 0
+    )
+    history = httpx.get(f"{server.url}/api/v1/compat/downstream/downstream").json()
+    assert history["runs"][0]["outcome"] == "could-not-run"
+
     # Who may post what.
     assert report_cli(str(saved), "--server", server.url).returncode == 2  # no token
     denied = report_cli(str(saved), "--server", server.url, NIGHTWHEELS_TOKEN=world.token)

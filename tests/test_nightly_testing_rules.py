@@ -409,9 +409,27 @@ def test_junit_xml_from_pytest() -> None:
     assert (counts.passed, counts.failed, counts.errors, counts.xfailed, counts.skipped) == (
         1, 1, 1, 1, 1,
     )  # fmt: skip
+    assert failures[0].message == "AssertionError: 1 != 2"
     assert [(f.nodeid, f.when) for f in failures] == [
         ("tests/test_api.py::TestThing::test_bad[a]", "call"),
         ("tests/test_import.py", "collect"),
     ]
     with pytest.raises(ProjectConfigError, match="DTD"):
         parse_junit(b'<!DOCTYPE x [<!ENTITY a "b">]><testsuite/>')
+
+
+def test_the_weekly_commands_skip_the_other_commands() -> None:
+    """`nightwheels test` is measured against doing it by hand: no start-up it does not need."""
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "nightwheels", "report"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 2 and "nothing to do" in out.stderr
+    loaded = {line.rsplit("|", 1)[1].strip() for line in out.stderr.splitlines() if "|" in line}
+    assert "nightwheels.cli.app" not in loaded
+    assert not {"sqlalchemy", "starlette", "uvicorn"} & loaded

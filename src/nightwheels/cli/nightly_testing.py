@@ -340,3 +340,10 @@ def register(app: typer.Typer) -> None:
             fail(exc.message, EXIT_ERROR)
         except OSError as exc:
             fail(f"{exc.strerror or exc}: {exc.filename}" if exc.filename else str(exc), 2)
+
+
+def standalone_app() -> typer.Typer:
+    """``test`` and ``report`` alone (``nightwheels test`` runs without the other commands)."""
+    app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+    register(app)
+    return app

@@ -75,7 +75,8 @@ def parse_junit(data: bytes) -> tuple[Counts, list[Failure]]:
         problem = failed if failed is not None else errored
         if problem is not None:
             text = (problem.text or "").strip()
-            message = (problem.get("message") or text.splitlines()[-1:] or ["no message"])[0]
+            lines = text.splitlines()
+            message = problem.get("message") or (lines[-1] if lines else "no message")
             collect = errored is not None and "collection failure" in (errored.get("message") or "")
             when = "call" if failed is not None else ("collect" if collect else "setup")
             if failed is not None:

@@ -10,16 +10,19 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from packaging.utils import NormalizedName, canonicalize_name
+from packaging.version import Version
 
 from nightwheels.core.names import is_valid_name
 from nightwheels.errors import IndexUnavailable, InstallFailed, ProjectConfigError
 from nightwheels.nightly_testing import bisect as bisection
 from nightwheels.nightly_testing.environment import (
+    Installed,
     Uv,
     bin_dir,
     current_target,
@@ -146,6 +149,7 @@ class NightlyTester:
         self.phase_runs: dict[str, int] = {}
         self._trials: dict[object, Trial] = {}
         self._histories: dict[NormalizedName, tuple[list[IndexFile], str]] = {}
+        self._stable_versions: dict[NormalizedName, Version | None] = {}
 
     # --- environments -------------------------------------------------------------
 
@@ -164,17 +168,21 @@ class NightlyTester:
             shutil.rmtree(path)
         return self.uv.create_venv(path, self.options.python or sys.executable)
 
-    def _install(self, python: Path, nightlies: dict[NormalizedName, IndexFile]) -> None:
+    def _install(
+        self, python: Path, nightlies: dict[NormalizedName, IndexFile]
+    ) -> dict[NormalizedName, Installed]:
         lines = self._base_requirements()
         for name, f in sorted(nightlies.items()):
             fragment = f"#sha256={f.sha256}" if f.sha256 else ""
             lines.append(f"{name} @ {f.url}{fragment}")
         self.uv.install(python, lines, refresh=sorted(nightlies), rebuild=[self.project.name])
-        problems = verify_nightlies(nightlies, installed(python), self.nightly_index.url)
+        found = installed(python)
+        problems = verify_nightlies(nightlies, found, self.nightly_index.url)
         if problems:
             raise InstallFailed(
                 "the environment does not hold the chosen nightlies:\n- " + "\n- ".join(problems)
             )
+        return found
 
     def _discard(self, python: Path) -> None:
         if not self.options.keep:
@@ -236,8 +244,15 @@ class NightlyTester:
     ) -> tuple[dict[NormalizedName, IndexFile], list[MissingNightly]]:
         chosen: dict[NormalizedName, IndexFile] = {}
         missing: list[MissingNightly] = []
-        for name in names:
-            files = self.nightly_index.files(name)
+        names = list(names)
+        # Both indexes at once: each page is a round trip, and only the latest stable
+        # version (for the report) is read from the stable one.
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            nightly_pages = pool.map(self.nightly_index.files, names)
+            stable = pool.map(lambda n: latest_stable(self.stable_index.files(n) or []), names)
+            pages, stable = list(nightly_pages), list(stable)
+        self._stable_versions = dict(zip(names, stable, strict=True))
+        for name, files in zip(names, pages, strict=True):
             if files is None:
                 missing.append(MissingNightly(name=name, reason="not on the nightly index"))
                 continue
@@ -289,8 +304,7 @@ class NightlyTester:
             names = self._requested_names(target, python)
             chosen, missing = self._choose(names, target)
             for name in sorted(chosen):
-                stable_files = self.stable_index.files(name) or []
-                stable = latest_stable(stable_files)
+                stable = self._stable_versions.get(name)
                 nightlies.append(
                     Nightly(
                         name=name,
@@ -316,8 +330,7 @@ class NightlyTester:
                     error=error,
                     missing=missing,
                 )
-            self._install(python, chosen)
-            found = installed(python)
+            found = self._install(python, chosen)
             environment = {name: info.version for name, info in sorted(found.items())}
             own = found.get(canonicalize_name(self.project.name))
             if self.project_version is None and own is not None:
