@@ -470,3 +470,35 @@ def test_cli_registers_a_pinned_publisher_restricted_to_a_ref(
         "--workflow", "nightly.yml", "--ref", "main", check=False,
     )  # fmt: skip
     assert bad.returncode != 0 and "refs/heads/BRANCH" in bad.stderr
+
+
+def test_two_first_exchanges_with_different_ids_pin_one(
+    live: LiveServer, people: Accounts, issuer: Issuer
+) -> None:
+    """A look-alike repository racing the rightful one's first exchange cannot pin its ids:
+    the pin is a conditional update, and the loser is checked against what was pinned."""
+    if live.backend.name != "postgres":
+        pytest.skip("two concurrent writers: PostgreSQL (SQLite serialises every write)")
+    from nightwheels.errors import Forbidden
+    from nightwheels.services import trusted_publishing as tp
+    from nightwheels.services.audit import Actor
+
+    owner = Api(live, people.token("owner", name="race"))
+    pub = owner.ok(
+        "POST", "/projects/octo/publishers", {"repository": "race-org/race", "workflow": "n.yml"}
+    )
+    verifier = OidcVerifier(GITHUB_ISSUER, "nightwheels", issuer.jwks_url)
+    impostor = verifier.verify(issuer.token("race-org/race", "n.yml", repository_owner_id="666"))
+    services = live.backend.services(live.data)
+    try:
+        with services.db.write() as session:
+            matches = tp._match(session, impostor, None)  # sees the publisher unpinned
+            # Meanwhile the rightful repository's first exchange commits its ids.
+            Api(live).ok("POST", EXCHANGE, {"token": issuer.token("race-org/race", "n.yml")})
+            with pytest.raises(Forbidden, match="repository_owner_id is '666', not the registered"):
+                tp._pin(session, Actor(name="impostor"), matches, impostor)
+    finally:
+        services.close()
+    pinned = {p["id"]: p for p in owner.ok("GET", "/projects/octo/publishers")}[pub["id"]]
+    assert pinned["repository_owner_id"] == github_id("race-org")
+    owner.ok("DELETE", f"/projects/octo/publishers/{pub['id']}")
