@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 
 from tests.support.backends import BACKENDS, Backend, MotoS3, open_backend
-from tests.support.server import LiveServer
+from tests.support.oidc import Issuer
+from tests.support.server import LiveServer, ServerFactory
 
 
 @pytest.fixture(scope="session")
@@ -34,15 +35,48 @@ def scaled(request: pytest.FixtureRequest) -> Iterator[Backend]:
 
 
 @pytest.fixture
-def server(tmp_path: Path, backend: Backend) -> Iterator[LiveServer]:
-    """A live server on a free loopback port with an empty index, on each backend."""
-    live = LiveServer(data=tmp_path / "data", backend=backend)
-    live.data.mkdir()
-    live.start()
+def live_server(tmp_path: Path, backend: Backend) -> Iterator[ServerFactory]:
+    """Make live servers: ``live_server(env={"NIGHTWHEELS_...": ...})``, stopped at the end.
+
+    Each gets its own data directory under ``tmp_path`` (``name``, default ``data``,
+    ``data2``...) on the test's backend unless another is given; ``in_thread=False`` for a
+    server process (signals, memory, logs); ``start=False`` to prepare its data first.
+    """
+    made: list[LiveServer] = []
+
+    def make(
+        *,
+        env: dict[str, str] | None = None,
+        name: str | None = None,
+        backend: Backend | None = None,
+        in_thread: bool = True,
+        start: bool = True,
+    ) -> LiveServer:
+        data = tmp_path / (name or f"data{len(made) + 1 if made else ''}")
+        data.mkdir(exist_ok=True)
+        live = LiveServer(
+            data=data, env=dict(env or {}), backend=backend or default, in_thread=in_thread
+        )
+        made.append(live)
+        if start:
+            live.start()
+        return live
+
+    default = backend
     try:
-        yield live
+        yield make
     finally:
-        live.stop()
+        for live in reversed(made):
+            live.stop()
+
+
+@pytest.fixture
+def server(live_server: ServerFactory, request: pytest.FixtureRequest) -> LiveServer:
+    """A live server on a free loopback port with an empty index, on each backend.
+
+    In a thread of the test process; a process for tests marked ``server_process``.
+    """
+    return live_server(in_thread=request.node.get_closest_marker("server_process") is None)
 
 
 @pytest.fixture
@@ -50,6 +84,16 @@ def uploader(server: LiveServer) -> str:
     """A token for user ``alice`` (member of project ``demo``), upload scope."""
     server.create_user("alice")
     return server.token("alice", "demo")
+
+
+@pytest.fixture(scope="module")
+def issuer() -> Iterator[Issuer]:
+    """A stand-in OIDC issuer (GitHub Actions' role) on loopback: keys, signed tokens."""
+    issuer = Issuer().start()
+    try:
+        yield issuer
+    finally:
+        issuer.stop()
 
 
 @pytest.fixture

@@ -101,6 +101,7 @@ def assert_downloadable(server: LiveServer, files: dict[str, str]) -> None:
 # -- SIGKILL ----------------------------------------------------------------------------
 
 
+@pytest.mark.server_process
 def test_sigkill_during_a_streaming_upload(
     server: LiveServer, uploader: str, tmp_path: Path
 ) -> None:
@@ -151,6 +152,7 @@ def test_sigkill_during_a_streaming_upload(
     assert_downloadable(server, listed(server))
 
 
+@pytest.mark.server_process
 def test_sigkill_during_replaces(server: LiveServer, uploader: str, tmp_path: Path) -> None:
     """Kill at several moments in a stream of replaces: one whole version is listed."""
     wheels = [
@@ -252,12 +254,19 @@ def test_concurrent_writers_never_see_a_500(tmp_path: Path) -> None:
         def cli_writes(n: int) -> list[int]:
             codes = []
             for j in range(2):
-                codes.append(server.cli("user", "create", f"u{n}x{j}", check=False).returncode)
-                codes.append(
-                    server.cli(
-                        "token", "create", "--user", "alice", "--project", "demo", check=False
-                    ).returncode
+                # processes of their own: the CLI as a third writer beside the two workers
+                user = server.cli("user", "create", f"u{n}x{j}", check=False, real=True)
+                token = server.cli(
+                    "token",
+                    "create",
+                    "--user",
+                    "alice",
+                    "--project",
+                    "demo",
+                    check=False,
+                    real=True,
                 )
+                codes += [user.returncode, token.returncode]
             return codes
 
         with ThreadPoolExecutor(16) as pool:

@@ -157,7 +157,7 @@ def _slow_body(wheel: Path, form: dict[str, str], started: threading.Event) -> I
 
 
 def test_sigkill_mid_upload_then_fsck(tmp_path: Path) -> None:
-    live = LiveServer(data=tmp_path / "data")
+    live = LiveServer(data=tmp_path / "data", in_thread=False)  # it is killed
     live.data.mkdir()
     live.start()
     live.create_user("alice")
@@ -234,6 +234,7 @@ def test_sigkill_mid_prune_then_fsck(tmp_path: Path) -> None:
     services.close()
     live = LiveServer(
         data=data,
+        in_thread=False,  # it is killed
         env={
             "NIGHTWHEELS_PRUNE_INTERVAL": "0.5",
             "NIGHTWHEELS_RETENTION_KEEP": "5",

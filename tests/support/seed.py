@@ -8,7 +8,9 @@ with SQLAlchemy, blobs through the real blob store, exactly as the publish servi
 from __future__ import annotations
 
 import hashlib
+import shutil
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -22,11 +24,16 @@ from nightwheels.services import serials
 from nightwheels.services.context import Services
 from nightwheels.storage.base import blob_key
 from nightwheels.storage.staging import write_bytes_staged
+from tests.support.backends import fresh_database, migrated_sqlite
 
 
 def open_services(data: Path, **settings: object) -> Services:
+    """The services on an index in ``data`` (SQLite: a copy of a migrated database)."""
     data.mkdir(parents=True, exist_ok=True)
     s = Settings(data=data, **settings)  # type: ignore[arg-type]
+    db_file = data / "nightwheels.db"
+    if s.database == f"sqlite:///{db_file.resolve()}" and not db_file.exists():
+        shutil.copyfile(migrated_sqlite(), db_file)
     upgrade(s.database)
     return Services.from_settings(s)
 
@@ -171,21 +178,7 @@ def bulk_seed(
     return count
 
 
-PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
-
-
 def postgres_database() -> tuple[str, Callable[[], None]]:
-    """A fresh PostgreSQL database on the test server: (SQLAlchemy URL, drop)."""
-    import uuid
-
-    import psycopg
-
-    name = f"nw_retention_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-
-    def drop() -> None:
-        with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-    return f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}", drop
+    """A fresh PostgreSQL database at the newest schema: (SQLAlchemy URL, drop)."""
+    stack = ExitStack()
+    return stack.enter_context(fresh_database(migrated=True)), stack.close

@@ -1,26 +1,56 @@
-"""A live ``nightwheels serve`` on 127.0.0.1, and the local admin CLI against its data."""
+"""A live server on 127.0.0.1, and the local admin CLI against its data.
+
+Two ways to run it, the same app on a real socket either way:
+
+- in a thread of the test process (the default): uvicorn serving ``create_app`` with the
+  protocol and options of ``nightwheels serve``; no interpreter start, no imports, so a
+  server costs milliseconds. Real clients (pip, uv, twine, browsers) talk to it as to any.
+- as a process, ``python -m nightwheels serve`` (``in_thread=False``): for what only a
+  process shows: signals (SIGKILL mid-upload), its memory, its log, several workers, the
+  ``serve`` command itself.
+
+A fresh SQLite index starts from a copy of a database migrated once per test process
+(``migrated_sqlite``); the server's own migration step then finds nothing to do.
+"""
 
 from __future__ import annotations
 
+import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import httpx
 from sqlalchemy.orm import Session
 
-from tests.support.backends import Backend
+from tests.support.backends import Backend, migrated_sqlite
 from tests.support.clients import clean_env
 
 T = TypeVar("T")
 _DAYS = timedelta(days=1)
+
+
+@contextmanager
+def environment(env: dict[str, str]) -> Iterator[None]:
+    """``os.environ`` is exactly ``env`` inside the block (settings and boto3 read it)."""
+    saved = dict(os.environ)
+    os.environ.clear()
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
 
 
 def free_port() -> int:
@@ -39,6 +69,11 @@ class LiveServer:
     # Python command that runs the server instead of ``python -m nightwheels`` (benchmarks:
     # an older build's venv, or a script that wraps the CLI with a memory probe).
     command: list[str] = field(default_factory=lambda: [sys.executable, "-m", "nightwheels"])
+    # Serve from a thread of this process (see the module docstring); False: a process.
+    in_thread: bool = True
+    _uvicorn: Any = None
+    _thread: threading.Thread | None = None
+    _admin: Any = None
 
     @property
     def url(self) -> str:
@@ -55,8 +90,19 @@ class LiveServer:
     def _env(self) -> dict[str, str]:
         return clean_env(NIGHTWHEELS_DATA=str(self.data), **{**self.backend.env(), **self.env})
 
+    def _seed_database(self) -> None:
+        env = self._env()
+        if "NIGHTWHEELS_DATABASE_URL" in env or "NIGHTWHEELS_DATA" not in env:
+            return
+        target = Path(env["NIGHTWHEELS_DATA"]) / "nightwheels.db"
+        if not target.exists() and target.parent.is_dir():
+            shutil.copyfile(migrated_sqlite(), target)
+
     def start(self, *extra: str) -> LiveServer:
         self.port = self.port or free_port()
+        self._seed_database()
+        if self.in_thread and not extra:
+            return self._start_thread()
         log = open(self.data.parent / f"server-{self.port}.log", "ab")  # noqa: SIM115
         self.process = subprocess.Popen(
             [
@@ -72,7 +118,7 @@ class LiveServer:
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"server exited with {self.process.returncode}; see {log.name}")
@@ -81,10 +127,66 @@ class LiveServer:
                     return self
             except httpx.HTTPError:
                 pass
-            time.sleep(0.1)
-        raise RuntimeError("server did not become healthy in 30 s")
+            time.sleep(0.05)
+        self.stop(signal.SIGKILL)  # not left running behind the failed test
+        raise RuntimeError("server did not become healthy in 60 s")
+
+    def _start_thread(self) -> LiveServer:
+        import uvicorn
+
+        from nightwheels.config import Settings
+        from nightwheels.db.migrate import upgrade
+        from nightwheels.server import protocol
+        from nightwheels.server.app import create_app
+
+        with environment(self._env()):
+            settings = Settings()
+            settings.data.mkdir(parents=True, exist_ok=True)
+            upgrade(settings.database)
+            protocol.head_timeout.cache_clear()
+            protocol.head_timeout()  # this server's setting, read now
+            app = create_app(settings)
+        config = uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=self.port,
+            log_config=None,
+            log_level="warning",
+            proxy_headers=False,
+            server_header=False,
+            http=protocol.http_protocol(),
+            h11_max_incomplete_event_size=protocol.MAX_HEAD_BYTES,
+            timeout_graceful_shutdown=5,
+        )
+        self._uvicorn = uvicorn.Server(config)
+        self._thread = threading.Thread(
+            target=self._uvicorn.run, name=f"server-{self.port}", daemon=True
+        )
+        self._thread.start()
+        deadline = time.monotonic() + 30
+        while not self._uvicorn.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError(f"the in-thread server on port {self.port} did not start")
+            time.sleep(0.005)
+        return self
+
+    @property
+    def running(self) -> bool:
+        if self._thread is not None:
+            return self._thread.is_alive()
+        return self.process is not None and self.process.poll() is None
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self._admin is not None:
+            self._admin.close()
+            self._admin = None
+        if self._thread is not None:
+            if sig != signal.SIGTERM:
+                raise RuntimeError("signals need a server process: LiveServer(in_thread=False)")
+            self._uvicorn.should_exit = True
+            self._thread.join(timeout=15)
+            self._thread = None
+            return
         if self.process and self.process.poll() is None:
             self.process.send_signal(sig)
             try:
@@ -94,9 +196,15 @@ class LiveServer:
                 self.process.wait()
 
     def cli(
-        self, *args: str, check: bool = True, input: str | None = None
+        self, *args: str, check: bool = True, input: str | None = None, real: bool = False
     ) -> subprocess.CompletedProcess[str]:
-        """Run ``nightwheels ARGS`` on the server machine (same data directory)."""
+        """Run ``nightwheels ARGS`` on the server machine (same data directory).
+
+        In-process (typer's runner: the same commands, without a second of imports);
+        ``real=True`` runs ``python -m nightwheels`` as a process, for the entry point itself.
+        """
+        if not real:
+            return _run_cli_in_process(list(args), self._env(), input=input, check=check)
         result = subprocess.run(
             [sys.executable, "-m", "nightwheels", *args],
             env=self._env(),
@@ -117,13 +225,13 @@ class LiveServer:
         """
         from nightwheels.db.migrate import upgrade
 
-        services = self.backend.services(self.data)
-        try:
+        if self._admin is None:
+            self._seed_database()
+            services = self.backend.services(self.data)
             upgrade(services.settings.database)
-            with services.db.write() as session:
-                return fn(session)
-        finally:
-            services.close()
+            self._admin = services
+        with self._admin.db.write() as session:
+            return fn(session)
 
     def create_user(self, name: str, *, admin: bool = False) -> None:
         from nightwheels.services import accounts
@@ -160,6 +268,20 @@ class LiveServer:
         return self.backend.blobs(self.data)
 
 
+class ServerFactory(Protocol):
+    """The ``live_server`` fixture (tests/conftest.py)."""
+
+    def __call__(
+        self,
+        *,
+        env: dict[str, str] | None = None,
+        name: str | None = None,
+        backend: Backend | None = None,
+        in_thread: bool = True,
+        start: bool = True,
+    ) -> LiveServer: ...
+
+
 def wait_for(predicate, timeout: float = 5.0, interval: float = 0.05) -> bool:  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -167,3 +289,25 @@ def wait_for(predicate, timeout: float = 5.0, interval: float = 0.05) -> bool:  
             return True
         time.sleep(interval)
     return bool(predicate())
+
+
+def _run_cli_in_process(
+    args: list[str], env: dict[str, str], *, input: str | None, check: bool
+) -> subprocess.CompletedProcess[str]:
+    from typer.testing import CliRunner
+
+    from nightwheels.cli.app import app
+
+    # The runner sets the environment of a process started with ``env`` for the call:
+    # variables the clean environment leaves out (PIP_*, NIGHTWHEELS_*, AWS_*) are hidden.
+    overrides: dict[str, str | None] = {k: None for k in os.environ if k not in env}
+    overrides.update({k: v for k, v in env.items() if os.environ.get(k) != v})
+    result = CliRunner().invoke(app, args, input=input, env=overrides)
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    done = subprocess.CompletedProcess(
+        ["nightwheels", *args], result.exit_code, result.stdout, result.stderr
+    )
+    if check and done.returncode != 0:
+        raise AssertionError(f"nightwheels {' '.join(args)} failed:\n{done.stderr}")
+    return done
