@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,8 +9,7 @@ import pytest
 from sqlalchemy import create_engine, inspect
 
 from nightwheels.db.migrate import upgrade
-
-PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+from tests.support.backends import fresh_database
 
 
 def _tables(url: str) -> set[str]:
@@ -43,19 +41,8 @@ def test_sqlite(tmp_path: Path) -> None:
 
 @pytest.fixture
 def pg_url() -> Iterator[str]:
-    try:
-        import psycopg
-
-        admin = psycopg.connect("postgresql://postgres@127.0.0.1:5432/test", autocommit=True)
-    except Exception as exc:  # the server is not running here
-        pytest.skip(f"PostgreSQL not reachable: {exc}")
-    name = f"nw_compat_{uuid.uuid4().hex[:12]}"
-    admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-        admin.close()
+    with fresh_database() as url:
+        yield url
 
 
 @pytest.mark.postgres
