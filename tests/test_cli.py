@@ -7,17 +7,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.support.cli import Outcome, nightwheels
 from tests.support.clients import clean_env
 
 
-def nw(data: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "nightwheels", *args],
-        env=clean_env(NIGHTWHEELS_DATA=str(data)),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+def nw(data: Path, *args: str) -> Outcome:
+    """The local admin CLI on ``data``, in-process (the entry point: test_bad_setting_...)."""
+    return nightwheels(*args, NIGHTWHEELS_DATA=str(data))
 
 
 def test_user_and_token_errors_are_one_line(tmp_path: Path) -> None:

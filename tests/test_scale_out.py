@@ -23,7 +23,7 @@ from nightwheels.services.audit import SYSTEM
 from nightwheels.services.fsck import fsck
 from tests.support import clients
 from tests.support.backends import SQLITE_ONLY, Backend, fresh_database
-from tests.support.clients import clean_env
+from tests.support.cli import Outcome, nightwheels
 from tests.support.consistency import index_problems
 from tests.support.server import LiveServer, wait_for
 from tests.support.uploads import post_wheel
@@ -40,7 +40,7 @@ def upload(
 
 @pytest.fixture
 def pair(tmp_path: Path, backend: Backend) -> Iterator[tuple[LiveServer, LiveServer]]:
-    """Two ``nightwheels serve`` processes on one index."""
+    """Two servers on one index (each with its own database pool, page cache and poller)."""
     shared = backend.name == "sqlite"
     a = LiveServer(data=tmp_path / "a" / "data", backend=backend)
     b = LiveServer(data=a.data if shared else tmp_path / "b" / "data", backend=backend)
@@ -248,17 +248,9 @@ def test_the_project_list_follows_changes(
 # -- PostgreSQL and S3 specifics -------------------------------------------------------
 
 
-def nw(data: Path, env: dict[str, str], *args: str, timeout: float = 60) -> object:
-    import subprocess
-    import sys
-
-    return subprocess.run(
-        [sys.executable, "-m", "nightwheels", *args],
-        env=clean_env(NIGHTWHEELS_DATA=str(data), **env),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+def nw(data: Path, env: dict[str, str], *args: str) -> Outcome:
+    """The CLI in-process, on ``data`` with ``env`` (the entry point is tested in test_cli)."""
+    return nightwheels(*args, NIGHTWHEELS_DATA=str(data), **env)
 
 
 @pytest.mark.postgres
@@ -273,9 +265,9 @@ def test_db_upgrade_on_postgresql_matches_the_models(tmp_path: Path) -> None:
         plain = url.replace("postgresql+psycopg://", "postgresql://")  # normalised by settings
         env = {"NIGHTWHEELS_DATABASE_URL": plain}
         first = nw(tmp_path, env, "db", "upgrade")
-        assert first.returncode == 0, first.stderr  # type: ignore[attr-defined]
+        assert first.returncode == 0, first.stderr
         again = nw(tmp_path, env, "db", "upgrade")
-        assert again.returncode == 0 and "up to date" in again.stdout  # type: ignore[attr-defined]
+        assert again.returncode == 0 and "up to date" in again.stdout
         engine = create_engine(url)
         try:
             with engine.connect() as conn:
@@ -290,18 +282,18 @@ def test_db_upgrade_on_postgresql_matches_the_models(tmp_path: Path) -> None:
 def test_unreachable_database_is_one_line(tmp_path: Path) -> None:
     env = {"NIGHTWHEELS_DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none"}
     out = nw(tmp_path, env, "db", "upgrade")
-    assert out.returncode == 1  # type: ignore[attr-defined]
-    assert out.stderr.startswith("error: cannot use the database: ")  # type: ignore[attr-defined]
-    assert out.stderr.count("\n") == 1  # type: ignore[attr-defined]
+    assert out.returncode == 1
+    assert out.stderr.startswith("error: cannot use the database: ")
+    assert out.stderr.count("\n") == 1
 
 
 @pytest.mark.postgres
 def test_serve_refuses_a_bucket_it_cannot_use(tmp_path: Path, moto_s3) -> None:  # type: ignore[no-untyped-def]
     env = {**moto_s3.env, "NIGHTWHEELS_STORAGE": "s3://no-such-bucket/x"}
     out = nw(tmp_path, env, "serve", "--port", "1")
-    assert out.returncode == 1  # type: ignore[attr-defined]
-    assert out.stderr.startswith("error: cannot use bucket 'no-such-bucket'")  # type: ignore[attr-defined]
-    assert "Traceback" not in out.stderr  # type: ignore[attr-defined]
+    assert out.returncode == 1
+    assert out.stderr.startswith("error: cannot use bucket 'no-such-bucket'")
+    assert "Traceback" not in out.stderr
 
 
 @pytest.mark.postgres
