@@ -15,6 +15,7 @@ from tests.support import clients
 from tests.support.backends import Backend
 from tests.support.consistency import index_problems
 from tests.support.server import LiveServer
+from tests.support.uploads import post_wheel
 from tests.support.wheels import make_wheel
 
 pytestmark = pytest.mark.postgres
@@ -22,19 +23,7 @@ JSON = "application/vnd.pypi.simple.v1+json"
 
 
 def upload(live: LiveServer, token: str, wheel: Path, version: str, label: str = "main") -> None:
-    data = wheel.read_bytes()
-    response = httpx.post(
-        live.upload_url,
-        auth=("__token__", token),
-        data={
-            ":action": "file_upload",
-            "name": wheel.name.split("-")[0],
-            "version": version,
-            "sha256_digest": hashlib.sha256(data).hexdigest(),
-            "label": label,
-        },
-        files={"content": (wheel.name, data)},
-    )
+    response = post_wheel(live, token, wheel, version=version, label=label)
     assert response.status_code == 200, response.text
 
 

@@ -26,15 +26,6 @@ from tests.support.wheels import make_wheel
 EXCHANGE = "/trusted-publishing/exchange"
 
 
-@pytest.fixture(scope="module")
-def issuer() -> Iterator[Issuer]:
-    issuer = Issuer().start()
-    try:
-        yield issuer
-    finally:
-        issuer.stop()
-
-
 @pytest.fixture(scope="module", params=BACKENDS)
 def live(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, issuer: Issuer

@@ -25,15 +25,6 @@ VERSION = "0.3.0.dev202611250102"
 
 
 @pytest.fixture(scope="module")
-def issuer() -> Iterator[Issuer]:
-    issuer = Issuer().start()
-    try:
-        yield issuer
-    finally:
-        issuer.stop()
-
-
-@pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory, issuer: Issuer) -> Iterator[LiveServer]:
     root = tmp_path_factory.mktemp("tp-upload")
     server = LiveServer(data=root / "data", env={"NIGHTWHEELS_OIDC_JWKS_URL": issuer.jwks_url})

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -14,25 +13,13 @@ from nightwheels.db.engine import Database
 from nightwheels.db.models import File, Project
 from nightwheels.services import stats
 from tests.support.server import LiveServer
+from tests.support.uploads import post_wheel
 from tests.support.wheels import make_wheel
 
 
 def upload(server: LiveServer, token: str, wheel: Path) -> httpx.Response:
     """Upload one file through the legacy endpoint, as twine does."""
-    content = wheel.read_bytes()
-    name, version = wheel.name.split("-")[:2]
-    response = httpx.post(
-        server.upload_url,
-        data={
-            ":action": "file_upload",
-            "name": name,
-            "version": version,
-            "sha256_digest": hashlib.sha256(content).hexdigest(),
-        },
-        files={"content": (wheel.name, content)},
-        auth=("__token__", token),
-        timeout=30,
-    )
+    response = post_wheel(server, token, wheel, timeout=30)
     assert response.status_code == 200, response.text
     return response
 
