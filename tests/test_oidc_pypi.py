@@ -238,12 +238,13 @@ def test_pep_807_discovery_and_exchange(live: LiveServer, issuer: Issuer) -> Non
     ("body", "status", "detail"),
     [
         (b"not json", 400, "not JSON"),
+        (b"[" * 60_000, 400, "not JSON"),
         (b"[]", 400, "not a JSON object"),
         (b'{"token": 3}', 400, 'no "token"'),
         (b'{"token": "' + b"a" * 70_000 + b'"}', 413, "over 65536 bytes"),
         (b'{"token": "not.a.jwt"}', 401, "not a JWT"),
     ],
-    ids=["garbage", "array", "token-type", "too-large", "not-a-jwt"],
+    ids=["garbage", "deep", "array", "token-type", "too-large", "not-a-jwt"],
 )
 def test_mint_token_bad_input(live: LiveServer, body: bytes, status: int, detail: str) -> None:
     answer = httpx.post(

@@ -155,7 +155,7 @@ async def _read_json(request: Request) -> dict[str, Any]:
             raise TooLarge(f"the request body is over {MAX_BODY} bytes: send only the OIDC token")
     try:
         payload = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, RecursionError):  # RecursionError: nesting deeper than a token needs
         raise InvalidRequest('the body is not JSON: send {"token": "<OIDC JWT>"}') from None
     if not isinstance(payload, dict):
         raise InvalidRequest('the body is not a JSON object: send {"token": "<OIDC JWT>"}')
