@@ -385,7 +385,11 @@ def _withdraw_tokens(session: Session, publisher: TrustedPublisher, project: str
         scope = [name for name in token.projects or [] if name != project]
         if token.publisher_id != publisher.id and len(scope) == len(token.projects or []):
             continue
-        heir = next((p for p in siblings if names.get(p.project_id) in scope), None)
+        # The registration it names, if that stays in scope; else one that does.
+        heirs = [p for p in siblings if names.get(p.project_id) in scope]
+        heir = next((p for p in heirs if p.id == token.publisher_id), None) or next(
+            iter(heirs), None
+        )
         if not scope or heir is None:
             session.delete(token)
             continue
