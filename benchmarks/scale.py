@@ -15,6 +15,15 @@
    and the 302 to a presigned URL.
 
     .venv/bin/python benchmarks/scale.py [--duration 8] [--bulk 1000000]
+
+5. ``index-size``: what issue 19 measured at 10k, 100k and 500k files (rows seeded directly,
+   48 files a project: 24 nightly versions x 2 tags): the server time of the pages that
+   summarise the whole index and of the first /simple/ render after start, simple-page p99
+   while one client loops on each of them (item 1); a prune removing half the index, its
+   wall time and the simple-page p99 during it (item 6); uploads with 8 clients, PostgreSQL
+   against SQLite (item 7).
+
+    .venv/bin/python benchmarks/scale.py index-size [--sizes 10000,100000] [--with-500k]
 """
 
 from __future__ import annotations
@@ -486,5 +495,244 @@ def main() -> None:
     print(json.dumps(results, indent=2))
 
 
+# -- index-size (issue 19) --------------------------------------------------------------
+
+SUMMARY_PAGES = ["/freshness/", "/", "/-/metrics", "/api/v1/projects", "/simple/"]
+SIZE_TAGS = ("cp312-cp312-manylinux_2_17_x86_64", "cp312-cp312-macosx_11_0_arm64")
+SIZE_VERSIONS = 24
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+class SimpleLoad:
+    """Two clients on random simple pages, collecting (wall time, latency ms)."""
+
+    def __init__(self, url: str, names: list[str], clients: int = 2) -> None:
+        import random
+
+        self.url, self.names = url, names
+        self.samples: list[tuple[float, float]] = []
+        self._stop = threading.Event()
+        self._threads = [
+            threading.Thread(target=self._run, args=(random.Random(i),), daemon=True)
+            for i in range(clients)
+        ]
+
+    def _run(self, rng: Any) -> None:
+        with httpx.Client(timeout=60) as client:
+            while not self._stop.is_set():
+                t = time.perf_counter()
+                client.get(f"{self.url}/simple/{rng.choice(self.names)}/")
+                self.samples.append((time.time(), (time.perf_counter() - t) * 1000))
+
+    def start(self) -> SimpleLoad:
+        for t in self._threads:
+            t.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        for t in self._threads:
+            t.join()
+
+    def p99(self, start: float, end: float) -> float:
+        window = [ms for at, ms in self.samples if start <= at <= end]
+        return round(_percentile(window, 0.99), 2) if window else float("nan")
+
+
+def _page_times(url: str, path: str, n: int) -> dict[str, float]:
+    with httpx.Client(timeout=120) as client:
+        samples = []
+        for _ in range(n):
+            t = time.perf_counter()
+            r = client.get(url + path)
+            samples.append((time.perf_counter() - t) * 1000)
+            assert r.status_code == 200, (path, r.status_code)
+    return {
+        "median_ms": round(statistics.median(samples), 2),
+        "p90_ms": round(_percentile(samples, 0.9), 2),
+    }
+
+
+def _looping(url: str, path: str, stop: threading.Event) -> None:
+    with httpx.Client(timeout=120) as client:
+        while not stop.is_set():
+            client.get(url + path)
+
+
+def _upload_rate(live: LiveServer, tmp: Path, clients: int, n: int) -> dict[str, float]:
+    from concurrent.futures import ThreadPoolExecutor
+
+    live.create_user("bench-up", admin=True)
+    token = live.token("bench-up", "uprate")
+    wheels = [make_wheel(tmp / f"w{i}", "uprate", f"1.0.dev{i}") for i in range(n)]
+    bodies = [(w.name, w.read_bytes()) for w in wheels]
+
+    def send(i: int) -> float:
+        name, data = bodies[i]
+        t = time.perf_counter()
+        r = httpx.post(
+            live.upload_url,
+            auth=("__token__", token),
+            data={
+                ":action": "file_upload",
+                "name": "uprate",
+                "version": f"1.0.dev{i}",
+                "sha256_digest": hashlib.sha256(data).hexdigest(),
+            },
+            files={"content": (name, data)},
+            timeout=120,
+        )
+        assert r.status_code == 200, r.text
+        return (time.perf_counter() - t) * 1000
+
+    send(0)  # creates the project
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(clients) as pool:
+        latencies = list(pool.map(send, range(1, n)))
+    seconds = time.perf_counter() - t0
+    return {
+        "uploads": n - 1,
+        "clients": clients,
+        "per_s": round((n - 1) / seconds, 1),
+        "p50_ms": round(statistics.median(latencies), 1),
+    }
+
+
+def _seed(data: Path, files: int, database_url: str | None = None) -> tuple[int, list[str]]:
+    from tests.support.seed import bulk_seed, open_services
+
+    projects = max(1, files // (SIZE_VERSIONS * len(SIZE_TAGS)))
+    services = open_services(data, database_url=database_url)
+    try:
+        count = bulk_seed(services, projects=projects, versions=SIZE_VERSIONS, tags=SIZE_TAGS)
+        if database_url:
+            from sqlalchemy import text
+
+            with services.db.write() as session:
+                session.execute(text("ANALYZE"))
+    finally:
+        services.close()
+    return count, [f"proj{i:05d}" for i in range(projects)]
+
+
+def index_size(files: int, tmp: Path, args: argparse.Namespace) -> dict[str, Any]:
+    out: dict[str, Any] = {"files": files}
+    data = tmp / f"sqlite-{files}" / "data"
+    t0 = time.perf_counter()
+    seeded, names = _seed(data, files)
+    out.update(seeded=seeded, projects=len(names), seed_s=round(time.perf_counter() - t0, 1))
+    env = {
+        "NIGHTWHEELS_RETENTION_KEEP": str(SIZE_VERSIONS // 2),
+        "NIGHTWHEELS_RETENTION_DAYS": "365",
+        "NIGHTWHEELS_PRUNE_MAX_SHARE": "1",
+    }
+    live = LiveServer(data=data, env=env)
+    live.start()
+    try:
+        # Item 1: the first project list after start, then each summary page.
+        t = time.perf_counter()
+        assert httpx.get(live.url + "/simple/", timeout=120).status_code == 200
+        out["first_simple_index_ms"] = round((time.perf_counter() - t) * 1000, 1)
+        out["pages"] = {p: _page_times(live.url, p, args.page_requests) for p in SUMMARY_PAGES}
+        sample = names[:: max(1, len(names) // 200)]
+        for name in sample:
+            httpx.get(f"{live.url}/simple/{name}/")
+        load = SimpleLoad(live.url, sample).start()
+        try:
+            time.sleep(args.window)
+            idle_end = time.time()
+            idle = load.p99(idle_end - args.window, idle_end)
+            out["simple_p99_idle_ms"] = idle
+            looping: dict[str, Any] = {}
+            for path in SUMMARY_PAGES:
+                stop = threading.Event()
+                thread = threading.Thread(target=_looping, args=(live.url, path, stop))
+                start = time.time()
+                thread.start()
+                time.sleep(args.window)
+                end = time.time()
+                stop.set()
+                thread.join()
+                p99 = load.p99(start, end)
+                looping[path] = {"p99_ms": p99, "ratio": round(p99 / idle, 2)}
+            out["simple_p99_with_one_looping_client"] = looping
+            # Item 6: prune half the index from another process, serving meanwhile.
+            time.sleep(1)
+            begin = time.time()
+            pruned = live.cli("prune", "--force")
+            end = time.time()
+            out["prune"] = {
+                "seconds": round(end - begin, 1),
+                "outcome": pruned.stderr.strip().splitlines()[-1],
+                "simple_p99_ms": load.p99(begin, end),
+                "p99_ratio": round(load.p99(begin, end) / idle, 2),
+            }
+        finally:
+            load.stop()
+        # Item 7, reference: uploads on SQLite at this size.
+        out["uploads_sqlite"] = _upload_rate(live, tmp / f"up-s-{files}", 8, args.uploads)
+    finally:
+        live.stop()
+    if args.postgres:
+        with fresh_database() as url:
+            pg_data = tmp / f"pg-{files}" / "data"
+            _seed(pg_data, files, database_url=url)
+            pg = LiveServer(data=pg_data, backend=Backend("postgres", database_url=url))
+            pg.start()
+            try:
+                out["uploads_postgresql"] = _upload_rate(pg, tmp / f"up-p-{files}", 8, args.uploads)
+            finally:
+                pg.stop()
+        out["uploads_postgresql_vs_sqlite"] = round(
+            out["uploads_postgresql"]["per_s"] / out["uploads_sqlite"]["per_s"], 2
+        )
+    return out
+
+
+def index_size_main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(prog="scale.py index-size")
+    parser.add_argument("--sizes", default="10000,100000")
+    parser.add_argument("--with-500k", action="store_true", help="also 500,000 files")
+    parser.add_argument("--page-requests", type=int, default=15)
+    parser.add_argument("--window", type=float, default=6.0, help="seconds per p99 window")
+    parser.add_argument("--uploads", type=int, default=200)
+    parser.add_argument("--no-postgres", dest="postgres", action="store_false")
+    parser.add_argument("--output", type=Path, default=None)
+    args = parser.parse_args(argv)
+    sizes = [int(x) for x in args.sizes.split(",") if x]
+    if args.with_500k:
+        sizes.append(500_000)
+    tmp = Path(tempfile.mkdtemp(prefix="nw-size-"))
+    results: dict[str, Any] = {"cpus": os.cpu_count(), "load_average_at_start": os.getloadavg()[0]}
+    try:
+        for files in sizes:
+            results[str(files)] = index_size(files, tmp, args)
+            print(json.dumps({str(files): results[str(files)]}, indent=2), file=sys.stderr)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    base = results[str(sizes[0])]
+    results["ratios_to_smallest"] = {
+        str(files): {
+            page: round(
+                results[str(files)]["pages"][page]["median_ms"] / base["pages"][page]["median_ms"],
+                2,
+            )
+            for page in SUMMARY_PAGES
+        }
+        for files in sizes[1:]
+    }
+    results["load_average_at_end"] = os.getloadavg()[0]
+    out = args.output or Path(__file__).parent / "results" / "scale-index-size.json"
+    out.write_text(json.dumps(results, indent=2) + "\n")
+    print(json.dumps(results, indent=2))
+
+
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:2] == ["index-size"]:
+        index_size_main(sys.argv[2:])
+    else:
+        main()

@@ -203,3 +203,49 @@ def member_remove(project: str, user: str, data: Path | None = DataOption) -> No
 def register(app: typer.Typer) -> None:
     app.add_typer(admin_app, name="admin")
     app.add_typer(user_app, name="user", hidden=True)  # the pre-admin spelling
+
+
+@admin_app.command("publish")
+@handle_errors
+def admin_publish(
+    files: list[Path] = typer.Argument(..., metavar="FILE...", help="wheels to publish"),
+    uploaded_at: str = typer.Option(
+        ...,
+        "--uploaded-at",
+        metavar="TIME",
+        help="upload time to record: 2026-11-01T02:00:00Z, or an age such as 20d",
+    ),
+    owner: str = typer.Option(..., "--owner", help="user recorded as the uploader"),
+    label: str = typer.Option("main", "--label", help="label to publish the files in"),
+    data: Path | None = DataOption,
+) -> None:
+    """Publish wheels as if uploaded at TIME (rehearse retention on a copy, import history).
+
+    The files get every check an upload gets; only the upload time is the operator's.
+    Run on a copy of the data directory to see what a policy would do as time passes.
+    """
+    from datetime import UTC, datetime
+
+    from nightwheels.cli.common import parse_duration
+    from nightwheels.errors import NightwheelsError
+    from nightwheels.services.backfill import publish_local
+
+    text = uploaded_at.strip()
+    try:
+        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        when = datetime.now(UTC) - parse_duration(text)
+    services = local_services(data)
+    try:
+        answers = publish_local(services, owner, files, uploaded_at=when, label=label)
+    finally:
+        services.close()
+    failed = 0
+    for path, answer in zip(files, answers, strict=True):
+        if isinstance(answer, NightwheelsError):
+            failed += 1
+            note(f"{path.name}: {answer.message}")
+        else:
+            typer.echo(f"{answer.outcome} {answer.filename} as uploaded at {when.isoformat()}")
+    if failed:
+        raise InvalidRequest(f"{failed} of {len(files)} files were not published")

@@ -336,7 +336,7 @@ def _record(
                     "size": item.staged.size,
                     "requires_python": item.meta.requires_python,
                     "metadata_sha256": item.metadata_sha256,
-                    "uploaded_at": now,
+                    "uploaded_at": item.request.uploaded_at or now,  # a mirror keeps PEP 700 times
                     "uploader_id": principal.user_id,
                 }
             )

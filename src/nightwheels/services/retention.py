@@ -109,8 +109,15 @@ def _check(field: str, value: Any) -> Any:
     if field == "quota_bytes" and value < 0:
         raise InvalidRequest("a quota cannot be negative")
     if field in ("retention_keep", "retention_days") and value < 1:
-        what = "versions to keep" if field == "retention_keep" else "days"
-        raise InvalidRequest(f"the number of {what} must be at least 1")
+        if field == "retention_keep":
+            raise InvalidRequest("the number of versions to keep must be at least 1")
+        # 0 days would prune all but each label's newest version at once. To see what a
+        # policy does as time passes, rehearse on a copy with past upload times instead.
+        raise InvalidRequest(
+            "the number of days must be at least 1; to rehearse what a prune removes as "
+            "files age, publish them with past times on a copy of the index: "
+            "nightwheels admin publish --uploaded-at 20d --owner USER FILE..."
+        )
     return value
 
 
