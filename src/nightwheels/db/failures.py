@@ -119,6 +119,10 @@ class OutageLog:
             self.log.warning("%s recovered after %.0f s", self.what, time.monotonic() - since)
 
 
+# The outage log of this process's database: the serial poll and the error mapper report to it.
+DATABASE_OUTAGE = OutageLog(logging.getLogger("nightwheels.db"), "the database")
+
+
 def _one_line(exc: BaseException) -> str:
     orig = getattr(exc, "orig", None) or exc
     text = " ".join(str(orig).split())

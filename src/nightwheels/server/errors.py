@@ -24,12 +24,11 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
-from nightwheels.db.failures import OutageLog, database_error
+from nightwheels.db.failures import DATABASE_OUTAGE, database_error
 from nightwheels.errors import NightwheelsError, Unauthenticated
 from nightwheels.server.middleware import SECURITY_HEADERS
 
 log = logging.getLogger(__name__)
-database_outage = OutageLog(log, "the database")
 
 WWW_AUTHENTICATE = 'Basic realm="nightwheels", Bearer realm="nightwheels"'
 _ANSWERED = "_nightwheels_answered"  # set on an exception once a 500 was logged and sent
@@ -64,7 +63,7 @@ async def handle_database_error(request: Request, exc: Exception) -> Response:
     known = database_error(exc)
     if known is None:
         return await handle_unexpected(request, exc)
-    database_outage.failed(exc)
+    DATABASE_OUTAGE.failed(exc)
     return error_response(request, known)
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import logging
 import threading
 import time
 from collections import defaultdict
@@ -30,10 +29,9 @@ from nightwheels.core.simple_pages import (
     render_project_html,
     render_project_json,
 )
+from nightwheels.db.failures import DATABASE_OUTAGE
 from nightwheels.services import listing, serials
 from nightwheels.services.context import Services
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -240,10 +238,17 @@ class PageCache:
     def _poll(self) -> None:
         interval = self.services.settings.serial_poll_interval
         while not self._stop.wait(interval):
-            try:
-                self.refresh()
-            except Exception:  # keep serving from cache; log and retry next tick
-                log.exception("serial poll failed")
+            self.poll_once()
+
+    def poll_once(self) -> None:
+        """One tick of the serial poll. A failure keeps the cache serving and is logged
+        once per outage, then at a limited rate, and its end is logged too."""
+        try:
+            self.refresh()
+        except Exception as exc:
+            DATABASE_OUTAGE.failed(exc)
+        else:
+            DATABASE_OUTAGE.recovered()
 
     # -- pages -----------------------------------------------------------------------
     def cached_project(self, label: str, name: str, root: str, kind: str) -> dict[str, Page] | None:
