@@ -24,7 +24,9 @@ CHUNK = b"[" + b" " * (64 * 1024 - 2) + b"]"  # 64 KiB of one big JSON value, ne
 
 @pytest.fixture
 def live(tmp_path: Path) -> Iterator[LiveServer]:
-    server = LiveServer(data=tmp_path / "data", env={"NIGHTWHEELS_BODY_TIMEOUT": "1"})
+    server = LiveServer(  # a process: its memory is measured
+        data=tmp_path / "data", env={"NIGHTWHEELS_BODY_TIMEOUT": "1"}, in_thread=False
+    )
     server.data.mkdir()
     server.start()
     try:
