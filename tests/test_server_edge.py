@@ -15,9 +15,11 @@ from typing import Any, TypeVar
 
 import httpx
 from starlette.applications import Starlette
+from starlette.routing import Route
 
 from nightwheels.config import Settings
 from nightwheels.db.migrate import upgrade
+from nightwheels.errors import StorageUnavailable
 from nightwheels.server.app import create_app
 from nightwheels.server.state import app_state
 from nightwheels.services import accounts
@@ -48,7 +50,7 @@ def drive(app: Starlette, fn: Callable[[httpx.AsyncClient], Awaitable[T]], **cli
         return pool.submit(asyncio.run, run()).result()
 
 
-def add_user(app: Starlette, name: str) -> str:
+def add_user(app: Starlette, name: str = "ann") -> str:
     """A user with an upload token for project ``demo``; returns the token."""
     services = app.state.nightwheels.services
     with services.db.write() as session:
@@ -120,3 +122,22 @@ def test_valid_token_is_served_while_its_address_is_blocked(tmp_path: Path) -> N
     seconds = responses[2].headers["retry-after"]
     assert f"retry in {seconds} s" in responses[2].json()["message"]
     assert app_state  # the accessor every edge reads the state through
+
+
+def test_every_503_says_when_to_retry(tmp_path: Path) -> None:
+    """An object store outage carries Retry-After like a database one (a route raising what
+    the S3 store raises when its endpoint is down)."""
+    app = make_app(tmp_path)
+
+    async def down(request: object) -> None:
+        raise StorageUnavailable("the object store could not read a file; try again later")
+
+    app.router.routes.insert(0, Route("/down", down))
+
+    async def run(http: httpx.AsyncClient) -> httpx.Response:
+        return await http.get("/down")
+
+    response = drive(app, run)
+    assert response.status_code == 503
+    assert int(response.headers["retry-after"]) > 0
+    assert "try again later" in response.text

@@ -414,7 +414,9 @@ class UploadSession(Base):
     project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
     name: Mapped[str] = mapped_column(String(100))
     label: Mapped[str] = mapped_column(String(64), default="main")
-    state: Mapped[str] = mapped_column(String(16), default="open")  # open|published|cancelled|expired
+    state: Mapped[str] = mapped_column(
+        String(16), default="open"
+    )  # open|published|cancelled|expired
     created_by: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime] = mapped_column()

@@ -24,7 +24,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
-from nightwheels.db.failures import DATABASE_OUTAGE, database_error
+from nightwheels.db.failures import DATABASE_OUTAGE, RETRY_AFTER, database_error
 from nightwheels.errors import NightwheelsError, Unauthenticated
 from nightwheels.server.middleware import SECURITY_HEADERS
 
@@ -45,8 +45,11 @@ def error_response(request: Request, exc: NightwheelsError) -> Response:
     headers: dict[str, str] = {}
     if isinstance(exc, Unauthenticated):
         headers["WWW-Authenticate"] = WWW_AUTHENTICATE
-    if exc.retry_after is not None:
-        headers["Retry-After"] = str(exc.retry_after)
+    retry_after = exc.retry_after
+    if retry_after is None and exc.status == 503:  # an object store or OIDC key set outage
+        retry_after = RETRY_AFTER
+    if retry_after is not None:
+        headers["Retry-After"] = str(retry_after)
     if _wants_json(request):
         return JSONResponse(
             {"error": exc.code, "message": exc.message}, status_code=exc.status, headers=headers
