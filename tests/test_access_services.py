@@ -207,6 +207,8 @@ def test_scoped_token_sees_and_withdraws_only_its_projects_requests(world: World
     refused(world.call("POST", f"/access-requests/{number}/withdraw", scoped), 403, "not scoped")
     refused(world.call("GET", f"/access-requests/{number}", scoped), 403, "not scoped")
     assert world.call("GET", "/access-requests", scoped).json() == []
+    with world.services.db.write() as session, pytest.raises(Forbidden, match="not scoped"):
+        access.withdraw(session, world.principal(scoped), number)
     assert world.call("GET", f"/access-requests/{number}", everything).status_code == 200
 
 
