@@ -303,3 +303,38 @@ def test_freshness_listing(services: Services) -> None:
     assert rows["demo"].level == "warn" and rows["demo"].age_days == 20
     assert rows["recent"].level is None and rows["recent"].last_upload == days(19)
     assert json.dumps(rows["demo"].last_upload.isoformat())
+
+
+def test_a_late_final_notice_names_its_removal_date_as_past() -> None:
+    """Issue 19.9: a final notice for a project already past its removal date said
+    "On <a date in the past>, retention removes ..."."""
+    from nightwheels.core.freshness import Notice
+
+    last = datetime(2026, 10, 1, tzinfo=UTC)
+    late = Notice("demo", "final", last, 40, removal_at=last + timedelta(days=30))
+    assert "On 2026-10-31" not in late.body()
+    assert "Since 2026-10-31, retention removes every version but the newest" in late.body()
+    due = Notice("demo", "final", last, 26, removal_at=last + timedelta(days=30))
+    assert "On 2026-10-31, retention removes every version but the newest" in due.body()
+
+
+def test_notices_without_a_base_url_are_announced(tmp_path: Path, caplog) -> None:  # type: ignore[no-untyped-def]
+    """Issue 19.9: index_url is null unless NIGHTWHEELS_BASE_URL is set: the server says so
+    when it starts its schedule."""
+    import logging
+
+    from nightwheels.config import Settings
+    from nightwheels.server.maintenance import Scheduler
+
+    settings = Settings(data=tmp_path, notify_webhook_url="http://127.0.0.1:9/hook")
+    scheduler = Scheduler(settings, 3600)
+    with caplog.at_level(logging.WARNING):
+        scheduler.start()
+        scheduler.stop()
+    assert "set NIGHTWHEELS_BASE_URL" in caplog.text
+    caplog.clear()
+    quiet = Scheduler(settings.model_copy(update={"base_url": "https://n.example/"}), 3600)
+    with caplog.at_level(logging.WARNING):
+        quiet.start()
+        quiet.stop()
+    assert "NIGHTWHEELS_BASE_URL" not in caplog.text

@@ -289,7 +289,10 @@ def notify_command(
             "no notifier is configured: set NIGHTWHEELS_GITHUB_TOKEN, _NOTIFY_WEBHOOK_URL or _SMTP_HOST"
         )
     from nightwheels.services.audit import SYSTEM
+    from nightwheels.services.freshness import notice_warnings
 
+    for warning in notice_warnings(services.settings, notifiers):
+        typer.echo(f"warning: {warning}", err=True)
     outcomes = notify(services, SYSTEM, notifiers)
     for o in outcomes:
         typer.echo(

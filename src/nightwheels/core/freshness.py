@@ -10,7 +10,7 @@ for ``cooldown_days``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Literal
 
 from nightwheels.core.expiry import FreshnessPolicy, State, assess
@@ -88,12 +88,22 @@ class Notice:
         if self.action == "resolved":
             return f"A new nightly of {self.project} arrived{where}: the latest upload is {when}."
         final = "Final warning: " if self.action == "final" else ""
+        if self.removal_at <= self.last_upload + timedelta(days=self.age_days):
+            # Past the date already (a notice that comes late, or a project exempted
+            # until recently): name the date as past, not as a promise.
+            removal = (
+                f"Since {self.removal_at:%Y-%m-%d}, retention removes every version but the "
+                "newest (at its next run, if it has not yet)"
+            )
+        else:
+            removal = (
+                f"On {self.removal_at:%Y-%m-%d}, retention removes every version but the newest"
+            )
         return (
             f"{final}the last nightly wheel of {self.project}{where} was uploaded {when}, "
             f"{self.age_days} days ago. The nightly build or upload job may be broken.\n\n"
-            f"On {self.removal_at:%Y-%m-%d}, retention removes every version but the newest, "
-            "and downstream projects keep testing against an ever older build. Upload a new "
-            "nightly to resolve this; this notice is then closed automatically."
+            f"{removal}, and downstream projects keep testing against an ever older build. "
+            "Upload a new nightly to resolve this; this notice is then closed automatically."
         )
 
 

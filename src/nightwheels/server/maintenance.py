@@ -67,6 +67,11 @@ class Scheduler:
         self._child: multiprocessing.process.BaseProcess | None = None
 
     def start(self) -> None:
+        from nightwheels.services.freshness import notice_warnings
+        from nightwheels.trackers.notifiers import from_settings
+
+        for warning in notice_warnings(self.settings, from_settings(self.settings)):
+            log.warning(warning)
         self._thread = threading.Thread(target=self._loop, name="maintenance", daemon=True)
         self._thread.start()
 

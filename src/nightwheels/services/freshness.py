@@ -98,6 +98,16 @@ def freshness(session: Session, settings: Settings, now: datetime | None = None)
     return result
 
 
+def notice_warnings(settings: Settings, notifiers: list[Notifier]) -> list[str]:
+    """What an operator should know, at start-up, about the notices that will be sent."""
+    if notifiers and not settings.base_url:
+        return [
+            "freshness notices will carry no index URL (index_url is null, and the text names "
+            "no index): set NIGHTWHEELS_BASE_URL to the index's public URL"
+        ]
+    return []
+
+
 def stale(session: Session, settings: Settings, now: datetime | None = None) -> list[Freshness]:
     return [f for f in freshness(session, settings, now) if f.level is not None]
 
