@@ -433,3 +433,16 @@ def test_the_weekly_commands_skip_the_other_commands() -> None:
     loaded = {line.rsplit("|", 1)[1].strip() for line in out.stderr.splitlines() if "|" in line}
     assert "nightwheels.cli.app" not in loaded
     assert not {"sqlalchemy", "starlette", "uvicorn"} & loaded
+
+
+def test_only_reusable_nightly_urls_are_revalidated() -> None:
+    from nightwheels.nightly_testing.runner import _content_addressed
+
+    digest = "ab" * 32
+    named = f("x-2.0.dev1-py3-none-any.whl")
+    assert not _content_addressed(named)  # ../../files/<filename>: the URL can be reused
+    own = IndexFile(**{**named.__dict__, "url": f"http://n/files/{digest[:32]}/x.whl",
+                       "sha256": digest})  # fmt: skip
+    assert _content_addressed(own)
+    other = IndexFile(**{**own.__dict__, "sha256": "cd" * 32})
+    assert not _content_addressed(other)

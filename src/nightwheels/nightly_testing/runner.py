@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import Version
@@ -150,6 +151,7 @@ class NightlyTester:
         self._trials: dict[object, Trial] = {}
         self._histories: dict[NormalizedName, tuple[list[IndexFile], str]] = {}
         self._stable_versions: dict[NormalizedName, Version | None] = {}
+        self._built = False
 
     # --- environments -------------------------------------------------------------
 
@@ -175,7 +177,14 @@ class NightlyTester:
         for name, f in sorted(nightlies.items()):
             fragment = f"#sha256={f.sha256}" if f.sha256 else ""
             lines.append(f"{name} @ {f.url}{fragment}")
-        self.uv.install(python, lines, refresh=sorted(nightlies), rebuild=[self.project.name])
+        # A URL that names its content (nightwheels' /files/<sha256 prefix>/...) cannot
+        # hold other bytes: only a reusable URL is re-validated in uv's cache.
+        refresh = sorted(n for n, f in nightlies.items() if not _content_addressed(f))
+        # The project is built from its sources once per invocation; later environments
+        # (bisection) take that build from uv's cache.
+        rebuild = [] if self._built else [self.project.name]
+        self.uv.install(python, lines, refresh=refresh, rebuild=rebuild)
+        self._built = True
         found = installed(python)
         problems = verify_nightlies(nightlies, found, self.nightly_index.url)
         if problems:
@@ -781,4 +790,15 @@ def stopped_report(
         run_url=run_url,
         job_url=job_url(),
         commit=commit,
+    )
+
+
+def _content_addressed(f: IndexFile) -> bool:
+    """Whether ``f``'s URL contains a prefix (16+ hex digits) of its sha256."""
+    if not f.sha256:
+        return False
+    digest = f.sha256.lower()
+    return any(
+        len(part) >= 16 and digest.startswith(part.lower())
+        for part in urlsplit(f.url).path.split("/")
     )
