@@ -12,12 +12,14 @@ could not be built).
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import types
+import typing
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
-
-from pydantic import BaseModel, Field, ValidationError
+from typing import Any, Literal
 
 from nightwheels.errors import ProjectConfigError
 
@@ -39,7 +41,8 @@ STEP_NAMES: dict[str, str] = {
 }
 
 
-class Build(BaseModel):
+@dataclass(kw_only=True)
+class Build:
     """One nightly file."""
 
     version: str
@@ -49,24 +52,28 @@ class Build(BaseModel):
     upload_time: datetime | None = None
 
 
+@dataclass(kw_only=True)
 class Nightly(Build):
     name: str
     stable_version: str | None = None  # the latest final release on the stable index
 
 
-class MissingNightly(BaseModel):
+@dataclass(kw_only=True)
+class MissingNightly:
     name: str
     reason: str
 
 
-class Failure(BaseModel):
+@dataclass(kw_only=True)
+class Failure:
     nodeid: str
     when: str  # setup | call | teardown | collect
     message: str
     details: str = ""
 
 
-class Counts(BaseModel):
+@dataclass(kw_only=True)
+class Counts:
     passed: int = 0
     failed: int = 0
     errors: int = 0
@@ -80,7 +87,8 @@ class Counts(BaseModel):
         return self.passed + self.failed + self.errors + self.skipped + self.xfailed + self.xpassed
 
 
-class CulpritBuilds(BaseModel):
+@dataclass(kw_only=True)
+class CulpritBuilds:
     """Date bisection of one culprit across its nightly builds."""
 
     name: str
@@ -91,31 +99,34 @@ class CulpritBuilds(BaseModel):
     note: str | None = None
 
 
-class Regression(BaseModel):
+@dataclass(kw_only=True)
+class Regression:
     """One regression: the tests it breaks, its culprit(s) and their first bad builds."""
 
-    culprits: list[str] = Field(default_factory=list)
-    tests: list[str] = Field(default_factory=list)  # failing ids it explains (or the error)
-    builds: list[CulpritBuilds] = Field(default_factory=list)
+    culprits: list[str] = field(default_factory=list)
+    tests: list[str] = field(default_factory=list)  # failing ids it explains (or the error)
+    builds: list[CulpritBuilds] = field(default_factory=list)
 
 
-class Bisection(BaseModel):
-    culprits: list[str] = Field(default_factory=list)
+@dataclass(kw_only=True)
+class Bisection:
+    culprits: list[str] = field(default_factory=list)
     baseline: Outcome = "passed"
     package_runs: int = 0
     date_runs: int = 0
     confirm_runs: int = 0  # full-suite runs on the last good and the first bad build
-    builds: list[CulpritBuilds] = Field(default_factory=list)
-    regressions: list[Regression] = Field(default_factory=list)
-    notes: list[str] = Field(default_factory=list)
+    builds: list[CulpritBuilds] = field(default_factory=list)
+    regressions: list[Regression] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def runs(self) -> int:
         return self.package_runs + self.date_runs + self.confirm_runs
 
 
-class Report(BaseModel):
-    schema_: str = Field(default=SCHEMA, alias="schema")
+@dataclass(kw_only=True)
+class Report:
+    schema_: str = SCHEMA  # "schema" in JSON
     project: str
     project_version: str | None = None
     created_at: datetime
@@ -125,11 +136,11 @@ class Report(BaseModel):
     stable_index_url: str
     python: str
     platform: str
-    nightlies: list[Nightly] = Field(default_factory=list)
-    missing: list[MissingNightly] = Field(default_factory=list)
-    environment: dict[str, str] = Field(default_factory=dict)
-    counts: Counts = Field(default_factory=Counts)
-    failures: list[Failure] = Field(default_factory=list)
+    nightlies: list[Nightly] = field(default_factory=list)
+    missing: list[MissingNightly] = field(default_factory=list)
+    environment: dict[str, str] = field(default_factory=dict)
+    counts: Counts = field(default_factory=Counts)
+    failures: list[Failure] = field(default_factory=list)
     install_error: str | None = None
     step: Step | None = None  # could-not-run: where it stopped
     error: str | None = None  # could-not-run: what was printed
@@ -137,13 +148,16 @@ class Report(BaseModel):
     run_url: str | None = None
     job_url: str | None = None
     commit: str | None = None
-    notes: list[str] = Field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
     source: str = "nightwheels test"  # or the file a result was read from (report-log, JUnit)
 
-    model_config = {"populate_by_name": True}
+    def to_dict(self) -> dict[str, Any]:
+        data = _jsonable(self)
+        data["schema"] = data.pop("schema_")
+        return {"schema": data.pop("schema"), **data}
 
     def to_json(self) -> str:
-        return self.model_dump_json(by_alias=True, indent=2)
+        return json.dumps(self.to_dict(), indent=2)
 
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -163,12 +177,93 @@ def load_report(path: Path) -> Report:
         raise ProjectConfigError(f"{path} is not a JSON report: {exc}") from None
     if not isinstance(data, dict) or data.get("schema") != SCHEMA:
         raise ProjectConfigError(f"{path} is not a nightwheels test report ({SCHEMA})")
+    data = {("schema_" if k == "schema" else k): v for k, v in data.items()}
     try:
-        return Report.model_validate(data)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise ProjectConfigError(f"{path} is not a valid report: {where}: {first['msg']}") from None
+        return _load(Report, data, "")
+    except _Invalid as exc:
+        raise ProjectConfigError(f"{path} is not a valid report: {exc}") from None
+
+
+# --- JSON, without a validation library: ``nightwheels test`` is measured against doing it
+# by hand, and pydantic's import and model building were a third of its start-up.
+
+
+class _Invalid(ValueError):
+    pass
+
+
+def _jsonable(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, datetime):
+        text = value.isoformat()
+        return text.removesuffix("+00:00") + "Z" if text.endswith("+00:00") else text
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    return value
+
+
+def _load(tp: Any, value: Any, where: str) -> Any:
+    """``value`` (parsed JSON) as ``tp``, checked; ``_Invalid`` says where it is not."""
+    origin = typing.get_origin(tp)
+    if origin in (types.UnionType, typing.Union):
+        options = typing.get_args(tp)
+        if value is None and type(None) in options:
+            return None
+        errors = []
+        for option in options:
+            if option is type(None):
+                continue
+            try:
+                return _load(option, value, where)
+            except _Invalid as exc:
+                errors.append(str(exc))
+        raise _Invalid(errors[0] if errors else f"{where or 'value'}: unexpected null")
+    if origin is typing.Literal:
+        if value not in typing.get_args(tp):
+            allowed = ", ".join(map(str, typing.get_args(tp)))
+            raise _Invalid(f"{where}: must be one of {allowed}")
+        return value
+    if origin is list:
+        if not isinstance(value, list):
+            raise _Invalid(f"{where}: must be a list")
+        (item,) = typing.get_args(tp)
+        return [_load(item, v, f"{where}.{i}") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise _Invalid(f"{where}: must be an object")
+        _key, item = typing.get_args(tp)
+        return {str(k): _load(item, v, f"{where}.{k}") for k, v in value.items()}
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise _Invalid(f"{where or 'report'}: must be an object")
+        hints = typing.get_type_hints(tp)
+        kwargs = {}
+        for f in dataclasses.fields(tp):
+            here = f"{where}.{f.name}".lstrip(".")
+            if f.name in value:
+                kwargs[f.name] = _load(hints[f.name], value[f.name], here)
+            elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                raise _Invalid(f"{here}: missing")
+        return tp(**kwargs)
+    if tp is datetime:
+        if not isinstance(value, str):
+            raise _Invalid(f"{where}: must be a date and time")
+        try:
+            return datetime.fromisoformat(value)
+        except ValueError:
+            raise _Invalid(f"{where}: {value!r} is not an ISO 8601 time") from None
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise _Invalid(f"{where}: must be a number")
+        return float(value)
+    if tp in (str, int, bool):
+        if not isinstance(value, tp) or (tp is int and isinstance(value, bool)):
+            raise _Invalid(f"{where}: must be {tp.__name__}")
+        return value
+    raise _Invalid(f"{where}: unsupported type")  # pragma: no cover
 
 
 def missing_report(path: Path, repository: str | None) -> Report:

@@ -4,6 +4,7 @@ and on failure find the culprit.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import subprocess
@@ -318,7 +319,7 @@ class NightlyTester:
                     Nightly(
                         name=name,
                         stable_version=str(stable) if stable else None,
-                        **_build(chosen[name]).model_dump(),
+                        **dataclasses.asdict(_build(chosen[name])),
                     )
                 )
             self._announce(target, nightlies, missing)
