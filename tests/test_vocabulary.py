@@ -14,7 +14,7 @@ from nightwheels.core.permissions import TOKEN_PERMISSIONS, Permission
 from nightwheels.core.sizes import format_size
 from nightwheels.db.models import File, Project
 from nightwheels.db.queries import LIVE, project_by_name
-from nightwheels.nightly_testing.results import EXIT_CODES
+from nightwheels.nightly_testing.results import EXIT_CODES, EXIT_NO_NIGHTLIES
 from nightwheels.services import serials
 from nightwheels.services.context import Services
 from tests.support.seed import add_file, open_services
@@ -107,4 +107,6 @@ def test_codes_are_defined_once() -> None:
         "passed": exits.EXIT_OK,
         "failed": exits.EXIT_ERROR,
         "install-error": exits.EXIT_INSTALL,
+        "could-not-run": exits.EXIT_COULD_NOT_RUN,
     }
+    assert EXIT_NO_NIGHTLIES == exits.EXIT_NO_NIGHTLIES

@@ -21,6 +21,9 @@ EXIT_OK = 0
 EXIT_ERROR = 1  # the command failed (``nightwheels test``: the tests failed)
 EXIT_USAGE = 2  # bad arguments or settings
 EXIT_INSTALL = 3  # ``nightwheels test``: the nightlies could not be installed
+# Statuses 4 and up mean one thing per command:
+EXIT_COULD_NOT_RUN = 4  # ``nightwheels test``: pytest could not run the tests
+EXIT_NO_NIGHTLIES = 5  # ``nightwheels test``: the index has no nightly of any dependency
 EXIT_REFUSED = 4  # ``prune``: the share guard left some projects alone (review, --force)
 EXIT_ABORTED = 5  # ``prune``: the fail-safe stopped the run before anything was removed
 EXIT_UNAVAILABLE = 6  # ``prune``: the database cannot be reached (try again later)

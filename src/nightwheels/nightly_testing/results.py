@@ -26,7 +26,8 @@ from nightwheels.errors import ProjectConfigError
 SCHEMA = "nightwheels-test-report/1"
 
 Outcome = Literal["passed", "failed", "could-not-run", "install-error"]
-# could-not-run exits 4 when pytest could not run, 2 for a usage error, 5 for no nightlies.
+# could-not-run exits 4 when pytest could not run, 2 for a usage error, 5 for no nightlies
+# (the same numbers as cli.exits, checked by tests/test_vocabulary.py).
 EXIT_CODES: dict[str, int] = {"passed": 0, "failed": 1, "install-error": 3, "could-not-run": 4}
 EXIT_USAGE = 2
 EXIT_NO_NIGHTLIES = 5
