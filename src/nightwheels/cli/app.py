@@ -154,6 +154,7 @@ FEATURES: tuple[str, ...] = (
     "migrate",
     "mirror",
     "sessions",
+    "alerts",
 )
 
 

@@ -314,6 +314,8 @@ class CompatRun(Base):
     tested_at: Mapped[datetime] = mapped_column()
     reported_at: Mapped[datetime] = mapped_column(default=utcnow)
     reporter: Mapped[str | None] = mapped_column(String(100))
+    # The failing test ids (at most 200), so that a changed failure set is told apart.
+    failures: Mapped[list[str]] = mapped_column(default=list)
 
     nightlies: Mapped[list[CompatNightly]] = relationship(
         back_populates="run", cascade="all, delete-orphan"
@@ -335,6 +337,9 @@ class CompatNightly(Base):
     uploaded_at: Mapped[datetime | None] = mapped_column()
     file_id: Mapped[int | None] = mapped_column(ForeignKey("files.id", ondelete="SET NULL"))
     culprit: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The bisect named this file's build as the first bad one (it may be older than the
+    # file the run tested, and then is recorded on its own row).
+    first_bad: Mapped[bool] = mapped_column(Boolean, default=False)
 
     run: Mapped[CompatRun] = relationship(back_populates="nightlies")
 
@@ -451,3 +456,69 @@ class PendingFile(Base):
     uploader: Mapped[str] = mapped_column(String(200))
 
     upload_session: Mapped[UploadSession] = relationship(back_populates="files")
+
+
+class KnownBadBuild(Base):
+    """A nightly file an upstream's admin marked as a known regression: it stays installable
+    (for bisecting), and downstream reports and the matrix point to the fix."""
+
+    __tablename__ = "known_bad_builds"
+    __table_args__ = (UniqueConstraint("project_id", "sha256", name="uq_known_bad_project_sha256"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    sha256: Mapped[str] = mapped_column(String(64))
+    filename: Mapped[str] = mapped_column(String(255))
+    version: Mapped[str] = mapped_column(String(100))
+    reason: Mapped[str] = mapped_column(Text)
+    link: Mapped[str | None] = mapped_column(String(500))
+    marked_by: Mapped[str] = mapped_column(String(200))
+    marked_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AlertChannel(Base):
+    """Where an upstream wants to hear that a downstream's bisect blamed its nightly."""
+
+    __tablename__ = "alert_channels"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(20))  # webhook | github | email
+    target: Mapped[str] = mapped_column(String(500))  # URL, owner/repo, or address
+    # The webhook's signing secret, or the GitHub token the upstream provides: needed in
+    # clear to use them, so shown to nobody after it is set (not even its admins).
+    secret: Mapped[str | None] = mapped_column(String(500))
+    digest: Mapped[bool] = mapped_column(Boolean, default=False)  # one message a day
+    created_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class UpstreamAlert(Base):
+    """One alert per (upstream build, downstream, failure set): later runs update it, and a
+    pass with a newer build resolves it."""
+
+    __tablename__ = "upstream_alerts"
+    __table_args__ = (
+        UniqueConstraint(
+            "upstream", "build_sha256", "downstream", "failures_key", name="uq_upstream_alerts_key"
+        ),
+        Index("ix_upstream_alerts_state", "state", "upstream"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    upstream: Mapped[str] = mapped_column(String(200))
+    build_sha256: Mapped[str] = mapped_column(String(64))  # the first bad build's file
+    build_filename: Mapped[str] = mapped_column(String(255))
+    build_version: Mapped[str] = mapped_column(String(100))
+    downstream: Mapped[str] = mapped_column(String(200))
+    failures_key: Mapped[str] = mapped_column(String(64))  # sha256 of the sorted failure ids
+    failures: Mapped[list[str]] = mapped_column(default=list)
+    run_url: Mapped[str | None] = mapped_column(String(500))
+    state: Mapped[str] = mapped_column(String(16), default="open")  # open | resolved
+    runs: Mapped[int] = mapped_column(Integer, default=1)
+    last_run_id: Mapped[int] = mapped_column(Integer, default=0)
+    first_seen: Mapped[datetime] = mapped_column(default=utcnow)
+    last_seen: Mapped[datetime] = mapped_column(default=utcnow)
+    resolved_at: Mapped[datetime | None] = mapped_column()
+    # What was delivered, per channel id: {"<id>": {"at": ..., "state": ..., "issue": N}}
+    deliveries: Mapped[dict[str, Any]] = mapped_column(default=dict)

@@ -16,6 +16,7 @@ from nightwheels.config import Settings
 from nightwheels.server import (
     asof,
     client,
+    early_warning,
     errors,
     files,
     health,
@@ -97,6 +98,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         *files.routes,
         *upload.routes,
         *session_preview.routes,
+        *early_warning.routes,
         *health.routes,
         *client.routes,
         *oidc.routes,

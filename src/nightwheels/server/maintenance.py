@@ -42,11 +42,12 @@ def run_round(settings: Settings) -> None:
     logging.basicConfig(level=logging.WARNING, format="maintenance: %(levelname)s %(message)s")
     from nightwheels.services.context import Services
     from nightwheels.services.maintenance import run_once
+    from nightwheels.trackers.alerts import senders_from_settings
     from nightwheels.trackers.notifiers import from_settings
 
     services = Services.from_settings(settings)
     try:
-        run_once(services, from_settings(settings))
+        run_once(services, from_settings(settings), senders=senders_from_settings(settings))
     finally:
         services.close()
 

@@ -56,6 +56,13 @@ class ResultIn:
     commit: str | None = None
     tests_passed: int = 0
     tests_failed: int = 0
+    failures: list[str] = field(default_factory=list)  # failing test ids
+    # Files the bisect named as the first bad build of a culprit (sha256), each a file of
+    # this index; they may be older than the nightlies the run tested.
+    first_bad: list[NightlyIn] = field(default_factory=list)
+
+
+MAX_FAILURES = 200
 
 
 @dataclass(frozen=True)
@@ -155,6 +162,7 @@ def record_result(session: Session, principal: Principal, result: ResultIn) -> R
         culprits=sorted(culprits),
         tested_at=result.tested_at,
         reporter=principal.user_name,
+        failures=sorted({f[:500] for f in result.failures})[:MAX_FAILURES],
     )
     recorded: list[str] = []
     ignored: list[str] = []
@@ -185,6 +193,7 @@ def record_result(session: Session, principal: Principal, result: ResultIn) -> R
             )
         )
         recorded.append(file.filename)
+    _record_first_bad(session, run, result.first_bad, culprits)
     if not recorded:
         raise InvalidRequest(
             "none of the reported nightlies is a file of this index (matched by project, "
@@ -203,6 +212,41 @@ def record_result(session: Session, principal: Principal, result: ResultIn) -> R
         culprits=sorted(culprits),
     )
     return Recorded(run.id, recorded, ignored)
+
+
+def _record_first_bad(
+    session: Session, run: CompatRun, first_bad: list[NightlyIn], culprits: set[str]
+) -> None:
+    """Mark the first bad builds the bisect named: a culprit's file of this index."""
+    by_sha = {n.sha256: n for n in run.nightlies}
+    for named in first_bad[:50]:
+        project = normalize_name(named.project)
+        if project not in culprits:
+            continue  # only a named culprit has a first bad build
+        sha256 = named.sha256.lower()
+        if sha256 in by_sha:
+            by_sha[sha256].first_bad = True
+            continue
+        file = session.execute(
+            select(File)
+            .join(Project, Project.id == File.project_id)
+            .where(Project.name == project, File.sha256 == sha256)
+            .limit(1)
+        ).scalar_one_or_none()
+        if file is None:
+            continue
+        run.nightlies.append(
+            CompatNightly(
+                project=project,
+                version=file.version,
+                filename=file.filename,
+                sha256=file.sha256,
+                uploaded_at=file.uploaded_at,
+                file_id=file.id,
+                culprit=True,
+                first_bad=True,
+            )
+        )
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from nightwheels.db.models import utcnow
 from nightwheels.errors import NightwheelsError
-from nightwheels.services import audit, freshness, gc, prune, upload_sessions
+from nightwheels.services import audit, freshness, gc, prune, upload_sessions, upstream_alerts
 from nightwheels.services.audit import Actor
 from nightwheels.services.context import Services
 
@@ -30,12 +30,16 @@ class MaintenanceResult:
     prune: prune.PruneResult | None = None
     gc: gc.GcResult | None = None
     expired_sessions: list[str] = field(default_factory=list)
+    alerts: upstream_alerts.AlertsResult | None = None
     notices: list[freshness.NoticeOutcome] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
 
 
 def run_once(
-    services: Services, notifiers: list[freshness.Notifier], actor: Actor = SCHEDULER
+    services: Services,
+    notifiers: list[freshness.Notifier],
+    actor: Actor = SCHEDULER,
+    senders: dict[str, upstream_alerts.Sender] | None = None,
 ) -> MaintenanceResult:
     """One round; a failing step is logged and does not stop the next ones."""
     started = utcnow()
@@ -52,6 +56,12 @@ def run_once(
         ("sessions", lambda: upload_sessions.expire_sessions(services)),
         ("gc", lambda: gc.collect(services, actor)),
         ("notify", lambda: freshness.notify(services, actor, notifiers)),
+        (
+            "alerts",
+            lambda: upstream_alerts.run_alerts(
+                services, actor, senders or {}, dry_run=services.settings.notify_dry_run
+            ),
+        ),
     ):
         try:
             value = step()
@@ -63,6 +73,8 @@ def run_once(
             result.gc = value  # type: ignore[assignment]
         elif name == "sessions":
             result.expired_sessions = value  # type: ignore[assignment]
+        elif name == "alerts":
+            result.alerts = value  # type: ignore[assignment]
         else:
             result.notices = value  # type: ignore[assignment]
 

@@ -9,8 +9,9 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from nightwheels.core.names import is_valid_name, normalize_name
+from nightwheels.core.verdicts import Verdict
 from nightwheels.errors import NotFound
-from nightwheels.services import browse
+from nightwheels.services import browse, build_verdicts
 from nightwheels.web.chart import uploads_chart
 from nightwheels.web.security import page, services_of
 from nightwheels.web.templating import render
@@ -70,14 +71,21 @@ async def project(request: Request) -> Response:
         )
     services = services_of(request)
 
-    def load() -> browse.ProjectView | None:
+    def load() -> tuple[browse.ProjectView | None, list[build_verdicts.Build]]:
         with services.db.read() as session:
-            return browse.project(session, services.settings, normalized, datetime.now(UTC))
+            view = browse.project(session, services.settings, normalized, datetime.now(UTC))
+            builds = build_verdicts.build_verdicts(session, normalized) if view else []
+            return view, builds
 
-    view = await run_in_threadpool(load)
+    view, builds = await run_in_threadpool(load)
     if view is None:
         raise NotFound(f"there is no project named {normalized!r} on this index")
-    context = {"project": view, "index_url": index_url(request)}
+    context = {
+        "project": view,
+        "index_url": index_url(request),
+        "builds": builds,
+        "Verdict": Verdict,
+    }
     return _public(render(request, "project.html", context), request)
 
 

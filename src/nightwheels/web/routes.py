@@ -6,7 +6,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import Message, Receive, Scope, Send
 
-from nightwheels.web import account, admin, public
+from nightwheels.web import account, admin, early_warning, public
 from nightwheels.web.templating import STATIC
 
 
@@ -32,6 +32,7 @@ routes: list[BaseRoute] = [
     Route("/project/{name}/", public.project),
     Route("/project/{name}", public.project),
     Route("/freshness/", public.freshness),
+    Route("/compat/", early_warning.matrix),
     Route("/account/sign-in", account.sign_in, methods=GET_POST),
     Route("/account/sign-out", account.sign_out, methods=["POST"]),
     Route("/account/", account.home),

@@ -45,6 +45,7 @@ def create_api() -> FastAPI:
         access,
         audit,
         compat,
+        early_warning,
         members,
         projects,
         retention,
@@ -72,6 +73,7 @@ def create_api() -> FastAPI:
         trusted_publishing,
         audit,
         compat,
+        early_warning,
         retention,
         upload_sessions,
     ):

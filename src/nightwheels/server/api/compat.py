@@ -40,6 +40,8 @@ class ResultBody(BaseModel):
     commit: str | None = Field(default=None, max_length=64)
     tests_passed: int = Field(default=0, ge=0)
     tests_failed: int = Field(default=0, ge=0)
+    failures: list[str] = Field(default_factory=list, max_length=compat.MAX_FAILURES)
+    first_bad: list[NightlyBody] = Field(default_factory=list, max_length=50)
 
 
 class RecordedOut(BaseModel):
@@ -99,6 +101,8 @@ def post_result(body: ResultBody, principal: PrincipalDep, services: ServicesDep
         commit=body.commit,
         tests_passed=body.tests_passed,
         tests_failed=body.tests_failed,
+        failures=[f[:500] for f in body.failures],
+        first_bad=[compat.NightlyIn(**n.model_dump()) for n in body.first_bad],
     )
     with services.db.write() as session:
         recorded = compat.record_result(session, principal, result)
