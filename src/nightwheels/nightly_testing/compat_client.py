@@ -25,6 +25,18 @@ def result_payload(report: Report, repository: str | None = None) -> dict[str, A
         "tests_passed": report.counts.passed,
         "tests_failed": report.counts.failed + report.counts.errors,
         "culprits": culprits,
+        # What the upstream alerts key on: the failing tests, and each culprit's first bad build.
+        "failures": sorted({f.nodeid for f in report.failures})[:200],
+        "first_bad": [
+            {
+                "project": b.name,
+                "version": b.first_bad.version,
+                "filename": b.first_bad.filename,
+                "sha256": b.first_bad.sha256,
+            }
+            for b in (report.bisect.builds if report.bisect else [])
+            if b.first_bad is not None and b.first_bad.sha256
+        ],
         "nightlies": [
             {
                 "project": n.name,
