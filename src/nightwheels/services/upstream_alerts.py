@@ -545,5 +545,5 @@ def _remember(
                 current.deliveries = deliveries
             audit.record(
                 session, actor, "alert.deliver", project=project, target=row.downstream,
-                channel=channel_id, action=action, alert=row.id, status=status,
+                channel=channel_id, what=action, alert=row.id, status=status,
             )  # fmt: skip
