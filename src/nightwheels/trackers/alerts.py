@@ -18,8 +18,8 @@ import httpx
 
 from nightwheels import __version__
 from nightwheels.config import Settings
+from nightwheels.core.alerts import Alert, ChannelInfo, Sender
 from nightwheels.errors import TrackerError
-from nightwheels.services.upstream_alerts import Alert, ChannelInfo, Sender
 from nightwheels.trackers.webhook import SIGNATURE_HEADER, sign
 
 MARKER = "<!-- nightwheels-upstream-alert: {id} -->"
