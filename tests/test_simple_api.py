@@ -62,8 +62,8 @@ def test_json_page_has_pep700_and_pep658_fields(index: tuple[LiveServer, str]) -
     assert response.headers["content-type"] == JSON
     doc = response.json()
     assert doc["name"] == "zope-interface"
-    assert doc["meta"]["api-version"] == "1.2"
-    assert doc["meta"]["tracks"] == ["https://pypi.org/simple/zope-interface/"]
+    assert doc["meta"]["api-version"] == "1.4"
+    assert "tracks" not in doc["meta"]  # PEP 708 (rejected): off unless a server turns it on
     assert doc["versions"] == ["5.0.dev1", "5.0.dev2"]
     assert len(doc["files"]) == 2
     for f in doc["files"]:
@@ -93,8 +93,8 @@ def test_html_page_escapes_requires_python_and_links_metadata(
     text = response.text
     assert 'data-requires-python="&gt;=3.9,&lt;4"' in text
     assert 'data-core-metadata="sha256=' in text
-    assert '<meta name="pypi:repository-version" content="1.2">' in text
-    assert '<meta name="pypi:tracks" content="https://pypi.org/simple/zope-interface/">' in text
+    assert '<meta name="pypi:repository-version" content="1.4">' in text
+    assert "pypi:tracks" not in text
     assert text.count("#sha256=") == 2
 
 
@@ -205,7 +205,7 @@ def test_project_list(index: tuple[LiveServer, str]) -> None:
     live, _ = index
     doc = get(live, "/simple/", Accept=JSON).json()
     assert [p["name"] for p in doc["projects"]] == ["plain", "zope-interface"]
-    assert doc["meta"]["api-version"] == "1.2"
+    assert doc["meta"]["api-version"] == "1.4"
     assert '<a href="plain/">plain</a>' in get(live, "/simple/").text
 
 

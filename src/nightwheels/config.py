@@ -34,7 +34,7 @@ class Settings(BaseSettings):
     max_upload_size: int = 2 * GIB
     # An upload session (nightwheels upload --session) not published by then expires.
     session_ttl_hours: float = Field(default=24, gt=0, le=7 * 24)
-    pep708_tracks: bool = True
+    pep708_tracks: bool = False  # PEP 708 was rejected (2026): off unless asked for
     # Serve file downloads by redirect to the object store (presigned or public URL).
     redirect_files: bool = False
     # Public base URL of the object store prefix (e.g. a CDN or public bucket): redirects

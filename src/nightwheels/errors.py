@@ -66,6 +66,13 @@ class FileExists(NightwheelsError):
     status = 409
 
 
+class ProjectClosed(NightwheelsError):
+    """An archived or quarantined project (PEP 792) takes no uploads."""
+
+    code = "project-closed"
+    status = 409
+
+
 class TooLarge(NightwheelsError):
     code = "too-large"
     status = 413

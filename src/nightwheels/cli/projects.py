@@ -213,5 +213,32 @@ def publisher_remove(project: str, publisher_id: int, server: str | None = Serve
     typer.echo(f"removed publisher #{publisher_id} from {project}")
 
 
+@project_app.command("status")
+@handle_errors
+def status(
+    project: str,
+    new: str | None = typer.Option(
+        None, "--set", help="active, archived, deprecated or quarantined (PEP 792)"
+    ),
+    reason: str | None = typer.Option(None, "--reason", help="shown to installers and on the web"),
+    server: str | None = ServerOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Show PROJECT's status, or --set it (project admins; a quarantine is lifted by a site
+    admin). Archived and quarantined projects refuse uploads; quarantined ones list no files."""
+    with client(server, need_token=new is not None) as api:
+        if new is None:
+            result = api.get(f"/projects/{segment(project)}/status")
+        else:
+            result = api.put(
+                f"/projects/{segment(project)}/status", {"status": new, "reason": reason}
+            )
+    if as_json:
+        print_json(result)
+        return
+    why = f": {result['reason']}" if result["reason"] else ""
+    typer.echo(f"{result['project']} is {result['status']}{why}")
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(project_app, name="project")

@@ -1,4 +1,5 @@
-"""Rendering of the Simple Repository API pages (PEP 503, 691, 700, 658/714, 592, 708).
+"""Rendering of the Simple Repository API pages (PEP 503, 691, 700, 658/714, 592, 792;
+PEP 708's ``tracks`` only where a server turns it on).
 
 Pure functions from listings to bytes: the server caches their output, and the static
 export writes it to files.
@@ -13,7 +14,9 @@ from html import escape
 
 from packaging.version import InvalidVersion, Version
 
-API_VERSION = "1.2"  # 1.1: PEP 700 fields; 1.2: PEP 708 tracks
+# What every page declares: 1.1 PEP 700 fields, 1.2 PEP 708 (tracks: optional, off by
+# default), 1.3 PEP 740 (provenance: optional, not served), 1.4 PEP 792 project status.
+API_VERSION = "1.4"
 HTML_TYPE = "application/vnd.pypi.simple.v1+html"
 JSON_TYPE = "application/vnd.pypi.simple.v1+json"
 LEGACY_HTML_TYPE = "text/html"
@@ -39,6 +42,8 @@ class ProjectListing:
     serial: int
     files: tuple[FileEntry, ...]
     tracks: tuple[str, ...] = ()
+    status: str = "active"  # PEP 792; a quarantined project lists no files
+    status_reason: str | None = None
 
 
 def format_upload_time(moment: datetime) -> str:
@@ -65,6 +70,11 @@ def render_project_html(listing: ProjectListing) -> bytes:
         f'<meta name="pypi:repository-version" content="{API_VERSION}">',
     ]
     lines += [f'<meta name="pypi:tracks" content="{escape(url)}">' for url in listing.tracks]
+    if listing.status != "active":
+        lines.append(f'<meta name="pypi:project-status" content="{escape(listing.status)}">')
+        if listing.status_reason:
+            reason = escape(listing.status_reason)
+            lines.append(f'<meta name="pypi:project-status-reason" content="{reason}">')
     lines += [f"<title>Links for {name}</title>", "</head>", "<body>", f"<h1>Links for {name}</h1>"]
     for f in listing.files:
         attrs = [f'href="{escape(f.url)}#sha256={f.sha256}"']
@@ -101,12 +111,17 @@ def render_project_json(listing: ProjectListing) -> bytes:
     meta: dict[str, object] = {"api-version": API_VERSION}
     if listing.tracks:
         meta["tracks"] = list(listing.tracks)
-    doc = {
+    doc: dict[str, object] = {
         "meta": meta,
         "name": listing.name,
         "versions": sorted_versions(listing.files),
         "files": [_file_json(f) for f in listing.files],
     }
+    if listing.status != "active":
+        status: dict[str, str] = {"status": listing.status}
+        if listing.status_reason:
+            status["reason"] = listing.status_reason
+        doc["project-status"] = status
     return json.dumps(doc, separators=(",", ":")).encode()
 
 

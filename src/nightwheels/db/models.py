@@ -96,6 +96,10 @@ class Project(Base):
     last_upload_at: Mapped[datetime | None] = mapped_column()  # any row, removed ones too
     last_live_upload_at: Mapped[datetime | None] = mapped_column()
 
+    # PEP 792 (core/project_status.py): active | archived | deprecated | quarantined.
+    status: Mapped[str] = mapped_column(String(20), default="active", server_default="active")
+    status_reason: Mapped[str | None] = mapped_column(Text)
+
     files: Mapped[list[File]] = relationship(back_populates="project")
     roles: Mapped[list[ProjectRole]] = relationship(back_populates="project")
 

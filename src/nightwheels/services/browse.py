@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from nightwheels.config import Settings
 from nightwheels.core.expiry import Freshness, FreshnessPolicy, assess
 from nightwheels.core.names import normalize_name
+from nightwheels.core.project_status import offers_files
 from nightwheels.core.tags import TagDescription, describe_filename
 from nightwheels.db.models import File, Project, ProjectRole, User
 from nightwheels.db.queries import LIVE, project_by_name
@@ -178,6 +179,8 @@ class ProjectView:
     freshness: Freshness
     # Downstream projects' latest test results with this project's nightlies (may be empty).
     compat: list[compat.UpstreamRow]
+    status: str = "active"  # PEP 792 (core/project_status.py)
+    status_reason: str | None = None
 
     @property
     def compat_failing(self) -> int:
@@ -224,6 +227,8 @@ def project(session: Session, settings: Settings, name: str, now: datetime) -> P
         .outerjoin(User, User.id == File.uploader_id)
         .where(File.project_id == row.id, LIVE)
     ).all()
+    if not offers_files(row.status):  # quarantined: no file is offered, here either
+        files = []
     by_version: dict[str, list[FileView]] = defaultdict(list)
     for version, filename, label, size, sha256, at, requires, yanked, reason, uploader in files:
         by_version[version].append(
@@ -264,6 +269,8 @@ def project(session: Session, settings: Settings, name: str, now: datetime) -> P
         policy=policy,
         freshness=assess(last, now, policy),
         compat=compat.upstream_status(session, row.name),
+        status=row.status,
+        status_reason=row.status_reason,
     )
 
 

@@ -28,6 +28,7 @@ from nightwheels.core.dists import DistMetadata, inspect_distribution
 from nightwheels.core.filenames import DistFilename, parse_filename
 from nightwheels.core.names import DEFAULT_LABEL, normalize_name, validate_label
 from nightwheels.core.permissions import Role
+from nightwheels.core.project_status import accepts_uploads
 from nightwheels.db.models import File, PendingFile, Project, UploadSession, User, utcnow
 from nightwheels.db.queries import LIVE
 from nightwheels.errors import (
@@ -38,6 +39,7 @@ from nightwheels.errors import (
     InvalidRequest,
     NightwheelsError,
     NotFound,
+    ProjectClosed,
     QuotaExceeded,
 )
 from nightwheels.errors import (
@@ -146,6 +148,16 @@ def _check_digests(request: UploadRequest, staged: StagedFile) -> None:
                 f"{algorithm} digest mismatch: the form says {declared} but the received "
                 f"file has {actual}; the upload was corrupted or truncated, retry it"
             )
+
+
+def _check_open(project: Project | None) -> None:
+    """PEP 792: archived and quarantined projects take no uploads."""
+    if project is not None and not accepts_uploads(project.status):
+        reason = f" ({project.status_reason})" if project.status_reason else ""
+        raise ProjectClosed(
+            f"project {project.name!r} is {project.status}{reason} and accepts no uploads; "
+            "a project admin can set it active again"
+        )
 
 
 def _allow_replace(services: Services, project: Project | None) -> bool:
@@ -283,6 +295,7 @@ def _record(
 ) -> _Recorded:
     """Record the files of one project in the caller's transaction; one serial bump."""
     project = require_upload(session, principal, name)
+    _check_open(project)
     if project is None:  # a site admin's first upload creates the listing
         assert items[0].meta is not None
         project = get_or_create_project(session, principal.actor, items[0].meta.name)
@@ -429,6 +442,11 @@ def _record_pending(
         if found is not None and found.sha256 == item.staged.sha256:
             outcomes[item.index] = {target.label: "unchanged"}
             continue
+        for other in list(pending.values()):  # another spelling of this file: this one wins
+            dist = parse_filename(other.filename)
+            if other is not found and item.dist.overlaps(dist.version_key, dist.tag_key):
+                session.delete(other)
+                del pending[other.filename]
         row = found or PendingFile(session_id=target.id, filename=item.dist.filename)
         row.display_name = item.meta.name
         row.version = str(item.dist.version)
@@ -475,6 +493,11 @@ def publish_pending(
     ]
     if not items:
         return None
+    for position, item in enumerate(items):
+        try:
+            _check_not_twice(item, items[:position])
+        except InvalidRequest as exc:
+            raise Conflict(f"upload session {target.name!r} was not published: {exc}") from None
     done = _record(session, services, principal, target.project.name, items)
     if done.failures:
         index, error = sorted(done.failures.items())[0]
@@ -607,6 +630,7 @@ def publish_many(
             for name, items in by_project.items():
                 try:
                     projects[name] = require_upload(session, principal, name)
+                    _check_open(projects[name])
                 except NightwheelsError as exc:
                     refuse(dict.fromkeys((item.index for item in items), exc))
         for items in by_project.values():

@@ -47,6 +47,7 @@ def create_api() -> FastAPI:
         compat,
         early_warning,
         members,
+        project_status,
         projects,
         retention,
         tokens,
@@ -76,6 +77,7 @@ def create_api() -> FastAPI:
         early_warning,
         retention,
         upload_sessions,
+        project_status,
     ):
         api.include_router(module.router)
     return api
