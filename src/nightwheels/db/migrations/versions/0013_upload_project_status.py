@@ -1,7 +1,7 @@
 """projects: PEP 792 status (active, archived, deprecated, quarantined) and its reason
 
-Revision ID: 0012_upload_project_status
-Revises: 0011_upload_sessions
+Revision ID: 0013_upload_project_status
+Revises: 0012_early_warning
 Create Date: 2026-12-07 03:20:00.000000
 """
 
@@ -10,8 +10,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0012_upload_project_status"
-down_revision = "0011_upload_sessions"
+revision = "0013_upload_project_status"
+down_revision = "0012_early_warning"
 branch_labels = None
 depends_on = None
 
