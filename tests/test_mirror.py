@@ -8,8 +8,6 @@ in-process through the service (the CLI entry point is run once, for its summary
 from __future__ import annotations
 
 import shutil
-import subprocess
-import sys
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -26,7 +24,7 @@ from nightwheels.services import accounts
 from nightwheels.services.audit import SYSTEM
 from nightwheels.services.context import Services
 from nightwheels.services.mirror import mirror
-from tests.support.clients import clean_env
+from tests.support.cli import nightwheels
 from tests.support.server import LiveServer
 from tests.support.uploads import post_wheel
 from tests.support.wheels import make_wheel
@@ -182,16 +180,9 @@ def test_cli_prints_one_summary_and_exits_1_on_a_failure(
     source: LiveServer, tmp_path: Path
 ) -> None:
     data = tmp_path / "cli-target"
-    env = clean_env(NIGHTWHEELS_DATA=str(data))
-    subprocess.run(
-        [sys.executable, "-m", "nightwheels", "admin", "user", "create", "op"],
-        env=env, check=True, capture_output=True, text=True,
-    )  # fmt: skip
-    result = subprocess.run(
-        [sys.executable, "-m", "nightwheels", "mirror", source.simple_url, "other", "nosuch",
-         "--owner", "op"],
-        env=env, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+    env = {"NIGHTWHEELS_DATA": str(data)}
+    nightwheels("admin", "user", "create", "op", **env)
+    result = nightwheels("mirror", source.simple_url, "other", "nosuch", "--owner", "op", **env)
 
     assert result.returncode == 1, result.stderr
     assert "Traceback" not in result.stderr
