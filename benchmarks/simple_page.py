@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -201,6 +202,40 @@ def against_previous(
     return out
 
 
+def start_bare(page_dir: Path, port: int, workers: int) -> subprocess.Popen[bytes]:
+    """The ceiling: a bare ASGI app on the same uvicorn, protocol and worker count."""
+    from nightwheels.server.protocol import http_protocol
+
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "benchmarks._bare_asgi:app",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+            "--log-level",
+            "warning",
+            "--no-server-header",
+            "--http",
+            "h11" if http_protocol() == "h11" else "httptools",
+        ],
+        cwd=REPO,
+        env={**os.environ, "BARE_PAGE_DIR": str(page_dir)},
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/", timeout=1)
+            return proc
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError("the bare ASGI app did not start")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--duration", type=int, default=10)
@@ -262,8 +297,11 @@ def main() -> None:
         (static / "simple" / "proj07").mkdir(parents=True)
         (static / "simple" / "proj07" / "index.html").write_bytes(html)
         (static / "simple" / "proj07" / "json").write_bytes(js)
-        nginx_port = free_port()
+        (static / "page.html").write_bytes(html)
+        (static / "page.json").write_bytes(js)
+        nginx_port, bare_port = free_port(), free_port()
         nginx = start_nginx(static, nginx_port, args.workers)
+        bare = start_bare(static, bare_port, args.workers)
         try:
             for _ in range(2):  # warm up
                 wrk(url, 2, args.connections)
@@ -277,6 +315,10 @@ def main() -> None:
                 f"http://127.0.0.1:{nginx_port}{PAGE}json", args.duration, args.connections
             )
             nw_json = wrk(url, args.duration, args.connections, accept=JSON)
+            bare_url = f"http://127.0.0.1:{bare_port}{PAGE}"
+            wrk(bare_url, 2, args.connections)
+            bare_html = wrk(bare_url, args.duration, args.connections)
+            bare_json = wrk(bare_url, args.duration, args.connections, accept=JSON)
             if previous is not None:
                 results["baseline"] |= against_previous(  # type: ignore[operator]
                     url, old_url, args.duration, args.connections, args.rounds
@@ -285,6 +327,8 @@ def main() -> None:
         finally:
             nginx.terminate()
             nginx.wait()
+            bare.terminate()
+            bare.wait()
         results.update(
             nginx_html=nginx_html,
             nightwheels_html=nw_html,
@@ -292,6 +336,11 @@ def main() -> None:
             nightwheels_json=nw_json,
             html_ratio=round(nw_html["rps"] / nginx_html["rps"], 3),
             json_ratio=round(nw_json["rps"] / nginx_json["rps"], 3),
+            # Issue 18 item 7: the share of a bare uvicorn app's rate (same bytes, same run).
+            bare_uvicorn_html=bare_html,
+            bare_uvicorn_json=bare_json,
+            html_ratio_to_bare_uvicorn=round(nw_html["rps"] / bare_html["rps"], 3),
+            json_ratio_to_bare_uvicorn=round(nw_json["rps"] / bare_json["rps"], 3),
             page_bytes={"html": len(html), "json": len(js)},
         )
         server.stop()

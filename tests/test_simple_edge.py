@@ -244,3 +244,44 @@ def test_latest_and_format_override_served(app: Starlette) -> None:
         (406, "text/plain; charset=utf-8"),
         (406, "text/plain; charset=utf-8"),
     ]
+
+
+def test_the_fast_lane_answers_as_the_ordinary_path(app: Starlette) -> None:
+    """Issue 18 item 7: a cached page is served by ``CachedPages`` without routing; every
+    header and byte is what the ordinary path sends (the first request renders the page)."""
+    variants = [
+        {},
+        {"Accept": JSON_TYPE},
+        {"Accept": PIP, "Accept-Encoding": "gzip"},
+        {"Accept-Encoding": "gzip, deflate"},
+    ]
+
+    async def run(http: httpx.AsyncClient) -> list[tuple[httpx.Response, httpx.Response]]:
+        pairs = []
+        for headers in variants:
+            first = await http.get("/simple/demo/", headers=headers)  # renders: ordinary path
+            again = await http.get("/simple/demo/", headers=headers)  # cached: the fast lane
+            pairs.append((first, again))
+            match = {**headers, "If-None-Match": first.headers["etag"]}
+            pairs.append(
+                (
+                    await http.get("/simple/demo/?x=1", headers=match),  # a query: ordinary
+                    await http.get("/simple/demo/", headers=match),
+                )
+            )
+        return pairs
+
+    routed: list[bytes] = []  # the query strings of requests that reached the router
+    inner = app.router.middleware_stack
+
+    async def spy(scope, receive, send):  # type: ignore[no-untyped-def]
+        routed.append(scope["query_string"])
+        await inner(scope, receive, send)
+
+    app.router.middleware_stack = spy
+    for ordinary, fast in drive(app, run):
+        assert fast.status_code == ordinary.status_code
+        assert fast.content == ordinary.content
+        assert dict(fast.headers) == dict(ordinary.headers)
+    # Only the two renders (HTML, then JSON) took the ordinary path without a query.
+    assert routed.count(b"") == 2 and routed.count(b"x=1") == len(variants)

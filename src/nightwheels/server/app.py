@@ -27,7 +27,7 @@ from nightwheels.server import (
 )
 from nightwheels.server.api import create_api
 from nightwheels.server.memory import MemoryTrimmer
-from nightwheels.server.middleware import BodyLimits, SecurityHeaders
+from nightwheels.server.middleware import SECURITY_HEADERS, BodyLimits, SecurityHeaders
 from nightwheels.server.pages import PageCache
 from nightwheels.server.state import STATE_KEY, AppState
 from nightwheels.services.context import Services
@@ -114,7 +114,11 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app = Starlette(
         routes=routes,
         lifespan=lifespan,
-        middleware=[body_limits, Middleware(SecurityHeaders)],
+        middleware=[
+            Middleware(simple.CachedPages, pages=pages, extra_headers=SECURITY_HEADERS),
+            body_limits,
+            Middleware(SecurityHeaders),
+        ],
     )
     errors.install(app)
     setattr(app.state, STATE_KEY, state)

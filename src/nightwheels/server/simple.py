@@ -6,6 +6,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from nightwheels.core.names import DEFAULT_LABEL, is_valid_name, normalize_name, validate_label
 from nightwheels.core.negotiation import (
@@ -35,24 +36,43 @@ def _media_type(request: Request) -> str | None:
     return choose_media_type(request.headers.get("accept"))
 
 
+def representation(
+    page: Page, media_type: str, accept_encoding: str | None, if_none_match: str | None
+) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
+    """Status, body and headers of one page for a request: its variant (each has its own
+    strong ETag: gzip bytes are not the identity bytes), or a 304 when the client has it."""
+    body = page.body
+    gzipped = len(body) > 512 and accepts_gzip(accept_encoding)
+    etag = page.gzip_etag if gzipped else page.etag
+    headers = [
+        (b"etag", etag.encode()),
+        (b"cache-control", PAGE_CACHE_CONTROL.encode()),
+        (b"vary", VARY.encode()),
+    ]
+    if if_none_match and etag_matches(if_none_match, etag):
+        return 304, b"", headers
+    if gzipped:
+        body = page.gzipped
+        headers.append((b"content-encoding", b"gzip"))
+    content_type = media_type + ("; charset=utf-8" if media_type == "text/html" else "")
+    headers.append((b"content-type", content_type.encode()))
+    headers.append((b"content-length", str(len(body)).encode()))
+    return 200, body, headers
+
+
 def _serve(request: Request, pages: dict[str, Page], media_type: str | None = None) -> Response:
     media_type = media_type or _media_type(request)
     if media_type is None:
         return PlainTextResponse(NOT_ACCEPTABLE, status_code=406)
-    page = pages[media_type]
-    body = page.body
-    # Each representation has its own strong ETag: gzip bytes are not the identity bytes.
-    gzipped = len(body) > 512 and accepts_gzip(request.headers.get("accept-encoding"))
-    etag = page.gzip_etag if gzipped else page.etag
-    headers = {"ETag": etag, "Cache-Control": PAGE_CACHE_CONTROL, "Vary": VARY}
-    if_none_match = request.headers.get("if-none-match")
-    if if_none_match and etag_matches(if_none_match, etag):
-        return Response(status_code=304, headers=headers)
-    if gzipped:
-        body = page.gzipped
-        headers["Content-Encoding"] = "gzip"
-    content_type = media_type + ("; charset=utf-8" if media_type == "text/html" else "")
-    return Response(body, headers=headers, media_type=content_type)
+    status, body, headers = representation(
+        pages[media_type],
+        media_type,
+        request.headers.get("accept-encoding"),
+        request.headers.get("if-none-match"),
+    )
+    response = Response(body, status_code=status)
+    response.raw_headers = headers
+    return response
 
 
 def _cache(request: Request) -> PageCache:
@@ -130,3 +150,56 @@ routes = [
     Route("/label/{label}/simple/{name}/", project),
     Route("/label/{label}/simple/{name}", project),
 ]
+
+
+class CachedPages:
+    """The read path's fast lane (ASGI middleware): a ``GET /simple/<name>/`` whose page is
+    rendered and current is answered from the scope, without routing, ``Request`` or
+    ``Response`` objects; the bytes and headers are those of :func:`representation`, as on
+    the ordinary path. Anything else (a miss, a redirect, a query string, a label, nothing
+    acceptable) goes the ordinary way."""
+
+    PREFIX = "/simple/"
+
+    def __init__(self, app: ASGIApp, pages: PageCache, extra_headers: list[tuple[bytes, bytes]]):
+        self.app = app
+        self.pages = pages
+        self.extra_headers = extra_headers
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] == "http"
+            and scope["method"] == "GET"
+            and not scope["query_string"]
+            and (path := scope["path"]).startswith(self.PREFIX)
+            and path.endswith("/")
+            and len(path) > len(self.PREFIX) + 1
+            and await self._serve(path[len(self.PREFIX) : -1], scope, send)
+        ):
+            return
+        await self.app(scope, receive, send)
+
+    async def _serve(self, name: str, scope: Scope, send: Send) -> bool:
+        if name not in self.pages.serials:  # known names are canonical: no redirect due
+            return False
+        accept = accept_encoding = if_none_match = None
+        for key, value in scope["headers"]:
+            if key == b"accept":
+                accept = value.decode("latin-1")
+            elif key == b"accept-encoding":
+                accept_encoding = value.decode("latin-1")
+            elif key == b"if-none-match":
+                if_none_match = value.decode("latin-1")
+        media_type = choose_media_type(accept)
+        if media_type is None:
+            return False
+        cached = self.pages.cached_project(DEFAULT_LABEL, name, "../../", page_kind(media_type))
+        if cached is None:
+            return False
+        status, body, headers = representation(
+            cached[media_type], media_type, accept_encoding, if_none_match
+        )
+        headers += self.extra_headers
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+        return True
