@@ -45,7 +45,7 @@ from nightwheels.errors import (
 from nightwheels.errors import (
     InvalidVersion as InvalidVersionError,
 )
-from nightwheels.services import audit, serials, stats
+from nightwheels.services import audit, serials
 from nightwheels.services.accounts import get_or_create_project, set_role
 from nightwheels.services.auth import Principal, require_upload
 from nightwheels.services.context import Services
@@ -368,8 +368,8 @@ def _record(
             )
     if rows:
         session.execute(_INSERT_FILE, rows)
-        stats.count_uploads(session, [row["uploaded_at"] for row in rows])  # type: ignore[misc]
-    serial = serials.bump(session, project) if rows else None
+    times = [row["uploaded_at"] for row in rows]
+    serial = serials.bump(session, project, uploads=times) if rows else None  # type: ignore[arg-type]
     return _Recorded(project.name, serial, outcomes, failures)
 
 

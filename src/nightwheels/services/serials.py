@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import TYPE_CHECKING, TypeVar
 
 from sqlalchemy import bindparam, select, update
@@ -28,23 +29,27 @@ _projects = Project.__table__
 _SET_PROJECT_SERIAL = (
     update(_projects)
     .where(_projects.c.id == bindparam("project_id"))
-    .values(serial=bindparam("serial"))
+    .values(serial=bindparam("serial"), **{c: bindparam(c) for c in stats.COLUMNS})
 )
 
 
-def bump(session: Session, project: Project) -> int:
+def bump(session: Session, project: Project, uploads: Sequence[datetime] = ()) -> int:
     """Take the next global serial for ``project``, in the caller's transaction.
 
     Plain UPDATE statements on the tables (no ORM flush: this runs on every upload); the
     loaded ``project`` is told its new serial without being marked changed. The project's
     aggregates (services/stats.py) are brought up to date first, outside the serial row's
-    lock, which is held from here to the commit.
+    lock, which is held from here to the commit; ``uploads`` (the upload times of files
+    recorded in this transaction) are added to the per-day counts after it.
     """
     if project.id is None or session.new or session.dirty:  # rows the aggregates must see
         session.flush()
-    stats.refresh_project(session, project.id)
+    values = stats.aggregates(session, project.id)  # before the serial row is locked
     serial = session.execute(_NEXT_SERIAL).scalar_one()
-    session.execute(_SET_PROJECT_SERIAL, {"project_id": project.id, "serial": serial})
+    # Files recorded now, per day: like the serial, a row every upload updates, so its lock
+    # is taken last too (both are held only from here to the commit).
+    stats.count_uploads(session, uploads)
+    session.execute(_SET_PROJECT_SERIAL, {"project_id": project.id, "serial": serial, **values})
     set_committed_value(project, "serial", serial)
     return serial
 

@@ -24,6 +24,16 @@ from nightwheels.db.models import File, Project, UploadDay
 
 __all__ = ["IndexTotals", "count_uploads", "refresh_project", "totals", "uploads_per_day"]
 
+# The aggregate columns of ``projects``, as :func:`aggregates` returns them.
+COLUMNS = (
+    "live_files",
+    "live_bytes",
+    "live_versions",
+    "history_files",
+    "history_bytes",
+    "last_upload_at",
+    "last_live_upload_at",
+)
 _files = File.__table__
 _projects = Project.__table__
 _live = _files.c.removed_at.is_(None)
@@ -60,22 +70,37 @@ def _aware(value: datetime | str | None) -> datetime | None:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-def refresh_project(session: Session, project_id: int) -> None:
-    """Recompute one project's aggregates from its rows, in the caller's transaction."""
+def aggregates(session: Session, project_id: int) -> dict[str, object]:
+    """One project's aggregates computed from its rows: the values of the ``projects``
+    columns (``serials.bump`` writes them with the serial, in one statement)."""
     lf, lb, lv, hf, hb, last, last_live = session.execute(
         _AGGREGATES, {"project_id": project_id}
     ).one()
+    return {
+        "live_files": int(lf),
+        "live_bytes": int(lb),  # PostgreSQL sums are Decimal
+        "live_versions": int(lv),
+        "history_files": int(hf),
+        "history_bytes": int(hb),
+        "last_upload_at": _aware(last),
+        "last_live_upload_at": _aware(last_live),
+    }
+
+
+def refresh_project(session: Session, project_id: int) -> None:
+    """Recompute one project's aggregates from its rows, in the caller's transaction."""
+    values = aggregates(session, project_id)
     session.execute(
         _SET_AGGREGATES,
         {
             "pid": project_id,
-            "lf": int(lf),
-            "lb": int(lb),  # PostgreSQL sums are Decimal
-            "lv": int(lv),
-            "hf": int(hf),
-            "hb": int(hb),
-            "last": _aware(last),
-            "last_live": _aware(last_live),
+            "lf": values["live_files"],
+            "lb": values["live_bytes"],
+            "lv": values["live_versions"],
+            "hf": values["history_files"],
+            "hb": values["history_bytes"],
+            "last": values["last_upload_at"],
+            "last_live": values["last_live_upload_at"],
         },
     )
 
