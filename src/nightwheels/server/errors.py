@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 
 from fastapi.exceptions import RequestValidationError
 from sqlalchemy.exc import DBAPIError
@@ -27,6 +28,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from nightwheels.db.failures import DATABASE_OUTAGE, RETRY_AFTER, database_error
 from nightwheels.errors import NightwheelsError, Unauthenticated
 from nightwheels.server.middleware import SECURITY_HEADERS
+from nightwheels.server.protocol import REASON_HEADER
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +43,17 @@ def _wants_json(request: Request) -> bool:
     return "application/json" in accept or "+json" in accept
 
 
+def reason_phrase(message: str) -> str:
+    """``message`` as an HTTP reason phrase: printable ASCII on one line, at most 300 chars."""
+    return re.sub(r"[^\x20-\x7e]+", " ", message).strip()[:300] or "error"
+
+
 def error_response(request: Request, exc: NightwheelsError) -> Response:
     headers: dict[str, str] = {}
+    if request.url.path.startswith("/legacy/"):
+        # twine prints the status line, not the body: the message goes in its reason
+        # phrase, as Warehouse does (server.protocol moves it there).
+        headers[REASON_HEADER] = reason_phrase(exc.message)
     if isinstance(exc, Unauthenticated):
         headers["WWW-Authenticate"] = WWW_AUTHENTICATE
     retry_after = exc.retry_after

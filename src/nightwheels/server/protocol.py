@@ -19,6 +19,8 @@ from typing import Any
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 MAX_HEAD_BYTES = 64 * 1024
+REASON_HEADER = "x-nightwheels-reason"  # the app's reason phrase for the status line
+_REASON_LINE = REASON_HEADER.encode() + b": "
 DRAIN_SECONDS = 2.0
 
 _RESPONSE_408 = (
@@ -99,6 +101,9 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._in_head = False
         self._head_bytes = 0
         super().on_headers_complete()
+        cycle = getattr(self, "cycle", None)
+        if cycle is not None and not isinstance(cycle.transport, ReasonInStatusLine):
+            cycle.transport = ReasonInStatusLine(cycle.transport)
 
     def on_message_complete(self) -> None:
         super().on_message_complete()
@@ -109,6 +114,38 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         super().on_response_complete()
         if not self.transport.is_closing():
             self._start_head_timer()  # for the next request on this connection
+
+
+class ReasonInStatusLine:
+    """The connection's transport, but a response head's :data:`REASON_HEADER` becomes its
+    reason phrase (``HTTP/1.1 400 <message>``) instead of a header.
+
+    ASGI has no way to set the reason phrase, and twine prints only the status line of a
+    refused upload (the body with ``--verbose``). Warehouse puts its message there; so does
+    the upload endpoint, through this header (``server.errors``).
+    """
+
+    def __init__(self, transport: Any) -> None:
+        self._transport = transport
+
+    def write(self, data: bytes) -> None:
+        if data.startswith(b"HTTP/1.1 ") and _REASON_LINE in data:
+            data = _move_reason(data)
+        self._transport.write(data)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+
+def _move_reason(data: bytes) -> bytes:
+    end = data.find(b"\r\n\r\n")
+    if end < 0:
+        return data
+    lines = data[:end].split(b"\r\n")
+    kept = [line for line in lines[1:] if not line.startswith(_REASON_LINE)]
+    reasons = [line[len(_REASON_LINE) :] for line in lines[1:] if line.startswith(_REASON_LINE)]
+    status = lines[0][: len(b"HTTP/1.1 200 ")]
+    return b"\r\n".join([status + reasons[0], *kept]) + data[end:]
 
 
 @cache
