@@ -126,10 +126,10 @@ def test_bootstrap_request_review_tokens_and_audit(server: LiveServer, tmp_path:
 def test_cli_errors_are_one_line(server: LiveServer) -> None:
     local = Cli(server, remote=False)
     nowhere = local("token", "create", "--project", "demo", check=False)
-    assert nowhere.returncode == 1
+    assert nowhere.returncode == 2  # no server: a usage error, as in upload (issue 16.8)
     assert nowhere.stderr.startswith("error: give --server (or NIGHTWHEELS_SERVER)")
     no_token = _as(server, None)("token", "list", check=False)
-    assert no_token.returncode == 1 and "set NIGHTWHEELS_TOKEN" in no_token.stderr
+    assert no_token.returncode == 2 and "set NIGHTWHEELS_TOKEN" in no_token.stderr
     bad = _as(server, "nwt_000000000000_x")("access", "list", check=False)
     assert bad.returncode == 1 and bad.stderr == "error: invalid token\n"
     unknown = local("token", "create", "--user", "ghost", "--project", "p", check=False)

@@ -262,7 +262,7 @@ def live_client(live: LiveServer) -> dict[str, Any]:
 def test_ci_init_refuses_without_server_or_repository(tmp_path: Path) -> None:
     root = static_project(tmp_path / "proj")
     out = nightwheels("ci", "init", cwd=root)
-    assert out.returncode == 1 and "no server given" in out.stderr
+    assert out.returncode == 2 and "no server given" in out.stderr
     out = nightwheels("ci", "init", "--server", SERVER, cwd=root)
     assert out.returncode == 1 and "--repository owner/repo" in out.stderr
     assert not (root / ".github").exists()

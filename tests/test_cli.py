@@ -12,7 +12,16 @@ from tests.support.clients import clean_env
 
 
 def nw(data: Path, *args: str) -> Outcome:
-    """The local admin CLI on ``data``, in-process (the entry point: test_bad_setting_...)."""
+    """The local admin CLI on ``data``, in-process (the entry point: test_bad_setting_...).
+
+    The index is made first when missing: only ``serve`` and ``db upgrade`` make one.
+    """
+    if data.is_absolute() and not (data / "nightwheels.db").exists():
+        from nightwheels.config import Settings
+        from nightwheels.db.migrate import upgrade
+
+        data.mkdir(parents=True, exist_ok=True)
+        upgrade(Settings(data=data).database)
     return nightwheels(*args, NIGHTWHEELS_DATA=str(data))
 
 
@@ -154,8 +163,8 @@ def test_upload_usage() -> None:
 
     usage = nw(Path("unused"), "upload", "--help")
     assert usage.returncode == 0
-    assert usage.stdout.startswith("usage: nightwheels upload ")
-    assert "Upload every wheel in PATH" in usage.stdout and "--jobs N, -j N" in usage.stdout
+    assert "Usage: nightwheels upload [OPTIONS] [PATH]" in usage.stdout  # as every command
+    assert "Upload every wheel in PATH" in usage.stdout and "--jobs" in usage.stdout
 
     # The Typer app still lists it, and passes its arguments through unparsed.
     app = subprocess.run(
@@ -173,7 +182,7 @@ def test_upload_through_the_typer_app() -> None:
     """In-process runs of the app (the tests' `nightwheels(...)`) reach the same parser."""
     from tests.support.cli import nightwheels
 
-    assert nightwheels("upload", "--help").stdout.startswith("usage: nightwheels upload ")
+    assert "Usage: nightwheels upload [OPTIONS] [PATH]" in nightwheels("upload", "--help").stdout
     bad = nightwheels("upload", "-j", "65")
     assert (bad.returncode, bad.stderr) == (
         2,

@@ -25,7 +25,7 @@ from tests.support import clients
 from tests.support.backends import SQLITE_ONLY, Backend, fresh_database
 from tests.support.cli import Outcome, nightwheels
 from tests.support.consistency import index_problems
-from tests.support.server import LiveServer, wait_for
+from tests.support.server import LiveServer, free_port, wait_for
 from tests.support.uploads import post_wheel
 from tests.support.wheels import make_wheel
 
@@ -290,7 +290,7 @@ def test_unreachable_database_is_one_line(tmp_path: Path) -> None:
 @pytest.mark.postgres
 def test_serve_refuses_a_bucket_it_cannot_use(tmp_path: Path, moto_s3) -> None:  # type: ignore[no-untyped-def]
     env = {**moto_s3.env, "NIGHTWHEELS_STORAGE": "s3://no-such-bucket/x"}
-    out = nw(tmp_path, env, "serve", "--port", "1")
+    out = nw(tmp_path, env, "serve", "--port", str(free_port()))  # refused before listening
     assert out.returncode == 1
     assert out.stderr.startswith("error: cannot use bucket 'no-such-bucket'")
     assert "Traceback" not in out.stderr

@@ -220,21 +220,31 @@ def test_server_500_for_one_file(shared: LiveServer, token: str, tmp_path: Path)
 
 
 def test_server_down(tmp_path: Path) -> None:
+    """Nothing listens there: one line naming the cause and the fix, no retries (issue 16.5)."""
     dist = tmp_path / "dist"
     platform_wheels(dist, "demo")
-    out = upload(
-        str(dist),
-        "--jobs",
-        "2",
-        *FAST,
-        server=f"http://127.0.0.1:{free_port()}",
-        token="nwt_0123456789ab_secret",
-    )
+    server = f"http://127.0.0.1:{free_port()}"
+    out = upload(str(dist), "--jobs", "2", server=server, token="nwt_0123456789ab_secret")
     assert out.returncode == 1
-    assert summary(out) == {"uploaded": 0, "replaced": 0, "unchanged": 0, "failed": 6}
-    assert "cannot connect" in out.stderr
-    assert "is unreachable" in out.stderr  # the rest were not each retried for nothing
-    assert "install with" not in out.stdout
+    assert out.stdout == ""
+    assert out.stderr == (
+        f"error: nothing was uploaded: cannot reach the server at {server}: cannot connect "
+        "(Connection refused); check --server or NIGHTWHEELS_SERVER, and that the server is "
+        "running\n"
+    )
+
+
+def test_bad_token_is_one_line(shared: LiveServer, tmp_path: Path) -> None:
+    """Each file used to be reported twice (issue 16.5): now the cause and the fix, once."""
+    dist = tmp_path / "dist"
+    platform_wheels(dist, "summary")
+    out = upload(str(dist), server=shared.url, token="nwt_0123456789ab_not-a-secret")
+    assert out.returncode == 1
+    assert out.stdout == ""
+    assert out.stderr.startswith(
+        f"error: nothing was uploaded: the server at {shared.url} refused the token ("
+    )
+    assert "set NIGHTWHEELS_TOKEN" in out.stderr and out.stderr.count("\n") == 1
 
 
 @pytest.mark.parametrize("batch", ["1", "2"])

@@ -13,6 +13,7 @@ class NightwheelsError(Exception):
 
     code = "error"
     status = 400
+    exit_status = 1  # the CLI's exit code (2: a usage error, as argparse and click use)
 
     def __init__(self, message: str, *, retry_after: int | None = None) -> None:
         super().__init__(message)

@@ -6,6 +6,7 @@ from typing import Any
 
 import typer
 
+from nightwheels.cli.common import ProjectArgument, argument
 from nightwheels.cli.exits import handle_errors
 from nightwheels.cli.remote import JsonOption, ServerOption, client, print_json, table, when
 
@@ -13,6 +14,9 @@ access_app = typer.Typer(
     help="Request upload access to a project; site admins review requests.",
     no_args_is_help=True,
 )
+
+
+RequestArgument = argument("access request number")
 
 
 def _show(req: dict[str, Any]) -> None:
@@ -41,7 +45,7 @@ def _done(req: dict[str, Any], as_json: bool) -> None:
 @access_app.command("request")
 @handle_errors
 def request(
-    project: str,
+    project: str = ProjectArgument,
     reason: str = typer.Option(..., "--reason", help="who you are and why you need access"),
     repository: str | None = typer.Option(None, "--repository", help="the project's repo URL"),
     server: str | None = ServerOption,
@@ -93,7 +97,9 @@ def list_requests(
 
 @access_app.command("show")
 @handle_errors
-def show(request_id: int, server: str | None = ServerOption, as_json: bool = JsonOption) -> None:
+def show(
+    request_id: int = RequestArgument, server: str | None = ServerOption, as_json: bool = JsonOption
+) -> None:
     """Show a request with its comments and decision."""
     with client(server) as api:
         _done(api.get(f"/access-requests/{request_id}"), as_json)
@@ -102,8 +108,8 @@ def show(request_id: int, server: str | None = ServerOption, as_json: bool = Jso
 @access_app.command("comment")
 @handle_errors
 def comment(
-    request_id: int,
-    message: str,
+    request_id: int = RequestArgument,
+    message: str = argument("the comment"),
     server: str | None = ServerOption,
     as_json: bool = JsonOption,
 ) -> None:
@@ -115,8 +121,10 @@ def comment(
 @access_app.command("approve")
 @handle_errors
 def approve(
-    request_id: int,
-    reason: str | None = typer.Option(None, "--reason"),
+    request_id: int = RequestArgument,
+    reason: str | None = typer.Option(
+        None, "--reason", help="why (the requester sees it)", show_default=False
+    ),
     server: str | None = ServerOption,
     as_json: bool = JsonOption,
 ) -> None:
@@ -128,7 +136,7 @@ def approve(
 @access_app.command("deny")
 @handle_errors
 def deny(
-    request_id: int,
+    request_id: int = RequestArgument,
     reason: str = typer.Option(..., "--reason", help="told to the requester"),
     server: str | None = ServerOption,
     as_json: bool = JsonOption,
@@ -141,7 +149,7 @@ def deny(
 @access_app.command("withdraw")
 @handle_errors
 def withdraw(
-    request_id: int, server: str | None = ServerOption, as_json: bool = JsonOption
+    request_id: int = RequestArgument, server: str | None = ServerOption, as_json: bool = JsonOption
 ) -> None:
     """Withdraw your own pending request."""
     with client(server) as api:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import typer
 
-from nightwheels.cli.common import DataOption
+from nightwheels.cli.common import DataOption, ProjectArgument, UserArgument
 from nightwheels.cli.exits import handle_errors
 from nightwheels.cli.remote import JsonOption, local_services, note, print_json, table, when
 from nightwheels.errors import InvalidRequest
@@ -50,9 +50,9 @@ PasswordStdin = typer.Option(
 @user_app.command("create")
 @handle_errors
 def user_create(
-    name: str,
+    name: str = UserArgument,
     admin: bool = typer.Option(False, "--admin", help="make a site admin"),
-    email: str | None = typer.Option(None),
+    email: str | None = typer.Option(None, help="e-mail address", show_default=False),
     organisation: str | None = typer.Option(
         None, help="employer or organisation (reviews refuse same-organisation approvals)"
     ),
@@ -111,7 +111,7 @@ def user_list(data: Path | None = DataOption, as_json: bool = JsonOption) -> Non
 @user_app.command("update")
 @handle_errors
 def user_update(
-    name: str,
+    name: str = UserArgument,
     admin: bool | None = typer.Option(None, "--admin/--no-admin", help="site admin or not"),
     organisation: str | None = typer.Option(None, help="set the organisation ('' clears it)"),
     email: str | None = typer.Option(None, help="set the email ('' clears it)"),
@@ -144,9 +144,9 @@ def user_update(
 @user_app.command("set-password")
 @handle_errors
 def user_set_password(
-    name: str, password_stdin: bool = PasswordStdin, data: Path | None = DataOption
+    name: str = UserArgument, password_stdin: bool = PasswordStdin, data: Path | None = DataOption
 ) -> None:
-    """Set a user's password (for the web UI and ``nightwheels login``), hashed with argon2."""
+    """Set a user's password (for the web UI and nightwheels login), hashed with argon2."""
     from nightwheels.services import accounts
     from nightwheels.services.audit import SYSTEM
 
@@ -163,8 +163,8 @@ def user_set_password(
 @member_app.command("set")
 @handle_errors
 def member_set(
-    project: str,
-    user: str,
+    project: str = ProjectArgument,
+    user: str = UserArgument,
     role: str = typer.Option("uploader", "--role", help="admin or uploader"),
     data: Path | None = DataOption,
 ) -> None:
@@ -186,7 +186,11 @@ def member_set(
 
 @member_app.command("remove")
 @handle_errors
-def member_remove(project: str, user: str, data: Path | None = DataOption) -> None:
+def member_remove(
+    project: str = ProjectArgument,
+    user: str = UserArgument,
+    data: Path | None = DataOption,
+) -> None:
     """Remove USER from PROJECT (never its last admin)."""
     from nightwheels.services import members
     from nightwheels.services.audit import SYSTEM

@@ -59,7 +59,7 @@ def audit_command(
     ),
     actor: str | None = typer.Option(None, "--actor", help="only this actor's events"),
     before: int | None = typer.Option(None, "--before", help="page: events older than this id"),
-    limit: int = typer.Option(50, "--limit", min=1, max=500),
+    limit: int = typer.Option(50, "--limit", min=1, max=500, help="events to show"),
     server: str | None = ServerOption,
     data: Path | None = DataOption,
     as_json: bool = JsonOption,

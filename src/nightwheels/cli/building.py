@@ -8,7 +8,6 @@ from pathlib import Path
 import typer
 from packaging.version import Version
 
-from nightwheels.building.build import run_build, write_version
 from nightwheels.building.project import head_commit, source_time, version_source
 from nightwheels.building.stamp import nightly_version, parse_base
 from nightwheels.cli.exits import handle_errors
@@ -43,6 +42,8 @@ def version(
     ),
 ) -> None:
     """Print the nightly version (X.Y.Z.devYYYYMMDDHHMM) for the project in PROJECT_DIR."""
+    from nightwheels.building.build import write_version
+
     source = None if base_version and not write else version_source(project_dir)
     base = base_version or (source.base if source else "")
     when = source_time(project_dir, time_source)
@@ -97,6 +98,8 @@ def build(
     The version is injected (SETUPTOOLS_SCM_PRETEND_VERSION for setuptools-scm and
     hatch-vcs, otherwise a temporary rewrite of the file holding it, always restored).
     """
+    from nightwheels.building.build import run_build
+
     source = version_source(project_dir)
     if exact_version:
         nightly = parse_base(exact_version)

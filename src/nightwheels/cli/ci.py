@@ -7,16 +7,7 @@ from pathlib import Path
 
 import typer
 
-from nightwheels.building.project import git
-from nightwheels.ci.workflows import (
-    WorkflowOptions,
-    repository_from_remote,
-    write_workflows,
-)
 from nightwheels.cli.exits import handle_errors
-from nightwheels.client.api import client_pin
-from nightwheels.errors import Misconfigured, NightwheelsError
-from nightwheels.upload.credentials import normalize_server
 
 ci_app = typer.Typer(help="Continuous integration set-up.", no_args_is_help=True)
 
@@ -69,9 +60,15 @@ def init(
     With neither --build nor --test-nightlies, both are written. The jobs install the
     nightwheels client the server offers (/-/client/), pinned by its sha256.
     """
+    from nightwheels.building.project import git
+    from nightwheels.ci.workflows import WorkflowOptions, repository_from_remote, write_workflows
+    from nightwheels.client.api import ClientConfigError, client_pin
+    from nightwheels.errors import Misconfigured
+    from nightwheels.upload.credentials import normalize_server
+
     server = server or os.environ.get("NIGHTWHEELS_SERVER")
     if not server:
-        raise Misconfigured("no server given: pass --server URL or set NIGHTWHEELS_SERVER")
+        raise ClientConfigError("no server given: pass --server URL or set NIGHTWHEELS_SERVER")
     if repository is None:
         remote = git(project_dir, "remote", "get-url", "origin")
         repository = repository_from_remote(remote) if remote else None
@@ -125,6 +122,7 @@ def init(
 
 def _test_dependencies(project_dir: Path) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """The ``test``/``tests`` extra and dependency group the project declares, if any."""
+    from nightwheels.errors import NightwheelsError
     from nightwheels.nightly_testing.project import read_project
 
     try:

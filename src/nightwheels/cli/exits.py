@@ -47,7 +47,7 @@ def handle_errors(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except NightwheelsError as exc:
-            fail(exc.message)
+            fail(exc.message, exc.exit_status)
         except OSError as exc:
             fail(f"{exc.strerror or exc}: {exc.filename}" if exc.filename else str(exc))
         except Exception as exc:

@@ -10,6 +10,7 @@ import typer
 
 from nightwheels.cli.common import DataOption
 from nightwheels.cli.exits import handle_errors
+from nightwheels.core.text import counted
 
 if TYPE_CHECKING:
     from nightwheels.services.export import ExportResult
@@ -62,5 +63,5 @@ def _report(result: ExportResult) -> None:
     typer.echo(
         f"exported serial {result.serial} to {result.destination}: "
         f"{result.pages} project pages written, {result.removed} removed, "
-        f"{result.files} files copied"
+        f"{counted(result.files, 'file')} copied"
     )

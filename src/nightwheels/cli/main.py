@@ -13,7 +13,10 @@ import sys
 def main() -> None:
     if sys.argv[1:2] == ["upload"]:
         from nightwheels.cli.upload import main as upload
+        from nightwheels.cli.upload import show_help, wants_help
 
+        if wants_help(sys.argv[2:]):
+            show_help()  # the rich layout of every other command (loads typer: help only)
         sys.exit(upload(sys.argv[2:]))
     if sys.argv[1:2] in (["test"], ["report"]) and sys.argv[2:3] != ["--help"]:
         # The weekly nightly job's commands: their own small app (measured against

@@ -8,6 +8,7 @@ import typer
 
 from nightwheels.cli.common import DataOption
 from nightwheels.cli.exits import handle_errors
+from nightwheels.core.text import counted
 
 
 def register(app: typer.Typer) -> None:
@@ -75,7 +76,7 @@ def register(app: typer.Typer) -> None:
         rows = ", ".join(f"{n} {t}" for t, n in result.rows.items() if n)
         typer.echo(
             f"migrated the index at serial {result.serial} to {shown} + "
-            f"{target_settings.storage_url}: {result.blobs_copied} files copied "
+            f"{target_settings.storage_url}: {counted(result.blobs_copied, 'file')} copied "
             f"({result.bytes_copied} bytes), {result.blobs_reused} already there, "
             f"all digests verified; rows: {rows}"
         )

@@ -84,7 +84,10 @@ def register(app: typer.Typer) -> None:
     )
     def test(
         args: list[str] = typer.Argument(
-            None, metavar="[PROJECT_DIR] [-- PYTEST_ARGS]", show_default=False
+            None,
+            metavar="[PROJECT_DIR] [-- PYTEST_ARGS]",
+            show_default=False,
+            help="project directory (default: .), then pytest's own arguments after --",
         ),
         index: str = typer.Option(
             ..., "--index", envvar="NIGHTWHEELS_INDEX_URL", help="the nightly index (…/simple/)"
@@ -214,7 +217,10 @@ def register(app: typer.Typer) -> None:
     @app.command("report")
     def report_command(
         report_file: Path | None = typer.Argument(
-            None, metavar="[REPORT.json]", show_default=False
+            None,
+            metavar="REPORT",
+            show_default=False,
+            help="the result nightwheels test --save wrote",
         ),
         github: str | None = typer.Option(
             None, "--github", metavar="OWNER/REPO", help="keep a tracking issue there"
@@ -227,7 +233,7 @@ def register(app: typer.Typer) -> None:
             [], "--assignee", help="assign the tracking issue to these GitHub users"
         ),
         github_api: str = typer.Option(
-            "https://api.github.com", "--github-api", envvar="GITHUB_API_URL"
+            "https://api.github.com", "--github-api", envvar="GITHUB_API_URL", help="GitHub API URL"
         ),
         author: str | None = typer.Option(
             None, "--author", help="the bot login (default: whoever the token is)"

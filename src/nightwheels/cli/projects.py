@@ -6,6 +6,7 @@ from typing import Any
 
 import typer
 
+from nightwheels.cli.common import ProjectArgument, UserArgument, argument
 from nightwheels.cli.exits import handle_errors
 from nightwheels.cli.remote import (
     JsonOption,
@@ -17,6 +18,7 @@ from nightwheels.cli.remote import (
     warn,
     when,
 )
+from nightwheels.core.text import counted
 
 project_app = typer.Typer(
     help="Projects: members, roles, trusted publishers.", no_args_is_help=True
@@ -49,7 +51,9 @@ def _print_members(membership: dict[str, Any]) -> None:
 
 @project_app.command("show")
 @handle_errors
-def show(name: str, server: str | None = ServerOption, as_json: bool = JsonOption) -> None:
+def show(
+    name: str = ProjectArgument, server: str | None = ServerOption, as_json: bool = JsonOption
+) -> None:
     """A project's files count, members and representation warnings."""
     with client(server, need_token=False) as api:
         project = api.get(f"/projects/{segment(name)}")
@@ -68,8 +72,8 @@ def show(name: str, server: str | None = ServerOption, as_json: bool = JsonOptio
         return
     versions = {f["version"] for f in project["files"]}
     typer.echo(
-        f"{project['display_name']} ({project['name']}): {len(project['files'])} files, "
-        f"{len(versions)} versions"
+        f"{project['display_name']} ({project['name']}): "
+        f"{counted(len(project['files']), 'file')}, {counted(len(versions), 'version')}"
     )
     _print_members(membership)
 
@@ -86,8 +90,8 @@ def _membership_done(membership: dict[str, Any], message: str, as_json: bool) ->
 @members_app.command("add")
 @handle_errors
 def add(
-    project: str,
-    user: str,
+    project: str = ProjectArgument,
+    user: str = UserArgument,
     role: str = typer.Option("uploader", "--role", help="admin or uploader"),
     server: str | None = ServerOption,
     as_json: bool = JsonOption,
@@ -101,7 +105,10 @@ def add(
 @members_app.command("remove")
 @handle_errors
 def remove(
-    project: str, user: str, server: str | None = ServerOption, as_json: bool = JsonOption
+    project: str = ProjectArgument,
+    user: str = UserArgument,
+    server: str | None = ServerOption,
+    as_json: bool = JsonOption,
 ) -> None:
     """Remove USER from PROJECT: their tokens stop uploading to it at once."""
     with client(server) as api:
@@ -112,7 +119,10 @@ def remove(
 @members_app.command("transfer")
 @handle_errors
 def transfer(
-    project: str, user: str, server: str | None = ServerOption, as_json: bool = JsonOption
+    project: str = ProjectArgument,
+    user: str = UserArgument,
+    server: str | None = ServerOption,
+    as_json: bool = JsonOption,
 ) -> None:
     """Hand your admin role on PROJECT to USER (you stay an uploader)."""
     with client(server) as api:
@@ -123,7 +133,7 @@ def transfer(
 @members_app.command("list")
 @handle_errors
 def list_members(
-    project: str, server: str | None = ServerOption, as_json: bool = JsonOption
+    project: str = ProjectArgument, server: str | None = ServerOption, as_json: bool = JsonOption
 ) -> None:
     """List PROJECT's members."""
     with client(server, need_token=False) as api:
@@ -137,7 +147,7 @@ def list_members(
 @publisher_app.command("add")
 @handle_errors
 def publisher_add(
-    project: str,
+    project: str = ProjectArgument,
     repository: str = typer.Option(..., "--repository", help="GitHub owner/name"),
     workflow: str = typer.Option(..., "--workflow", help="workflow file name, e.g. nightly.yml"),
     environment: str | None = typer.Option(None, "--environment", help="GitHub environment"),
@@ -180,7 +190,7 @@ def publisher_add(
 @publisher_app.command("list")
 @handle_errors
 def publisher_list(
-    project: str, server: str | None = ServerOption, as_json: bool = JsonOption
+    project: str = ProjectArgument, server: str | None = ServerOption, as_json: bool = JsonOption
 ) -> None:
     """List PROJECT's trusted publishers."""
     with client(server) as api:
@@ -206,7 +216,11 @@ def publisher_list(
 
 @publisher_app.command("remove")
 @handle_errors
-def publisher_remove(project: str, publisher_id: int, server: str | None = ServerOption) -> None:
+def publisher_remove(
+    project: str = ProjectArgument,
+    publisher_id: int = argument("the publisher's number, as publisher list shows it"),
+    server: str | None = ServerOption,
+) -> None:
     """Remove a trusted publisher; tokens it obtained stop working at once."""
     with client(server) as api:
         api.delete(f"/projects/{segment(project)}/publishers/{publisher_id}")

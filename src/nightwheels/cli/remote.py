@@ -18,7 +18,7 @@ from urllib.parse import quote
 
 import typer
 
-from nightwheels.cli.common import settings_for
+from nightwheels.cli.common import open_index
 from nightwheels.client.api import ApiClient, ClientConfigError, server_from, token_from
 
 if TYPE_CHECKING:
@@ -64,14 +64,8 @@ def print_json(value: Any) -> None:
 
 
 def local_services(data: Path | None) -> Services:
-    """Services on the local data directory (migrated), for the server machine's admin."""
-    from nightwheels.db.migrate import upgrade
-    from nightwheels.services.context import Services
-
-    settings = settings_for(data)
-    services = Services.from_settings(settings)
-    upgrade(settings.database)
-    return services
+    """Services on the local index (never a new one), for the server machine's admin."""
+    return open_index(data)
 
 
 def when(value: str | datetime | None) -> str:

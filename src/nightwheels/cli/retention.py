@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
 
-from nightwheels.cli.common import DataOption, settings_for
+from nightwheels.cli.common import DataOption, ProjectArgument, argument, open_index
 from nightwheels.cli.exits import (
     EXIT_ABORTED,
     EXIT_ERROR,
@@ -20,6 +20,7 @@ from nightwheels.cli.exits import (
     handle_errors,
 )
 from nightwheels.core.sizes import format_size
+from nightwheels.core.text import counted
 from nightwheels.errors import InvalidRequest
 
 if TYPE_CHECKING:
@@ -45,13 +46,7 @@ def parse_size(text: str) -> int:
 
 
 def _services(data: Path | None) -> Services:
-    from nightwheels.db.migrate import upgrade
-    from nightwheels.services.context import Services
-
-    settings = settings_for(data)
-    services = Services.from_settings(settings)
-    upgrade(settings.database)
-    return services
+    return open_index(data)
 
 
 def _duration_seconds(text: str) -> float:
@@ -187,7 +182,7 @@ def fsck_command(
     tmp_age: str = typer.Option(
         "1h", "--tmp-age", help="temporary files older than this are leftovers (e.g. 1h, 0s)"
     ),
-    as_json: bool = typer.Option(False, "--json"),
+    as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
     data: Path | None = DataOption,
 ) -> None:
     """Check that every row has its bytes and every blob its row; exit 1 on problems."""
@@ -227,7 +222,8 @@ def fsck_command(
             typer.echo(f"{f.kind}{listed}: {f.subject}: {f.detail}{status}")
         typer.echo(
             f"checked {report.rows} rows, {report.blobs} blobs ({report.verified} hashed): "
-            f"{len(report.problems)} problems, {len(report.unservable)} listed files unservable",
+            f"{counted(len(report.problems), 'problem')}, "
+            f"{counted(len(report.unservable), 'listed file')} unservable",
             err=True,
         )
     if report.problems:
@@ -236,7 +232,7 @@ def fsck_command(
 
 def stale_command(
     show_all: bool = typer.Option(False, "--all", help="list fresh projects too"),
-    as_json: bool = typer.Option(False, "--json"),
+    as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
     data: Path | None = DataOption,
 ) -> None:
     """Projects without an upload for the warning threshold (or all, with --all)."""
@@ -305,8 +301,8 @@ def notify_command(
 
 
 def usage_command(
-    project: str | None = typer.Argument(None),
-    as_json: bool = typer.Option(False, "--json"),
+    project: str | None = argument("project name (default: every project)", None),
+    as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
     data: Path | None = DataOption,
 ) -> None:
     """Storage used per project: listed files (what a quota counts) and history."""
@@ -328,8 +324,8 @@ def usage_command(
 
 
 def pin_command(
-    project: str,
-    version: str | None = typer.Argument(None),
+    project: str = ProjectArgument,
+    version: str | None = argument("version to pin (or --file)", None),
     filename: str | None = typer.Option(None, "--file", help="pin one file"),
     undo: bool = typer.Option(False, "--undo", help="unpin"),
     data: Path | None = DataOption,
@@ -353,7 +349,7 @@ def _show(info: Any) -> None:
         return "" if value is None else " (project)"
 
     typer.echo(f"project   {info.project}")
-    typer.echo(f"keep      {p.keep} newest versions{src(info.keep)}")
+    typer.echo(f"keep      {counted(p.keep, 'newest version')}{src(info.keep)}")
     typer.echo(f"days      {p.days}{src(info.days)}; last file of a tag kept {p.tag_days} days")
     typer.echo(f"exempt    {'yes' if info.exempt else 'no'}")
     typer.echo(
@@ -364,7 +360,7 @@ def _show(info: Any) -> None:
 
 @retention_app.command("show")
 @handle_errors
-def retention_show(project: str, data: Path | None = DataOption) -> None:
+def retention_show(project: str = ProjectArgument, data: Path | None = DataOption) -> None:
     """The effective retention policy of PROJECT."""
     from nightwheels.services.retention import get_retention
 
@@ -382,7 +378,7 @@ def _count(text: str | None, what: str) -> int | None:
 @retention_app.command("set")
 @handle_errors
 def retention_set(
-    project: str,
+    project: str = ProjectArgument,
     keep: str | None = typer.Option(None, "--keep", help="newest versions kept, or 'default'"),
     days: str | None = typer.Option(None, "--days", help="days a version is kept, or 'default'"),
     exempt: bool | None = typer.Option(None, "--exempt/--no-exempt", help="never prune"),

@@ -16,7 +16,7 @@ from typing import Any
 
 import typer
 
-from nightwheels.cli.common import DataOption, parse_duration
+from nightwheels.cli.common import DataOption, argument, parse_duration
 from nightwheels.cli.exits import handle_errors
 from nightwheels.cli.remote import (
     JsonOption,
@@ -31,6 +31,7 @@ from nightwheels.cli.remote import (
     warn,
     when,
 )
+from nightwheels.client.api import ClientConfigError
 from nightwheels.errors import InvalidRequest
 
 token_app = typer.Typer(
@@ -92,7 +93,7 @@ def token_create(
     lifetime = parse_duration(expires) if expires else None
     if user is None:
         if not is_remote(server, data):
-            raise InvalidRequest(
+            raise ClientConfigError(
                 "give --server (or NIGHTWHEELS_SERVER) to create your own token through the "
                 "API, or --user NAME to create one for a user as this machine's administrator"
             )
@@ -222,7 +223,7 @@ def _local_list(
 @token_app.command("revoke")
 @handle_errors
 def token_revoke(
-    prefix: str,
+    prefix: str = argument("the token's prefix, as token list shows it"),
     server: str | None = ServerOption,
     data: Path | None = DataOption,
 ) -> None:
@@ -246,7 +247,7 @@ def token_revoke(
 @token_app.command("rotate")
 @handle_errors
 def token_rotate(
-    prefix: str,
+    prefix: str = argument("the token's prefix, as token list shows it"),
     server: str | None = ServerOption,
     data: Path | None = DataOption,
     as_json: bool = JsonOption,

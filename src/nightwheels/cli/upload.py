@@ -16,17 +16,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
 from nightwheels.cli.exits import EXIT_ERROR, EXIT_USAGE, echo, fail, handle_errors
-from nightwheels.core.filenames import parse_filename
 from nightwheels.core.names import DEFAULT_LABEL
 from nightwheels.core.sizes import format_size
-from nightwheels.errors import Misconfigured, NightwheelsError, TrustedPublishingFailed
-from nightwheels.upload import credentials as creds
-from nightwheels.upload.client import MAX_BATCH, RetryPolicy
-from nightwheels.upload.progress import reporter_for
-from nightwheels.upload.run import Summary, upload_folder
+from nightwheels.core.text import counted
 
 if TYPE_CHECKING:
     import typer
+
+    from nightwheels.upload.run import Summary
+
+# The upload machinery is imported by the functions that run it: the Typer app imports this
+# module for every command (``serve`` too), and only ``upload`` needs the rest.
 
 SUMMARY = "Upload every wheel in PATH (default dist/), in parallel; safe to re-run."
 EXITS = (
@@ -70,6 +70,8 @@ def _float_from(low: float) -> Callable[[str], float]:
 
 def build_parser() -> argparse.ArgumentParser:
     """The options, one ``add_argument`` each."""
+    from nightwheels.upload.client import MAX_BATCH
+
     parser = _Parser(
         prog="nightwheels upload", description=SUMMARY, epilog=EXITS, allow_abbrev=False
     )
@@ -89,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="LABEL",
         help=f"label(s) to publish under (repeatable) [default: {DEFAULT_LABEL}]",
     )
-    add("--server", metavar="URL", help="index URL (env NIGHTWHEELS_SERVER)")
+    add("--server", metavar="URL", help="server URL (env NIGHTWHEELS_SERVER)")
     add(
         "--token",
         help="upload token (prefer env NIGHTWHEELS_TOKEN: options show in process lists); "
@@ -152,9 +154,12 @@ def is_ci() -> bool:
 
 
 def _print_summary(summary: Summary, elapsed: float) -> None:
+    if summary.fatal and not any(r.outcome != "failed" for r in summary.results):
+        echo(f"error: nothing was uploaded: {summary.fatal}", err=True)
+        return
     size = sum(r.dist.size for r in summary.results)
     echo(
-        f"{summary.line()} ({len(summary.results)} files, {format_size(size)}, "
+        f"{summary.line()} ({counted(len(summary.results), 'file')}, {format_size(size)}, "
         f"{elapsed:.1f} s) to {summary.server}"
     )
     github = os.environ.get("GITHUB_ACTIONS") == "true"
@@ -164,6 +169,8 @@ def _print_summary(summary: Summary, elapsed: float) -> None:
             echo(f"::warning title=nightwheels::{warning}")
     for result in summary.failed:
         echo(f"error: {result.dist.filename}: {result.reason}", err=True)
+    if summary.fatal:
+        echo(f"error: {summary.fatal}", err=True)
     if summary.session is not None and not summary.published:
         _print_session(summary)
         return
@@ -207,6 +214,9 @@ def _print_session(summary: Summary) -> None:
 
 def _single_project(path: Path) -> str | None:
     """The one project the files in ``path`` belong to, if one (a hint for trusted publishing)."""
+    from nightwheels.core.filenames import parse_filename
+    from nightwheels.errors import NightwheelsError
+
     names = set()
     candidates = [path] if path.is_file() else (path.iterdir() if path.is_dir() else [])
     for candidate in candidates:
@@ -219,6 +229,12 @@ def _single_project(path: Path) -> str | None:
 
 @handle_errors
 def upload(args: argparse.Namespace) -> int:
+    from nightwheels.errors import Misconfigured, TrustedPublishingFailed
+    from nightwheels.upload import credentials as creds
+    from nightwheels.upload.client import RetryPolicy
+    from nightwheels.upload.progress import reporter_for
+    from nightwheels.upload.run import upload_folder
+
     try:
         credentials = creds.resolve(args.server, args.token, project=_single_project(args.path))
     except (Misconfigured, TrustedPublishingFailed) as exc:
@@ -261,16 +277,76 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130  # quietly, as the Typer commands do
 
 
+def _help_app() -> typer.Typer:
+    """A Typer command with the parser's arguments, for ``--help`` in every command's layout.
+
+    Built from :func:`build_parser`, so the two cannot drift apart; it only shows help: the
+    arguments are parsed by argparse either way.
+    """
+    import inspect
+
+    import typer
+    from rich.markup import escape
+
+    parser = build_parser()
+    formatter = parser._get_formatter()
+    parameters = []
+    for action in parser._actions:
+        if isinstance(action, argparse._HelpAction):
+            continue
+        text = escape(formatter._expand_help(action))  # "[default: 8]" is not markup
+        if not action.option_strings:
+            info: object = typer.Argument(None, help=text, metavar=action.metavar)
+            annotation: object = str | None
+        elif action.nargs == 0:  # a flag
+            info, annotation = typer.Option(False, *action.option_strings, help=text), bool
+        else:
+            info = typer.Option(None, *action.option_strings, help=text, metavar=action.metavar)
+            annotation = list[str] | None if action.option_strings == ["--label"] else str | None
+        parameters.append(
+            inspect.Parameter(
+                action.dest, inspect.Parameter.KEYWORD_ONLY, default=info, annotation=annotation
+            )
+        )
+
+    def upload_help(**_: object) -> None:
+        pass
+
+    upload_help.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
+    upload_help.__annotations__ = {p.name: p.annotation for p in parameters}
+    help_app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+    help_app.command("upload", help=f"{SUMMARY}\n\n{escape(EXITS)}")(upload_help)
+    help_app.command("_")(upload_help)  # two commands: the help names the subcommand
+    return help_app
+
+
+def show_help() -> NoReturn:
+    """``nightwheels upload --help``, in the layout of every other command."""
+    import typer
+
+    from nightwheels.cli import style
+
+    style.apply()
+    typer.main.get_command(_help_app())(["upload", "--help"], prog_name="nightwheels")
+    raise SystemExit(0)  # the line above exits after the help; this only reassures the types
+
+
+def wants_help(argv: Sequence[str]) -> bool:
+    return any(arg in ("-h", "--help") for arg in argv) and "--" not in argv
+
+
 def register(app: typer.Typer) -> None:
     """List ``upload`` in the Typer app; its arguments go to :func:`main` as they are.
 
     ``nightwheels upload`` from a shell never builds the app (``cli.main``); this serves
-    ``nightwheels --help`` and in-process runs of the app.
+    ``nightwheels --help``, ``nightwheels upload --help`` and in-process runs of the app.
     """
 
     import typer
 
     def upload_command(ctx: typer.Context) -> None:
+        if wants_help(ctx.args):
+            show_help()
         sys.exit(main(ctx.args))
 
     upload_command.__annotations__["ctx"] = typer.Context  # not a global name to resolve

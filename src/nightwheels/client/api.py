@@ -9,12 +9,17 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from nightwheels import __version__
 from nightwheels.errors import NightwheelsError
+
+if TYPE_CHECKING:
+    import httpx
+
+# httpx is imported where it is used: every command loads this module, few send requests
+# (``serve`` would pay 0.1 s for nothing).
 
 API_PREFIX = "/api/v1"
 USER_AGENT = f"nightwheels/{__version__}"
@@ -30,7 +35,10 @@ class RemoteError(NightwheelsError):
 
 
 class ClientConfigError(NightwheelsError):
+    """No server or token given, or not a usable one: a usage error (exit 2, as upload)."""
+
     code = "misconfigured"
+    exit_status = 2
 
 
 def server_from(option: str | None, env: Mapping[str, str] = os.environ) -> str | None:
@@ -41,8 +49,8 @@ def server_from(option: str | None, env: Mapping[str, str] = os.environ) -> str 
     server = server.rstrip("/")
     for suffix in ("/legacy", "/simple", API_PREFIX):
         server = server.removesuffix(suffix)
-    url = httpx.URL(server)
-    if url.scheme not in ("http", "https") or not url.host:
+    url = urlsplit(server)
+    if url.scheme not in ("http", "https") or not url.hostname:
         raise ClientConfigError(f"{server!r} is not an http(s) URL of a nightwheels server")
     return server
 
@@ -61,6 +69,8 @@ class ApiClient:
         timeout: float = 30,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
+        import httpx
+
         self.server = server
         headers = {"User-Agent": USER_AGENT, "Accept": "application/json"}
         if token:
@@ -89,6 +99,8 @@ class ApiClient:
         json: Any = None,
         params: Mapping[str, Any] | None = None,
     ) -> Any:
+        import httpx
+
         clean = {k: v for k, v in (params or {}).items() if v is not None}
         try:
             response = self._http.request(method, path, json=json, params=clean)
@@ -122,6 +134,8 @@ class ApiClient:
 
 def client_pin(server: str, *, timeout: float = 30) -> tuple[str, str]:
     """The URL and sha256 of the client wheel ``server`` offers (``/-/client/``)."""
+    import httpx
+
     where = f"{server}/-/client/"
     try:
         response = httpx.get(where, headers={"User-Agent": USER_AGENT}, timeout=timeout)

@@ -301,17 +301,20 @@ def create_token_as_admin(
 ) -> CreatedToken:
     """A token made by the server machine's administrator (``token create --user``).
 
-    An upload or report token also makes its owner an uploader of each named project they
-    have no role in yet, creating the project: the administrator's word is the review (only a
-    downstream's members report for it).
+    An upload or report token also gives its owner a role in each named project they have
+    none in yet: the administrator's word is the review (only a downstream's members report
+    for it). A project it creates gets its owner as admin (a project nobody administers has
+    no one to manage members or publishers); an existing one gets them as uploader.
     """
     from nightwheels.services.auth import user_role
 
     if permission in (Permission.UPLOAD.value, Permission.REPORT.value):
         for name_ in projects:
+            existed = project_by_name(session, normalize_name(name_)) is not None
             project = get_or_create_project(session, actor, name_)
             if user_role(session, owner.id, project.id) is None:
-                set_role(session, actor, owner, project, Role.UPLOADER)
+                role = Role.UPLOADER if existed else Role.ADMIN
+                set_role(session, actor, owner, project, role)
     return create_token(
         session,
         actor,

@@ -20,9 +20,11 @@ class Services:
     listeners: list[ChangeListener] = field(default_factory=list)
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Services:
-        settings.data.mkdir(parents=True, exist_ok=True)
-        settings.tmp_dir.mkdir(parents=True, exist_ok=True)
+    def from_settings(cls, settings: Settings, *, create: bool = True) -> Services:
+        """``create=False``: make no folder (commands that act on an index that exists)."""
+        if create:
+            settings.data.mkdir(parents=True, exist_ok=True)
+            settings.tmp_dir.mkdir(parents=True, exist_ok=True)
         return cls(
             settings=settings,
             db=Database(

@@ -8,8 +8,10 @@ Retried (with exponential backoff and jitter): network errors, HTTP 5xx, 429. No
 other 4xx, which will not change on a retry. A batch that the server fails with a 5xx
 (or finds too large) is split: its files are sent one by one, each with the attempts it
 has left, so one file that breaks the server fails alone. A refused token (401) stops
-the whole run, as does a server that stays unreachable through every retry: the files
-not yet sent are reported as such rather than each waiting through its own retries.
+the whole run at once, as does a server that never answered (a refused connection is not
+retried: nothing listens there), or one that stays unreachable through every retry: the
+files not yet sent are reported as such rather than each waiting through its own retries.
+``Uploader.fatal`` then says in one line what went wrong and how to fix it.
 """
 
 from __future__ import annotations
@@ -223,6 +225,8 @@ class Uploader:
         self.on_retry = on_retry
         self.batches = True  # cleared when the server turns out to have no batch endpoint
         self.aborted: str | None = None
+        self.fatal: str | None = None  # the run cannot succeed: cause and fix, one line
+        self.answered = False  # the server has answered at least one request
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self.http = Client(
@@ -238,11 +242,26 @@ class Uploader:
     def close(self) -> None:
         self.http.close()
 
-    def abort(self, reason: str) -> None:
+    def abort(self, reason: str, *, fatal: str | None = None) -> None:
         with self._lock:
             if self.aborted is None:
                 self.aborted = reason
+            if fatal is not None and self.fatal is None:
+                self.fatal = fatal
         self._stop.set()
+
+    def _never_answered(self, retry: Retrying) -> bool:
+        """A connection that failed before the server ever answered: stop the run now."""
+        if not retry.connect or self.answered:
+            return False
+        server = self.credentials.server
+        cause = retry.reason.removeprefix("network error: ")
+        self.abort(
+            f"the server at {server} is unreachable",
+            fatal=f"cannot reach the server at {server}: {cause}; check --server or "
+            "NIGHTWHEELS_SERVER, and that the server is running",
+        )
+        return True
 
     def _fields(self, dist: LocalDist) -> list[tuple[str, str]]:
         fields = [
@@ -261,11 +280,13 @@ class Uploader:
         self, path: str, content_type: str, length: int, body: bytes | Iterator[bytes]
     ) -> Response:
         try:
-            return self.http.post(
+            response = self.http.post(
                 path, body, {"Content-Type": content_type, "Content-Length": str(length)}
             )
         except TransportError as exc:
             raise Retrying(f"network error: {exc.reason}", connect=exc.connect) from None
+        self.answered = True
+        return response
 
     def _refusal(self, dist: LocalDist, response: Response) -> FileResult:
         """A final answer that is not a success, for one file; :class:`Retrying` if transient."""
@@ -281,7 +302,12 @@ class Uploader:
                 f"the server redirected the upload to {where}: use that URL as the server",
             )
         if status == 401:
-            self.abort(f"the server refused the token: {message}")
+            self.abort(
+                f"the server refused the token: {message}",
+                fatal=f"the server at {self.credentials.server} refused the token ({message}): "
+                "set NIGHTWHEELS_TOKEN to an upload token of these projects (on the server: "
+                "nightwheels token create --user NAME --project PROJECT)",
+            )
             return FileResult(dist, "failed", f"the server refused the token: {message}")
         return FileResult(dist, "failed", f"refused (HTTP {status}): {message}")
 
@@ -316,6 +342,8 @@ class Uploader:
                 return result
             except Retrying as retry:
                 last, connect_failure = retry.reason, retry.connect
+                if self._never_answered(retry):
+                    return self._stopped(dist, attempt, last)
                 if attempt == self.policy.attempts:
                     break
                 if self._wait(dist, attempt, retry):
@@ -404,6 +432,8 @@ class Uploader:
                 return [self.upload(dist, attempt + 1, split.reason) for dist in dists]
             except Retrying as retry:
                 last, connect_failure = retry.reason, retry.connect
+                if self._never_answered(retry):
+                    return [self._stopped(dist, attempt, last) for dist in dists]
                 if attempt == self.policy.attempts:
                     break
                 self._wait(dists, attempt, retry)

@@ -40,6 +40,7 @@ class PlainReporter:
         self.stream = stream or sys.stdout
         self.total = 0
         self.count = 0
+        self._header: str | None = None
         self._lock = threading.Lock()
 
     def _print(self, text: str) -> None:
@@ -47,14 +48,24 @@ class PlainReporter:
             print(text, file=self.stream, flush=True)
 
     def start(self, files: int, size: int) -> None:
+        # Printed with the first news: a run stopped at once (refused token, no server)
+        # is then the one line that says why.
         self.total = files
-        self._print(f"uploading {files} file{'s' if files != 1 else ''} ({format_size(size)})")
+        self._header = f"uploading {files} file{'s' if files != 1 else ''} ({format_size(size)})"
+
+    def _print_header(self) -> None:
+        header, self._header = self._header, None
+        if header:
+            print(header, file=self.stream, flush=True)
 
     def retrying(self, dist: LocalDist, attempt: int, reason: str, wait: float) -> None:
+        with self._lock:
+            self._print_header()
         self._print(f"retry     {dist.filename}: {reason}; attempt {attempt + 1} in {wait:.1f} s")
 
     def done(self, result: FileResult) -> None:
         with self._lock:
+            self._print_header()
             self.count += 1
             width = len(str(self.total))
             print(f"[{self.count:>{width}}/{self.total}] {describe(result)}", file=self.stream)

@@ -29,6 +29,7 @@ class Summary:
     results: list[FileResult] = field(default_factory=list)
     session: RemoteSession | None = None  # uploaded into this session
     published: bool = False  # ... and published it (--atomic)
+    fatal: str | None = None  # why the run stopped, with the fix (a refused token, no server)
 
     @property
     def counts(self) -> Counter[str]:
@@ -157,13 +158,15 @@ def upload_folder(
                         pending.discard(future)
                         for result in future.result():
                             summary.results.append(result)
-                            reporter.done(result)
+                            if uploader.fatal is None:  # else one line says it all
+                                reporter.done(result)
                 except KeyboardInterrupt:
                     uploader.abort("interrupted")
     finally:
         reporter.stop()
         uploader.close()
-    if atomic and summary.session is not None:
+    summary.fatal = uploader.fatal
+    if atomic and summary.session is not None and summary.fatal is None:
         _finish_atomic(credentials, summary)
     return summary
 
