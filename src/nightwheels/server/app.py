@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import AsyncIterator
+import threading
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from nightwheels.config import Settings
 from nightwheels.server import (
@@ -25,7 +28,6 @@ from nightwheels.server import (
     simple,
     upload,
 )
-from nightwheels.server.api import create_api
 from nightwheels.server.memory import MemoryTrimmer
 from nightwheels.server.middleware import SECURITY_HEADERS, BodyLimits, SecurityHeaders
 from nightwheels.server.pages import PageCache
@@ -90,8 +92,14 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         readiness=health.Readiness(services),
         background=background,
     )
-    api = create_api()
-    setattr(api.state, STATE_KEY, state)
+
+    def build_api() -> ASGIApp:
+        from nightwheels.server.api import create_api
+
+        api = create_api()
+        setattr(api.state, STATE_KEY, state)
+        return api
+
     routes: list[BaseRoute] = [
         *simple.routes,
         *asof.routes,
@@ -102,7 +110,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         *health.routes,
         *client.routes,
         *oidc.routes,
-        Mount("/api/v1", app=api),
+        Mount("/api/v1", app=BuiltOnFirstUse(build_api)),
         *_web_routes(),
     ]
     body_limits = Middleware(
@@ -123,6 +131,29 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     errors.install(app)
     setattr(app.state, STATE_KEY, state)
     return app
+
+
+class BuiltOnFirstUse:
+    """An ASGI app built when its first request arrives.
+
+    The JSON API is a FastAPI app whose routes build their pydantic models when added: a
+    fifth of a server's start-up, for requests most servers see rarely (benchmarks/startup.py).
+    """
+
+    def __init__(self, build: Callable[[], ASGIApp]) -> None:
+        self._build = build
+        self._app: ASGIApp | None = None
+        self._lock = threading.Lock()
+
+    def _get(self) -> ASGIApp:
+        with self._lock:
+            if self._app is None:
+                self._app = self._build()
+            return self._app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        app = self._app or await run_in_threadpool(self._get)
+        await app(scope, receive, send)
 
 
 def _web_routes() -> list[BaseRoute]:

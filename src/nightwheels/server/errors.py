@@ -17,8 +17,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
+import sys
 
-from fastapi.exceptions import RequestValidationError
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.applications import Starlette
@@ -82,6 +82,8 @@ async def handle_database_error(request: Request, exc: Exception) -> Response:
 
 
 async def handle_invalid(request: Request, exc: Exception) -> Response:
+    from fastapi.exceptions import RequestValidationError
+
     assert isinstance(exc, RequestValidationError)
     problems = "; ".join(
         f"{'.'.join(str(part) for part in err.get('loc', ()))}: {err.get('msg', 'invalid')}"
@@ -111,9 +113,18 @@ async def handle_unexpected(request: Request, exc: Exception) -> Response:
 
 
 def install(app: Starlette) -> None:
-    """Map errors on ``app`` (the site, and the mounted API, which has its own handlers)."""
+    """Map errors on ``app`` (the site, and the mounted API, which has its own handlers).
+
+    Only FastAPI raises ``RequestValidationError``: the site does not import FastAPI for it
+    (the API is built on its first request, see ``server.app``).
+    """
     app.add_exception_handler(NightwheelsError, handle_nightwheels_error)
     app.add_exception_handler(DBAPIError, handle_database_error)
     app.add_exception_handler(PoolTimeout, handle_database_error)
-    app.add_exception_handler(RequestValidationError, handle_invalid)
+    if "fastapi" in sys.modules:
+        from fastapi import FastAPI
+        from fastapi.exceptions import RequestValidationError
+
+        if isinstance(app, FastAPI):
+            app.add_exception_handler(RequestValidationError, handle_invalid)
     app.add_exception_handler(Exception, handle_unexpected)
