@@ -202,3 +202,41 @@ def test_unknown_project_is_a_404_page(
         expect(page.locator(".error")).to_contain_text("no project named 'no-such-thing'")
     finally:
         page.close()
+
+
+BROKEN_WORDS = """(id) => {
+  const code = document.getElementById(id).querySelector('code');
+  const text = code.firstChild;
+  const broken = [];
+  let start = 0;
+  for (const word of text.data.split(' ')) {
+    const range = document.createRange();
+    range.setStart(text, start);
+    range.setEnd(text, start + word.length);
+    const lines = new Set([...range.getClientRects()].map((r) => Math.round(r.top)));
+    if (lines.size > 1) broken.push(word);
+    start += word.length + 1;
+  }
+  return broken;
+}"""
+
+
+@pytest.mark.parametrize("width", [320, 375, 600])
+def test_install_commands_wrap_only_at_spaces(
+    site: tuple[LiveServer, dict[str, Path]], browser: Browser, width: int
+) -> None:
+    """Issue 16.10: a command broken inside ``--extra-index-url`` cannot be read (or copied
+    by eye); lines break between words, and a word wider than the box scrolls."""
+    server, _ = site
+    context = browser.new_context(viewport={"width": width, "height": 800})
+    try:
+        page = context.new_page()
+        page.goto(f"{server.url}/project/fresh-lib/")
+        for block in ("install-pip", "install-uv"):
+            lines = page.evaluate(
+                "(id) => document.getElementById(id).getClientRects()[0].height", block
+            )
+            assert lines > 0
+            assert page.evaluate(BROKEN_WORDS, block) == [], (block, width)
+    finally:
+        context.close()
