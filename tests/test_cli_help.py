@@ -55,7 +55,7 @@ def test_help_reads_like_every_other_command(path: tuple[str, ...]) -> None:
     assert re.search(r"\[[a-z_]+\]", usage) is None, usage  # [VERSION], not [version]
     assert "<bool>" not in text  # a flag takes no value
     assert "``" not in text  # reStructuredText is not for a terminal
-    assert "index URL" not in text  # "server URL", as everywhere
+    assert "index URL (env NIGHTWHEELS_SERVER)" not in text  # "server URL", as everywhere
 
 
 def test_upload_help_has_the_layout_of_the_others() -> None:
