@@ -230,7 +230,7 @@ def publisher_remove(
 @project_app.command("status")
 @handle_errors
 def status(
-    project: str,
+    project: str = ProjectArgument,
     new: str | None = typer.Option(
         None, "--set", help="active, archived, deprecated or quarantined (PEP 792)"
     ),
