@@ -158,3 +158,63 @@ def test_freshness_dashboard_shows_a_page_of_projects(index: Services) -> None:
     assert (view.projects, view.pages, view.page, len(view.rows)) == (PROJECTS, 2, 2, 10)
     page = _api(index, "/freshness/?page=2")
     assert page.status_code == 200 and f"Every project ({PROJECTS})" in page.text
+
+
+def test_anonymous_summary_pages_are_rendered_once_per_change(index: Services) -> None:
+    """A client looping on / or /freshness/ gets a shared copy until the index changes (or
+    the minute turns), instead of a render and its queries each time."""
+    from sqlalchemy import event
+
+    app = create_app(index.settings, index)
+    statements: list[str] = []
+
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(statement)
+
+    event.listen(index.db.read_engine, "before_cursor_execute", record)
+
+    async def run() -> list[httpx.Response]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            got = []
+            for path in ("/freshness/", "/", "/freshness/", "/", "/freshness/?page=1"):
+                got.append(await client.get(path))
+            with index.db.write() as session:  # a change anywhere: pages render again
+                serials.bump(session, session.execute(select(Project)).scalars().first())
+            app.state.nightwheels.pages.refresh()
+            statements.clear()
+            got.append(await client.get("/"))
+            return got
+
+    with ThreadPoolExecutor(1) as pool:
+        responses = pool.submit(asyncio.run, run()).result()
+    assert [r.status_code for r in responses] == [200] * 6
+    assert responses[0].text == responses[2].text and responses[1].text == responses[3].text
+    assert statements, "a change must make the page render again"
+    event.remove(index.db.read_engine, "before_cursor_execute", record)
+
+
+def test_anonymous_repeat_requests_query_nothing(index: Services) -> None:
+    from sqlalchemy import event
+
+    app = create_app(index.settings, index)
+    statements: list[str] = []
+
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(statement)
+
+    async def run() -> None:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            for path in ("/freshness/", "/", "/search?q=proj"):
+                assert (await client.get(path)).status_code == 200
+            event.listen(index.db.read_engine, "before_cursor_execute", record)
+            for path in ("/freshness/", "/", "/search?q=proj") * 3:
+                assert (await client.get(path)).status_code == 200
+
+    try:
+        with ThreadPoolExecutor(1) as pool:
+            pool.submit(asyncio.run, run()).result()
+    finally:
+        event.remove(index.db.read_engine, "before_cursor_execute", record)
+    assert [s for s in statements if "files" in s or "projects" in s] == []

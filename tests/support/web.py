@@ -49,6 +49,6 @@ def backdate(server: LiveServer, project: str, days: float, version: str | None 
             if version is not None:
                 stmt = stmt.where(File.version == version)
             session.execute(stmt.values(uploaded_at=datetime.now(UTC) - timedelta(days=days)))
-            stats.refresh_project(session, project_id)  # rows edited by hand
+            stats.refresh_all(session)  # rows edited by hand: aggregates and uploads per day
     finally:
         db.dispose()

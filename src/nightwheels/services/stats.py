@@ -158,9 +158,26 @@ def totals(session: Session) -> IndexTotals:
     return IndexTotals(int(projects), int(files), int(size))
 
 
+def rebuild_upload_days(session: Session) -> None:
+    """Count uploads per day again from the file rows (after rows were edited by hand;
+    uploads whose rows gc purged are no longer counted)."""
+    column = _files.c.uploaded_at
+    if session.get_bind().dialect.name == "postgresql":
+        day = func.to_char(func.timezone("UTC", column), "YYYY-MM-DD")
+    else:
+        day = func.substr(column, 1, 10)
+    counts = session.execute(select(day, func.count()).group_by(day)).all()
+    session.execute(UploadDay.__table__.delete())
+    if counts:
+        session.execute(
+            UploadDay.__table__.insert(), [{"day": d, "files": int(n)} for d, n in counts]
+        )
+
+
 def refresh_all(session: Session) -> int:
-    """Recompute every project's aggregates (fsck's repair, and after rows were edited by
-    hand); returns the number of projects whose stored aggregates were wrong."""
+    """Recompute every project's aggregates and the uploads per day (after rows were edited
+    by hand); returns the number of projects whose stored aggregates were wrong."""
+    rebuild_upload_days(session)
     wrong = 0
     columns = (
         Project.id,

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import threading
+import time
+from collections import OrderedDict
 from datetime import UTC, datetime
+from functools import wraps
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -11,9 +15,10 @@ from starlette.responses import RedirectResponse, Response
 from nightwheels.core.names import is_valid_name, normalize_name
 from nightwheels.core.verdicts import Verdict
 from nightwheels.errors import NotFound
+from nightwheels.server.state import app_state
 from nightwheels.services import browse, build_verdicts
 from nightwheels.web.chart import uploads_chart
-from nightwheels.web.security import page, services_of
+from nightwheels.web.security import Endpoint, page, services_of
 from nightwheels.web.templating import render
 
 # Public pages change with every upload; let caches keep them briefly, then revalidate.
@@ -32,7 +37,51 @@ def _public(response: Response, request: Request) -> Response:
     return response
 
 
+# Pages that summarise the whole index, rendered once per (URL, index serial, minute) for
+# visitors who are not signed in: a client looping on one of them costs what a cached
+# simple page costs, not a render (issue 19 item 1). The minute bounds how old the ages
+# they show ("3 minutes ago") can get. At most this many variants per process.
+SHARED_PAGES = 64
+_shared: OrderedDict[tuple[object, ...], tuple[bytes, str]] = OrderedDict()
+_shared_lock = threading.Lock()
+
+
+def shared_when_anonymous(fn: Endpoint) -> Endpoint:
+    """Serve an anonymous visitor's page from the shared copy while nothing changed."""
+
+    @wraps(fn)
+    async def endpoint(request: Request) -> Response:
+        if request.state.user is not None or request.method != "GET":
+            return await fn(request)
+        pages = app_state(request).pages
+        key = (
+            id(services_of(request)),
+            request.url.path,
+            request.url.query[:500],
+            index_url(request),  # the Host header, unless NIGHTWHEELS_BASE_URL is set
+            pages.global_serial,
+            int(time.time() // 60),
+        )
+        with _shared_lock:
+            hit = _shared.get(key)
+            if hit is not None:
+                _shared.move_to_end(key)
+        if hit is not None:
+            body, media_type = hit
+            return Response(body, media_type=media_type, headers={"Cache-Control": PUBLIC_CACHE})
+        response = await fn(request)
+        if response.status_code == 200 and "set-cookie" not in response.headers:
+            with _shared_lock:
+                _shared[key] = (bytes(response.body), response.media_type or "text/html")
+                while len(_shared) > SHARED_PAGES:
+                    _shared.popitem(last=False)
+        return response
+
+    return endpoint
+
+
 @page
+@shared_when_anonymous
 async def home(request: Request) -> Response:
     services = services_of(request)
 
@@ -47,6 +96,7 @@ async def home(request: Request) -> Response:
 
 
 @page
+@shared_when_anonymous
 async def search(request: Request) -> Response:
     services = services_of(request)
     query = request.query_params.get("q", "")
@@ -90,6 +140,7 @@ async def project(request: Request) -> Response:
 
 
 @page
+@shared_when_anonymous
 async def freshness(request: Request) -> Response:
     services = services_of(request)
     raw = request.query_params.get("page", "1")
