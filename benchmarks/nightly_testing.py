@@ -4,8 +4,8 @@ Reference (measured in the same run, same warm uv cache): ``uv venv``, then
 ``uv pip install --prerelease allow --index NIGHTLY --default-index STABLE project[...]``
 and ``pytest --report-log``, the snippet SPEC 4 projects copy. Reports the median wall time
 of each (interleaved, so both see the same machine load), their ratio, whether the reference took the hostile ``zeta`` from the nightly index
-(dependency confusion), the CLI's start-up time (``nightwheels --version`` less a bare
-interpreter), and the wall time and run count of a ``--bisect`` run.
+(dependency confusion), the start-up time of ``nightwheels test``/``report`` (``nightwheels
+report`` with nothing to do, less a bare interpreter), and the wall time and run count of a ``--bisect`` run.
 
     .venv/bin/python benchmarks/nightly_testing.py [--repeat 3]
 """
@@ -82,7 +82,9 @@ def main() -> None:
         )
         bisect = json.loads(saved.read_text())["bisect"]
         startup = statistics.median(
-            timed(lambda: run([sys.executable, "-m", "nightwheels", "--version"], env=env))
+            timed(
+                lambda: run([sys.executable, "-m", "nightwheels", "report"], env=env, check=False)
+            )
             for _ in range(args.repeat)
         )
         bare = statistics.median(

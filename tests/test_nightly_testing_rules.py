@@ -446,3 +446,27 @@ def test_only_reusable_nightly_urls_are_revalidated() -> None:
     assert _content_addressed(own)
     other = IndexFile(**{**own.__dict__, "sha256": "cd" * 32})
     assert not _content_addressed(other)
+
+
+def test_the_project_is_rebuilt_only_after_a_change(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+    import time
+
+    from nightwheels.nightly_testing.buildstamp import BuildStamp
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    project = tmp_path / "p"
+    (project / "src" / "p").mkdir(parents=True)
+    (project / "pyproject.toml").write_text("[project]\nname = 'p'\n")
+    module = project / "src" / "p" / "__init__.py"
+    module.write_text("")
+    stamp = BuildStamp(project, "/uv-cache")
+    assert not stamp.current()  # never built here
+    stamp.record(time.time() + 1)
+    assert stamp.current()
+    assert not BuildStamp(project, "/other-uv-cache").current()  # another cache: build
+    later = time.time() + 5
+    os.utime(module, (later, later))  # an edit to the sources (uv keys on pyproject.toml)
+    assert not stamp.current()

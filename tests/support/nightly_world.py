@@ -117,7 +117,9 @@ class World:
         ]
         return run(
             command,
-            env=clean_env(UV_CACHE_DIR=str(self.uv_cache), **env),
+            env=clean_env(
+                UV_CACHE_DIR=str(self.uv_cache), XDG_CACHE_HOME=str(self.tmp / "xdg"), **env
+            ),
             check=False,
             cwd=cwd,
             timeout=600,

@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ from packaging.version import Version
 from nightwheels.core.names import is_valid_name
 from nightwheels.errors import IndexUnavailable, InstallFailed, ProjectConfigError
 from nightwheels.nightly_testing import bisect as bisection
+from nightwheels.nightly_testing.buildstamp import BuildStamp
 from nightwheels.nightly_testing.environment import (
     Installed,
     Uv,
@@ -153,6 +155,7 @@ class NightlyTester:
         self._histories: dict[NormalizedName, tuple[list[IndexFile], str]] = {}
         self._stable_versions: dict[NormalizedName, Version | None] = {}
         self._built = False
+        self._stamp = BuildStamp(self.project.root, self.uv.env.get("UV_CACHE_DIR"))
 
     # --- environments -------------------------------------------------------------
 
@@ -181,10 +184,13 @@ class NightlyTester:
         # A URL that names its content (nightwheels' /files/<sha256 prefix>/...) cannot
         # hold other bytes: only a reusable URL is re-validated in uv's cache.
         refresh = sorted(n for n, f in nightlies.items() if not _content_addressed(f))
-        # The project is built from its sources once per invocation; later environments
-        # (bisection) take that build from uv's cache.
-        rebuild = [] if self._built else [self.project.name]
+        # The project is built from its sources when a file changed since nightwheels last
+        # had uv build it (buildstamp); later environments take that build from uv's cache.
+        rebuild = [] if self._built or self._stamp.current() else [self.project.name]
+        started = time.time()
         self.uv.install(python, lines, refresh=refresh, rebuild=rebuild)
+        if rebuild:
+            self._stamp.record(started)
         self._built = True
         found = installed(python)
         problems = verify_nightlies(nightlies, found, self.nightly_index.url)
