@@ -74,6 +74,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         pages.start()
         for task in background:
             task.start()
+        api.build_soon()  # serving starts now; the API is ready a moment later
         try:
             yield
         finally:
@@ -96,9 +97,11 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     def build_api() -> ASGIApp:
         from nightwheels.server.api import create_api
 
-        api = create_api()
-        setattr(api.state, STATE_KEY, state)
-        return api
+        built = create_api()
+        setattr(built.state, STATE_KEY, state)
+        return built
+
+    api = BuiltOnFirstUse(build_api)
 
     routes: list[BaseRoute] = [
         *simple.routes,
@@ -110,7 +113,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         *health.routes,
         *client.routes,
         *oidc.routes,
-        Mount("/api/v1", app=BuiltOnFirstUse(build_api)),
+        Mount("/api/v1", app=api),
         *_web_routes(),
     ]
     body_limits = Middleware(
@@ -134,10 +137,12 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
 
 
 class BuiltOnFirstUse:
-    """An ASGI app built when its first request arrives.
+    """An ASGI app built after the server starts serving, or by its first request if sooner.
 
     The JSON API is a FastAPI app whose routes build their pydantic models when added: a
-    fifth of a server's start-up, for requests most servers see rarely (benchmarks/startup.py).
+    fifth of a server's start-up (benchmarks/startup.py). The lifespan starts serving the
+    index first and builds it in a thread (:meth:`build_soon`); a request that arrives
+    before it is done waits for it.
     """
 
     def __init__(self, build: Callable[[], ASGIApp]) -> None:
@@ -150,6 +155,9 @@ class BuiltOnFirstUse:
             if self._app is None:
                 self._app = self._build()
             return self._app
+
+    def build_soon(self) -> None:
+        threading.Thread(target=self._get, name="build-api", daemon=True).start()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         app = self._app or await run_in_threadpool(self._get)

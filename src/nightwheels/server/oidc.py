@@ -36,8 +36,7 @@ from nightwheels.errors import (
     Unauthenticated,
     Unavailable,
 )
-from nightwheels.server.api.deps import throttled
-from nightwheels.server.auth import client_address
+from nightwheels.server.auth import check_token, client_address
 from nightwheels.server.state import app_state
 from nightwheels.services import trusted_publishing as tp
 
@@ -190,7 +189,7 @@ async def mint_token(request: Request) -> Response:
     try:
         token, project = _payload(await _read_json(request))
         result = await run_in_threadpool(
-            throttled,
+            check_token,  # under the throttle, as the API's throttled()
             request,
             lambda: tp.mint(services, token, project=project, source=source),
         )
@@ -218,7 +217,7 @@ async def burn_token(request: Request) -> Response:
         if not isinstance(token, str) or not token or len(token) > 200:
             raise InvalidRequest('no "token": send {"token": "<the minted token>"}')
         await run_in_threadpool(
-            throttled,
+            check_token,  # under the throttle, as the API's throttled()
             request,
             lambda: services.db.run_write(lambda s: tp.burn(s, token, source)),
         )
