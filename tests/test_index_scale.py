@@ -148,7 +148,7 @@ def test_project_list_api_pages_with_a_link_to_the_next(index: Services) -> None
     rest = _api(index, link[1 : link.index(">")].replace("http://test", ""))
     assert [p["name"] for p in rest.json()] == [f"proj{i:05d}" for i in range(20, PROJECTS)]
     assert "link" not in rest.headers
-    assert len(_api(index, "/api/v1/projects").json()) == PROJECTS  # default: 1,000 a page
+    assert len(_api(index, "/api/v1/projects").json()) == PROJECTS  # default: 100 a page
     assert _api(index, "/api/v1/projects?limit=1001").status_code == 422
 
 

@@ -408,7 +408,8 @@ def user_projects(
 
 # -- the project list (API) -------------------------------------------------------------
 
-PROJECTS_PAGE = 1000  # the API's default and largest page
+PROJECTS_PAGE = 100  # the API's default page
+PROJECTS_PAGE_MAX = 1000  # and its largest
 
 
 @dataclass(frozen=True)

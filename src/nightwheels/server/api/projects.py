@@ -44,10 +44,10 @@ def list_projects(
     after: str | None = Query(
         None, max_length=200, description="the last name of the previous page (a cursor)"
     ),
-    limit: int = Query(browse.PROJECTS_PAGE, ge=1, le=browse.PROJECTS_PAGE),
+    limit: int = Query(browse.PROJECTS_PAGE, ge=1, le=browse.PROJECTS_PAGE_MAX),
 ) -> list[ProjectSummary]:
-    """Projects by name, a page at a time (at most 1,000); a ``Link: <...>; rel="next"``
-    header names the next page while there is one."""
+    """Projects by name, a page at a time (100, or ``limit`` up to 1,000); a
+    ``Link: <...>; rel="next"`` header names the next page while there is one."""
     rows, more = browse.project_list(session, after=after, limit=limit)
     if more:
         next_url = request.url.include_query_params(after=rows[-1].name, limit=limit)
