@@ -621,6 +621,10 @@ def _seed(data: Path, files: int, database_url: str | None = None) -> tuple[int,
 
 def index_size(files: int, tmp: Path, args: argparse.Namespace) -> dict[str, Any]:
     out: dict[str, Any] = {"files": files}
+
+    def checkpoint() -> None:  # a long run keeps what it measured if stopped later
+        print(json.dumps({"partial": out}), file=sys.stderr, flush=True)
+
     data = tmp / f"sqlite-{files}" / "data"
     t0 = time.perf_counter()
     seeded, names = _seed(data, files)
@@ -630,7 +634,7 @@ def index_size(files: int, tmp: Path, args: argparse.Namespace) -> dict[str, Any
         "NIGHTWHEELS_RETENTION_DAYS": "365",
         "NIGHTWHEELS_PRUNE_MAX_SHARE": "1",
     }
-    live = LiveServer(data=data, env=env)
+    live = LiveServer(data=data, env=env, in_thread=False)  # its own process, as deployed
     live.start()
     try:
         # Item 1: the first project list after start, then each summary page.
@@ -638,6 +642,7 @@ def index_size(files: int, tmp: Path, args: argparse.Namespace) -> dict[str, Any
         assert httpx.get(live.url + "/simple/", timeout=120).status_code == 200
         out["first_simple_index_ms"] = round((time.perf_counter() - t) * 1000, 1)
         out["pages"] = {p: _page_times(live.url, p, args.page_requests) for p in SUMMARY_PAGES}
+        checkpoint()
         sample = names[:: max(1, len(names) // 200)]
         for name in sample:
             httpx.get(f"{live.url}/simple/{name}/")
@@ -662,6 +667,7 @@ def index_size(files: int, tmp: Path, args: argparse.Namespace) -> dict[str, Any
                 p99 = load.p99(start, end)
                 looping[path] = {"p99_ms": p99, "ratio": round(p99 / idle, 2)}
             out["simple_p99_with_one_looping_client"] = looping
+            checkpoint()
             # Item 6: prune half the index from another process, serving meanwhile.
             time.sleep(1)
             begin = time.time()
@@ -673,17 +679,21 @@ def index_size(files: int, tmp: Path, args: argparse.Namespace) -> dict[str, Any
                 "simple_p99_ms": load.p99(begin, end),
                 "p99_ratio": round(load.p99(begin, end) / idle, 2),
             }
+            checkpoint()
         finally:
             load.stop()
         # Item 7, reference: uploads on SQLite at this size.
         out["uploads_sqlite"] = _upload_rate(live, tmp / f"up-s-{files}", 8, args.uploads)
+        checkpoint()
     finally:
         live.stop()
     if args.postgres:
         with fresh_database() as url:
             pg_data = tmp / f"pg-{files}" / "data"
             _seed(pg_data, files, database_url=url)
-            pg = LiveServer(data=pg_data, backend=Backend("postgres", database_url=url))
+            pg = LiveServer(
+                data=pg_data, backend=Backend("postgres", database_url=url), in_thread=False
+            )
             pg.start()
             try:
                 out["uploads_postgresql"] = _upload_rate(pg, tmp / f"up-p-{files}", 8, args.uploads)
