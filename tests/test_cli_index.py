@@ -109,3 +109,9 @@ def test_serve_says_why_a_data_directory_cannot_be_used(
     assert out.returncode == 1
     line = out.stderr.strip()
     assert len(line.splitlines()) == 1 and says in line and "--data" in line, line
+
+
+def test_migrate_storage_needs_an_index_to_copy(tmp_path: Path) -> None:
+    out = nightwheels("migrate-storage", "--to-data", str(tmp_path / "target"), cwd=tmp_path)
+    assert out.returncode == 1 and "no nightwheels index at" in out.stderr
+    assert list(tmp_path.iterdir()) == []  # neither an empty source nor a target

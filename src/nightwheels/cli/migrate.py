@@ -37,7 +37,7 @@ def register(app: typer.Typer) -> None:
         """
         from sqlalchemy.engine import make_url
 
-        from nightwheels.cli.common import settings_for
+        from nightwheels.cli.common import require_index, settings_for
         from nightwheels.config import Settings
         from nightwheels.db.migrate import upgrade
         from nightwheels.errors import InvalidRequest
@@ -54,8 +54,7 @@ def register(app: typer.Typer) -> None:
         )
         if target_settings.database == source_settings.database:
             raise InvalidRequest("the target database is the source database")
-        if not source_settings.data.exists() and source_settings.database_url is None:
-            raise InvalidRequest(f"no index at {source_settings.data}")
+        require_index(source_settings, data)  # the source exists: never a new, empty one
         target_settings.data.mkdir(parents=True, exist_ok=True)
         upgrade(source_settings.database)
         upgrade(target_settings.database)
