@@ -24,7 +24,7 @@ import httpx
 import pytest
 
 from tests.support.github_api import FakeGitHub
-from tests.support.server import LiveServer
+from tests.support.server import LiveServer, free_port
 from tests.support.uploads import post_wheel
 from tests.support.wheels import make_wheel
 
@@ -170,6 +170,8 @@ def report(
     failures: tuple[str, ...] = (),
     python: str = "3.12.1",
     days_ago: float = 0,
+    args: tuple[str, ...] = (),
+    env: dict[str, str] | None = None,
 ) -> Any:
     """Write a report file and post it with ``nightwheels report --server``."""
     from tests.test_nightly_testing import report_cli
@@ -197,7 +199,7 @@ def report(
     path.write_text(json.dumps(data))
     result = report_cli(
         str(path), "--server", world.server.url, "--repository", f"https://github.com/sci/{downstream}",
-        NIGHTWHEELS_TOKEN=world.report_token,
+        *args, NIGHTWHEELS_TOKEN=world.report_token, **(env or {}),
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     return result
@@ -322,6 +324,59 @@ def test_badges_feed_and_latest(reported: World) -> None:
     assert latest.headers["location"].endswith(reported.files["a2"]["filename"])
     assert httpx.get(latest.headers["location"]).status_code == 200
     assert httpx.get(f"{base}/latest/upa/cp399-cp399-win_amd64").status_code == 404
+
+
+def test_the_tracking_issue_names_a_known_upstream_regression(reported: World) -> None:
+    """Issue 20.4: the downstream's tracking issue (and --markdown) says "known upstream
+    regression: <link>" when the culprit's first bad build is marked known bad on the index."""
+    from nightwheels.nightly_testing.known_bad import server_of
+    from tests.test_nightly_testing import report_cli
+
+    base = reported.server.url
+    assert server_of(f"{base}/simple/") == base
+    assert server_of(f"{base}/label/rc/simple/") == base
+    assert server_of(f"{base}/as-of/2026-11-01T00:00:00Z/simple") == base
+    assert server_of("https://pypi.org/pypi/") is None
+
+    fix = "https://github.com/up/upa/pull/9"
+    marks = f"{base}/api/v1/projects/upa/known-bad"
+    marked = httpx.post(
+        marks,
+        json={"version": "1.0.dev2", "reason": "sum() is off by one", "link": fix},
+        headers=bearer(reported.admin_token),
+    )
+    assert marked.status_code == 201, marked.text
+    github = FakeGitHub().start()
+    github.issues["sci/downa"] = []
+    try:
+        a2 = nightly(reported, "a2", "upa")
+        first_bad = {k: a2[k] for k in ("version", "filename", "url", "sha256")}
+        result = report(
+            reported, "downa", "failed", [a2], culprit="upa", first_bad=first_bad,
+            failures=("tests/test_k.py::test_known",), args=("--github", "sci/downa"),
+            env={"GITHUB_TOKEN": github.token, "GITHUB_API_URL": github.url},
+        )  # fmt: skip
+        assert "known upstream regression: upa 1.0.dev2" in result.stdout
+        [issue] = github.issues["sci/downa"]
+        assert f"known upstream regression: <{fix}>" in issue["body"]
+        assert "sum() is off by one" in issue["body"]
+
+        # Without --server: the server is the report's nightly index.
+        saved = max(reported.tmp.glob("report-downa-*.json"), key=lambda p: p.stat().st_mtime)
+        md = reported.tmp / "known.md"
+        assert report_cli(str(saved), "--markdown", str(md)).returncode == 0
+        assert f"known upstream regression: <{fix}>" in md.read_text()
+
+        # An index that is not a nightwheels server (nothing listens): nothing added.
+        data = json.loads(saved.read_text())
+        data["index_url"] = f"http://127.0.0.1:{free_port()}/simple/"
+        saved.write_text(json.dumps(data))
+        assert report_cli(str(saved), "--markdown", str(md)).returncode == 0
+        assert "known upstream regression" not in md.read_text()
+    finally:
+        github.stop()
+        httpx.post(marks + "/remove", json={"version": "1.0.dev2"},
+                   headers=bearer(reported.admin_token))  # fmt: skip
 
 
 def mine(hook: Hook) -> list[dict[str, Any]]:

@@ -273,6 +273,7 @@ def register(app: typer.Typer) -> None:
         """
         from nightwheels.nightly_testing import markdown
         from nightwheels.nightly_testing.compat_client import post_result
+        from nightwheels.nightly_testing.known_bad import fetch_known_bad, server_of
         from nightwheels.nightly_testing.results import load_report, missing_report
         from nightwheels.nightly_testing.tracking import update_tracking_issue
         from nightwheels.trackers.github_issues import GitHubIssues
@@ -297,8 +298,16 @@ def register(app: typer.Typer) -> None:
             else:
                 report = missing_report(report_file, repository or github)
                 typer.echo(f"no report at {report_file}: reporting that the tests could not run")
+            known = []
+            index_server = server or server_of(report.index_url)
+            if index_server and (github or markdown_file) and report.outcome != "passed":
+                known = fetch_known_bad(index_server, report)
+            for k in known:
+                typer.echo(
+                    f"known upstream regression: {k.name} {k.version} ({k.link or k.reason})"
+                )
             if markdown_file is not None:
-                markdown_file.write_text(markdown.render(report), encoding="utf-8")
+                markdown_file.write_text(markdown.render(report, known=known), encoding="utf-8")
                 typer.echo(f"wrote {markdown_file}")
             if github:
                 client = GitHubIssues(github, os.environ.get("GITHUB_TOKEN", ""), github_api)
@@ -311,6 +320,7 @@ def register(app: typer.Typer) -> None:
                         author=author,
                         labels=labels,
                         assignees=_csv(assignee) or None,
+                        known=known,
                     )
                 finally:
                     client.close_connection()

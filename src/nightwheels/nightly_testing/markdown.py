@@ -12,6 +12,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from nightwheels.nightly_testing.known_bad import KnownRegression
 from nightwheels.nightly_testing.results import (
     STEP_NAMES,
     Build,
@@ -263,10 +264,33 @@ def _culprit_builds(builds: Sequence[CulpritBuilds]) -> list[str]:
     return lines
 
 
-def render(report: Report, *, key: str | None = None, limit: int = GITHUB_LIMIT) -> str:
+_LINK = re.compile(r"^https?://[^\s<>`]{1,490}$")
+
+
+def _known(known: Sequence[KnownRegression]) -> list[str]:
+    """Culprit builds their upstream marked known bad (nightly_testing/known_bad.py). The
+    link was checked by the index (http(s)); the reason is the upstream's text: plain."""
+    lines = []
+    for k in known:
+        link = f"<{k.link}>" if k.link and _LINK.match(k.link) else "(no link given)"
+        lines += [
+            "",
+            f"**known upstream regression: {link}**: {k.name} marks {_code(k.version)} "
+            f"known bad: {_plain(k.reason)}",
+        ]
+    return lines
+
+
+def render(
+    report: Report,
+    *,
+    key: str | None = None,
+    limit: int = GITHUB_LIMIT,
+    known: Sequence[KnownRegression] = (),
+) -> str:
     """The full report in markdown, at most ``limit`` characters."""
     head = [marker(key), f"<!-- nightwheels-state: {state(report)} -->"] if key is not None else []
-    head += _header(report) + _nightlies(report) + _bisect(report)
+    head += _header(report) + _nightlies(report) + _bisect(report) + _known(known)
     if report.outcome == "could-not-run":
         step = STEP_NAMES.get(report.step or "", report.step or "unknown")
         head += ["", "### Could not run", "", f"Stopped at: {step}.", ""]

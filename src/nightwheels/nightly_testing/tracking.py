@@ -13,10 +13,12 @@ nightlies* closes the issue: a run that found none proves nothing about them.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from nightwheels.nightly_testing import markdown
+from nightwheels.nightly_testing.known_bad import KnownRegression
 from nightwheels.nightly_testing.results import Report
 from nightwheels.trackers.github_issues import GitHubIssues
 
@@ -54,6 +56,7 @@ def update_tracking_issue(
     author: str | None = None,
     labels: list[str] | None = None,
     assignees: list[str] | None = None,
+    known: Sequence[KnownRegression] = (),
 ) -> TrackingResult:
     author = author or github.login()
     issue = find_tracking_issue(github, key, author)
@@ -63,7 +66,7 @@ def update_tracking_issue(
             return TrackingResult("none")
         created = github.create(
             markdown.title(report),
-            markdown.render(report, key=key),
+            markdown.render(report, key=key, known=known),
             labels=labels,
             assignees=assignees,
         )
@@ -78,7 +81,7 @@ def update_tracking_issue(
         return TrackingResult("closed", number, url)
     fields: dict[str, Any] = {
         "title": markdown.title(report),
-        "body": markdown.render(report, key=key),
+        "body": markdown.render(report, key=key, known=known),
     }
     if labels:
         fields["labels"] = _merged(issue.get("labels"), "name", labels)
