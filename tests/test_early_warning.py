@@ -475,3 +475,53 @@ def test_upstream_alerts_one_per_build_downstream_and_failure_set(world: World) 
         github.stop()
         assert hook.server is not None
         hook.server.shutdown()
+
+
+def cli(world: World, *args: str, token: str, stdin: str | None = None) -> Any:
+    """A remote ``nightwheels project ...`` command, in process, through client/api.py."""
+    from typer.testing import CliRunner
+
+    from nightwheels.cli.app import app
+    from tests.test_nightly_testing import CliResult
+
+    env = {"NIGHTWHEELS_TOKEN": token, "NIGHTWHEELS_SERVER": world.server.url}
+    result = CliRunner().invoke(app, ["project", *args], env=env, input=stdin)
+    if result.exception and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return CliResult(result.exit_code, result.stdout, result.stderr)
+
+
+def test_cli_known_bad_and_alert_channels(world: World) -> None:
+    admin, outsider = world.admin_token, world.outsider_token
+    fix = "https://github.com/up/upa/pull/11"
+    mark = ("known-bad", "upa", "--version", "1.0.dev1", "--reason", "leaks fds", "--link", fix)
+    refused = cli(world, *mark, token=outsider)
+    assert refused.returncode != 0 and refused.stderr.count("\n") == 1, refused.stderr
+    assert "error:" in refused.stderr
+    assert cli(world, "known-bad", "upa", "--version", "1.0.dev1", token=admin).returncode == 2
+    marked = cli(world, *mark, token=admin)
+    assert marked.returncode == 0, marked.stderr
+    assert "leaks fds" in marked.stdout and world.files["a1"]["filename"] in marked.stdout
+    listed = cli(world, "known-bad", "upa", "--json", token="")  # public
+    assert [m["link"] for m in json.loads(listed.stdout)] == [fix]
+    removed = cli(world, "known-bad", "upa", "--version", "1.0.dev1", "--remove", token=admin)
+    assert removed.returncode == 0 and "removed" in removed.stdout
+    assert "no known-bad builds" in cli(world, "known-bad", "upa", token="").stdout
+
+    add = ("alerts", "add", "upa", "--webhook", "https://hooks.example.org/x", "--digest")
+    assert cli(world, *add, token=outsider).returncode != 0
+    both = cli(world, *add, "--email", "up@example.org", token=admin)
+    assert both.returncode == 2 and "exactly one" in both.stderr
+    no_token = cli(world, "alerts", "add", "upa", "--github", "up/upa", token=admin)
+    assert no_token.returncode == 2 and "--secret-stdin" in no_token.stderr
+    added = cli(world, *add, "--secret-stdin", token=admin, stdin="s3cret\n")
+    assert added.returncode == 0, added.stderr
+    assert "daily digest, signed" in added.stdout and "s3cret" not in added.stdout
+    channel = added.stdout.split("#", 1)[1].split(":", 1)[0]
+    rows = json.loads(cli(world, "alerts", "list", "upa", "--json", token=admin).stdout)
+    ours = [c for c in rows if str(c["id"]) == channel]
+    assert ours and ours[0]["has_secret"] and ours[0]["digest"]
+    gone = cli(world, "alerts", "remove", "upa", channel, token=admin)
+    assert gone.returncode == 0, gone.stderr
+    rows = json.loads(cli(world, "alerts", "list", "upa", "--json", token=admin).stdout)
+    assert all(str(c["id"]) != channel for c in rows)
