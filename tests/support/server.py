@@ -7,7 +7,8 @@ Two ways to run it, the same app on a real socket either way:
   server costs milliseconds. Real clients (pip, uv, twine, browsers) talk to it as to any.
 - as a process, ``python -m nightwheels serve`` (``in_thread=False``): for what only a
   process shows: signals (SIGKILL mid-upload), its memory, its log, several workers, the
-  ``serve`` command itself.
+  ``serve`` command itself; and always for a server with a maintenance schedule
+  (``NIGHTWHEELS_PRUNE_INTERVAL``), whose rounds are spawned children of the server.
 
 A fresh SQLite index starts from a copy of a database migrated once per test process
 (``migrated_sqlite``); the server's own migration step then finds nothing to do.
@@ -101,7 +102,7 @@ class LiveServer:
     def start(self, *extra: str) -> LiveServer:
         self.port = self.port or free_port()
         self._seed_database()
-        if self.in_thread and not extra:
+        if self.in_thread and not extra and not self._schedules_maintenance():
             return self._start_thread()
         log = open(self.data.parent / f"server-{self.port}.log", "ab")  # noqa: SIM115
         self.process = subprocess.Popen(
@@ -130,6 +131,11 @@ class LiveServer:
             time.sleep(0.05)
         self.stop(signal.SIGKILL)  # not left running behind the failed test
         raise RuntimeError("server did not become healthy in 60 s")
+
+    def _schedules_maintenance(self) -> bool:
+        """A server with a maintenance schedule runs as a process: each round is a spawned
+        child of the server, which from a thread would start by importing pytest again."""
+        return float(self._env().get("NIGHTWHEELS_PRUNE_INTERVAL") or 0) > 0
 
     def _start_thread(self) -> LiveServer:
         import uvicorn
