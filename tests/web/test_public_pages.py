@@ -205,17 +205,25 @@ def test_unknown_project_is_a_404_page(
 
 
 BROKEN_WORDS = """(id) => {
-  const code = document.getElementById(id).querySelector('code');
-  const text = code.firstChild;
+  // Every character of the command, wherever it sits in the markup.
+  const code = document.getElementById(id);
+  const walker = document.createTreeWalker(code, NodeFilter.SHOW_TEXT);
+  const chars = [];
+  for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+    for (let i = 0; i < node.data.length; i++) chars.push([node, i, node.data[i]]);
+  }
   const broken = [];
   let start = 0;
-  for (const word of text.data.split(' ')) {
-    const range = document.createRange();
-    range.setStart(text, start);
-    range.setEnd(text, start + word.length);
-    const lines = new Set([...range.getClientRects()].map((r) => Math.round(r.top)));
-    if (lines.size > 1) broken.push(word);
-    start += word.length + 1;
+  for (let i = 0; i <= chars.length; i++) {
+    if (i < chars.length && chars[i][2] !== ' ') continue;
+    if (i > start) {
+      const range = document.createRange();
+      range.setStart(chars[start][0], chars[start][1]);
+      range.setEnd(chars[i - 1][0], chars[i - 1][1] + 1);
+      const tops = new Set([...range.getClientRects()].map((r) => Math.round(r.top)));
+      if (tops.size > 1) broken.push(range.toString());
+    }
+    start = i + 1;
   }
   return broken;
 }"""
