@@ -156,8 +156,12 @@ class BuiltOnFirstUse:
                 self._app = self._build()
             return self._app
 
-    def build_soon(self) -> None:
-        threading.Thread(target=self._get, name="build-api", daemon=True).start()
+    def build_soon(self, delay: float = 1.0) -> None:
+        """Build in a thread after ``delay`` seconds: the first requests to the index come
+        first (the build holds the interpreter lock for a few hundred milliseconds)."""
+        timer = threading.Timer(delay, self._get)
+        timer.name, timer.daemon = "build-api", True
+        timer.start()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         app = self._app or await run_in_threadpool(self._get)
