@@ -275,3 +275,15 @@ def test_badges_render(site: LiveServer, page: Page) -> None:
     expect(page.locator("svg")).to_have_attribute("aria-label", "tests vs nightlies: failing")
     box = page.locator("svg").bounding_box()
     assert box is not None and box["width"] > 40 and box["height"] == 20
+
+
+def test_project_builds_on_a_phone(site: LiveServer, browser: Browser) -> None:
+    context = browser.new_context(viewport=PHONE, is_mobile=True)
+    try:
+        page = context.new_page()
+        page.goto(site.url + "/project/numpy/")
+        expect(page.locator("#builds")).to_be_visible()
+        assert not overflows_horizontally(page)
+        assert problems(page) == []
+    finally:
+        context.close()
