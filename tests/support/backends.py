@@ -92,16 +92,39 @@ def migrated_sqlite() -> Path:
 
 @cache
 def _migrated_template() -> str:
-    """A database at the newest schema, made once per test process, to copy from."""
-    import atexit
+    """A database at the newest schema, to copy from: one per schema, shared by every test
+    process and run (named by a digest of the migration files; built under a temporary name
+    and renamed when complete, so a run killed while building it leaves nothing usable)."""
+    import hashlib
 
+    import nightwheels.db.migrations as migrations
     from nightwheels.db.migrate import upgrade
 
-    name = f"nw_template_{uuid.uuid4().hex[:12]}"
-    _pg_admin(f"CREATE DATABASE {name}")
-    atexit.register(_pg_admin, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-    upgrade(pg_url(name))  # its engine uses no pool: no connection stays open
+    versions = sorted((Path(migrations.__file__).parent / "versions").glob("*.py"))
+    digest = hashlib.sha256(b"".join(p.name.encode() + p.read_bytes() for p in versions))
+    name = f"nw_template_{digest.hexdigest()[:16]}"
+    if not _pg_exists(name):
+        building = f"nw_building_{uuid.uuid4().hex[:12]}"
+        _pg_admin(f"CREATE DATABASE {building}")
+        try:
+            upgrade(pg_url(building))  # its engine uses no pool: no connection stays open
+            _pg_admin(f"ALTER DATABASE {building} RENAME TO {name}")
+        except Exception:
+            if not _pg_exists(name):  # not a concurrent builder that finished first
+                raise
+        finally:
+            _pg_admin(f"DROP DATABASE IF EXISTS {building} WITH (FORCE)")
     return name
+
+
+def _pg_exists(name: str) -> bool:
+    import psycopg
+
+    with psycopg.connect(
+        host=PG_HOST, port=PG_PORT, user=pg_user(), dbname=PG_ADMIN_DB, autocommit=True
+    ) as conn:
+        found = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+        return found is not None
 
 
 @contextmanager
