@@ -110,3 +110,16 @@ def test_codes_are_defined_once() -> None:
         "could-not-run": exits.EXIT_COULD_NOT_RUN,
     }
     assert EXIT_NO_NIGHTLIES == exits.EXIT_NO_NIGHTLIES
+
+
+def test_the_live_file_phrase_is_written_once() -> None:
+    """Services and edges say ``LIVE`` (db/queries.py); migrations keep their own copy."""
+    root = Path(serials.__file__).parents[1]
+    spelled = [
+        str(path.relative_to(root))
+        for path in root.rglob("*.py")
+        if "removed_at.is_(None)" in path.read_text()
+        and path.parent.name != "versions"
+        and path.name != "queries.py"
+    ]
+    assert spelled == []

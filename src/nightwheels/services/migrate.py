@@ -34,6 +34,7 @@ from sqlalchemy import Table, delete, func, insert, select, text
 from sqlalchemy.orm import Session
 
 from nightwheels.db.models import Base, File, IndexState
+from nightwheels.db.queries import LIVE
 from nightwheels.errors import Conflict, CorruptBlob
 from nightwheels.services.context import Services
 from nightwheels.services.parallel import in_parallel
@@ -154,9 +155,7 @@ def _named_keys(session: Session) -> tuple[set[str], set[str]]:
     live: set[str] = set()
     history: set[str] = set()
     rows = session.execute(
-        select(File.sha256, File.metadata_sha256, File.removed_at.is_(None)).execution_options(
-            yield_per=BATCH * 10
-        )
+        select(File.sha256, File.metadata_sha256, LIVE).execution_options(yield_per=BATCH * 10)
     )
     for sha256, metadata_sha256, listed in rows:
         keys = live if listed else history

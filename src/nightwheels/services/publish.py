@@ -69,7 +69,7 @@ _LIVE_FILES = select(
     _files.c.project_id == bindparam("project_id"),
     _files.c.label.in_(bindparam("labels", expanding=True)),
     _files.c.version_key.in_(bindparam("versions", expanding=True)),
-    _files.c.removed_at.is_(None),
+    LIVE,
 )
 _LOCK_PROJECT = (
     select(Project.__table__.c.id)

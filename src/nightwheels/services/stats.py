@@ -21,6 +21,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from nightwheels.db.models import File, Project, UploadDay
+from nightwheels.db.queries import LIVE
 
 __all__ = ["IndexTotals", "count_uploads", "refresh_project", "totals", "uploads_per_day"]
 
@@ -36,7 +37,7 @@ COLUMNS = (
 )
 _files = File.__table__
 _projects = Project.__table__
-_live = _files.c.removed_at.is_(None)
+_live = LIVE
 _AGGREGATES = select(
     func.count(case((_live, _files.c.id))),
     func.coalesce(func.sum(case((_live, _files.c.size), else_=0)), 0),
