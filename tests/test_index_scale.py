@@ -24,6 +24,7 @@ from nightwheels.server.app import create_app
 from nightwheels.services import browse, freshness, listing, retention, serials, stats
 from nightwheels.services.context import Services
 from tests.support.seed import bulk_seed, open_services
+from tests.support.server import wait_for
 
 PROJECTS = 30
 
@@ -218,3 +219,20 @@ def test_anonymous_repeat_requests_query_nothing(index: Services) -> None:
     finally:
         event.remove(index.db.read_engine, "before_cursor_execute", record)
     assert [s for s in statements if "files" in s or "projects" in s] == []
+
+
+def test_the_project_list_is_built_off_the_request_path(index: Services) -> None:
+    """Issue 19 item 1: the first /simple/ after start queried every live file on the
+    request; the poll thread now builds it at start, and keeps it ready after changes."""
+    from nightwheels.server.pages import PageCache
+
+    cache = PageCache(index)
+    cache.start()
+    try:
+        assert wait_for(lambda: cache.cached_index("main") is not None, 10)
+        with index.db.write() as session:
+            serials.bump(session, session.execute(select(Project)).scalars().first())
+        cache.poll_once()
+        assert cache.cached_index("main") is not None  # re-rendered by the poll, not a request
+    finally:
+        cache.stop()
