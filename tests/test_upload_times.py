@@ -10,7 +10,14 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from nightwheels.cli.app import app
+from tests.support.seed import open_services
 from tests.support.wheels import make_wheel
+
+
+def index(data: Path) -> Path:
+    """A migrated, empty index (what nightwheels serve creates), as a copy would be."""
+    open_services(data).close()
+    return data
 
 
 def run(data: Path, *args: str) -> tuple[int, str, str]:
@@ -19,7 +26,7 @@ def run(data: Path, *args: str) -> tuple[int, str, str]:
 
 
 def test_rehearse_retention_with_past_upload_times(tmp_path: Path) -> None:
-    data = tmp_path / "copy"
+    data = index(tmp_path / "copy")
     assert run(data, "admin", "user", "create", "ops")[0] == 0
     old = make_wheel(tmp_path / "a", "demo", "1.0.dev1")
     new = make_wheel(tmp_path / "b", "demo", "1.0.dev2")
@@ -39,7 +46,7 @@ def test_rehearse_retention_with_past_upload_times(tmp_path: Path) -> None:
 
 
 def test_upload_times_are_checked(tmp_path: Path) -> None:
-    data = tmp_path / "copy"
+    data = index(tmp_path / "copy")
     run(data, "admin", "user", "create", "ops")
     wheel = make_wheel(tmp_path / "a", "demo", "1.0.dev1")
     code, _, err = run(
