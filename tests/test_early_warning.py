@@ -383,14 +383,19 @@ def mine(hook: Hook) -> list[dict[str, Any]]:
     return [e for e in hook.events() if e["failures"] == ["tests/test_y.py::test_z"]]
 
 
-def alerts_run(world: World, github: FakeGitHub, *extra: str) -> Any:
+def alerts_run(world: World, github: FakeGitHub, *extra: str, private: bool = True) -> Any:
     """``nightwheels alerts run``, in process (the entry point is not what is under test)."""
     from typer.testing import CliRunner
 
     from nightwheels.cli.app import app
     from tests.test_nightly_testing import CliResult
 
-    env = {"NIGHTWHEELS_DATA": str(world.server.data), "NIGHTWHEELS_GITHUB_API_URL": github.url}
+    env = {
+        "NIGHTWHEELS_DATA": str(world.server.data),
+        "NIGHTWHEELS_GITHUB_API_URL": github.url,
+        # The loopback webhook is a private address, refused unless the operator allows it.
+        "NIGHTWHEELS_ALERT_WEBHOOKS_ALLOW_PRIVATE": "true" if private else "false",
+    }
     result = CliRunner().invoke(app, ["alerts", "run", *extra], env=env)
     if result.exception and not isinstance(result.exception, SystemExit):
         raise result.exception
@@ -423,6 +428,12 @@ def test_upstream_alerts_one_per_build_downstream_and_failure_set(world: World) 
         dry = alerts_run(world, github, "--dry-run")
         assert dry.returncode == 0, dry.stderr
         assert "dry run: not sent" in dry.stdout and hook.received == []
+
+        # A project admin's webhook may not reach the server's own network by default.
+        refused = alerts_run(world, github, private=False)
+        assert refused.returncode == 1
+        assert "127.0.0.1, which is not a public address" in refused.stderr
+        assert hook.received == []
 
         first = alerts_run(world, github)
         assert first.returncode == 0, first.stderr

@@ -117,6 +117,10 @@ class Settings(BaseSettings):
     github_token: SecretStr | None = None
     github_api_url: str = "https://api.github.com"
     notify_webhook_url: str | None = None
+    # Upstream alert webhooks are configured by project admins, not the operator: by default
+    # they may not reach loopback, private or link-local addresses (no probing the server's
+    # own network). Set true where the receivers are on such a network.
+    alert_webhooks_allow_private: bool = False
     notify_webhook_secret: SecretStr | None = None
     smtp_host: str | None = None
     smtp_port: int = 25

@@ -9,10 +9,13 @@ for a digest ``{"event": "nightwheels.upstream_alert_digest", "alerts": [...]}``
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import smtplib
+import socket
 from email.message import EmailMessage
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -25,9 +28,28 @@ from nightwheels.trackers.webhook import SIGNATURE_HEADER, sign
 MARKER = "<!-- nightwheels-upstream-alert: {id} -->"
 
 
+def public_address_only(url: str) -> None:
+    """Refuse a URL whose host resolves to a loopback, private, link-local or otherwise
+    non-global address: a project admin's webhook must not probe the server's network."""
+    host = urlsplit(url).hostname or ""
+    try:
+        infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+    except OSError as exc:
+        raise TrackerError(f"webhook host {host!r} does not resolve: {exc}") from None
+    for info in infos:
+        address = ipaddress.ip_address(info[4][0])
+        if not address.is_global:
+            raise TrackerError(
+                f"webhook {url} resolves to {address}, which is not a public address; the "
+                "server setting NIGHTWHEELS_ALERT_WEBHOOKS_ALLOW_PRIVATE allows it"
+            )
+
+
 class WebhookSender:
-    def __init__(self, timeout: float = 30.0) -> None:
-        self.http = httpx.Client(timeout=timeout)
+    def __init__(self, timeout: float = 30.0, *, allow_private: bool = False) -> None:
+        # Redirects are not followed: a public URL must not bounce the POST inward.
+        self.http = httpx.Client(timeout=timeout, follow_redirects=False)
+        self.allow_private = allow_private
 
     def send(
         self, channel: ChannelInfo, secret: str | None, alerts: list[Alert], action: str,
@@ -41,6 +63,8 @@ class WebhookSender:
             }
         else:
             data = alerts[0].payload(action)
+        if not self.allow_private:
+            public_address_only(channel.target)
         body = json.dumps(data, separators=(",", ":")).encode()
         headers = {"Content-Type": "application/json", "User-Agent": f"nightwheels/{__version__}"}
         if secret:
@@ -125,7 +149,7 @@ class EmailSender:
 
 def senders_from_settings(settings: Settings) -> dict[str, Sender]:
     return {
-        "webhook": WebhookSender(),
+        "webhook": WebhookSender(allow_private=settings.alert_webhooks_allow_private),
         "github": GitHubSender(settings.github_api_url),
         "email": EmailSender(settings),
     }
