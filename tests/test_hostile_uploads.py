@@ -311,6 +311,7 @@ def test_overlapping_members_are_never_a_5xx(
     assert server.tmp_files() == []
 
 
+@pytest.mark.server_process  # its memory is measured
 def test_nested_zip_bomb_is_not_expanded(server: LiveServer, uploader: str, tmp_path: Path) -> None:
     """A wheel carrying a zip of zips is data: stored as sent, nothing inside is inflated."""
     token, baseline = uploader, peak_rss_kb(server)

@@ -181,6 +181,7 @@ def test_cli_prints_one_summary_and_exits_1_on_a_failure(
 ) -> None:
     data = tmp_path / "cli-target"
     env = {"NIGHTWHEELS_DATA": str(data)}
+    nightwheels("db", "upgrade", **env)  # only serve and db upgrade make an index
     nightwheels("admin", "user", "create", "op", **env)
     result = nightwheels("mirror", source.simple_url, "other", "nosuch", "--owner", "op", **env)
 

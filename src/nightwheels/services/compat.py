@@ -266,6 +266,18 @@ class UpstreamRow:
     repository_url: str | None = None  # the downstream's own, from this index
 
 
+def _tested_rows(rows):  # type: ignore[no-untyped-def]
+    """One row per run: the nightly the run installed. A first-bad-build row that the bisect
+    added next to it (an older build, not installed by this run) is left out."""
+    chosen: dict[int, tuple] = {}  # type: ignore[type-arg]
+    for row in rows:
+        run, nightly = row[0], row[1]
+        current = chosen.get(run.id)
+        if current is None or (current[1].first_bad and not nightly.first_bad):
+            chosen[run.id] = row
+    return [row for row in rows if chosen.get(row[0].id) is row]
+
+
 def upstream_status(session: Session, upstream: str) -> list[UpstreamRow]:
     """For each downstream (and Python, platform): its latest result with ``upstream``'s nightly."""
     name = normalize_name(upstream)
@@ -283,6 +295,7 @@ def upstream_status(session: Session, upstream: str) -> list[UpstreamRow]:
         .where(CompatRun.id.in_(select(latest.c.run_id)), CompatNightly.project == name)
         .order_by(CompatRun.downstream, CompatRun.python, CompatRun.platform)
     ).all()
+    rows = _tested_rows(rows)
     return [
         UpstreamRow(
             downstream=run.downstream,

@@ -64,6 +64,7 @@ class RunNightly(BaseModel):
     sha256: str
     uploaded_at: datetime | None
     culprit: bool
+    first_bad: bool  # the bisect's first bad build (it may be an older file than the one tested)
 
 
 class DownstreamRun(BaseModel):
@@ -146,6 +147,7 @@ def downstream(name: str, session: ReadSession, limit: int = 50) -> DownstreamOu
                         sha256=n.sha256,
                         uploaded_at=n.uploaded_at,
                         culprit=n.culprit,
+                        first_bad=n.first_bad,
                     )
                     for n in r.nightlies
                 ],
