@@ -229,7 +229,8 @@ def test_prune_refusal_and_abort_exit_codes(
     with sqlite3.connect(server.data / "nightwheels.db") as db:
         db.execute(f"UPDATE files SET version = '1.0.dev3' WHERE filename LIKE '{demo}-%dev3-%'")
     assert server.cli("prune", "--force", "--project", demo).returncode == 0
-    assert len(listed(server.simple_url + f"{demo}/")) == 1
+    # The server learns of the prune (another process's change) within its poll interval.
+    assert wait_for(lambda: len(listed(server.simple_url + f"{demo}/")) == 1, 5)
 
 
 def test_quota_and_usage(shared: LiveServer, project: tuple[str, str], tmp_path: Path) -> None:
