@@ -17,7 +17,7 @@ from nightwheels.core.permissions import Permission, role_allows, token_allows
 from nightwheels.core.tokens import expiry_warning, split_token, token_matches
 from nightwheels.db.engine import Database
 from nightwheels.db.models import Project, ProjectRole, Token, TrustedPublisher, User, utcnow
-from nightwheels.errors import Forbidden, Unauthenticated
+from nightwheels.errors import Forbidden, NotFound, Unauthenticated
 from nightwheels.services.audit import Actor
 
 # Warn (upload responses, token lists, the notifier) when a token expires within this window.
@@ -252,3 +252,28 @@ def require_upload(session: Session, principal: Principal, project_name: str) ->
     if not role_allows(role, Permission.UPLOAD):
         raise Forbidden(f"user {principal.user_name!r} is not a member of project {project_name!r}")
     return project
+
+
+def operator_principal(db: Database, owner: str, source: str) -> Principal:
+    """The server machine's administrator acting as ``owner`` (local commands such as
+    ``mirror`` and ``admin publish``): whoever holds the database is the authority; the audit
+    log records ``owner`` and ``source``. Never reachable from a request."""
+    with db.read() as session:
+        user = session.execute(select(User).where(User.name == owner)).scalar_one_or_none()
+        if user is None:
+            raise NotFound(
+                f"no user named {owner!r}: create one (nightwheels admin user create {owner}) "
+                "or name an existing user"
+            )
+        return Principal(
+            user_id=user.id,
+            user_name=user.name,
+            is_admin=True,
+            token_id=0,
+            token_name=source,
+            permissions=frozenset({Permission.UPLOAD.value}),
+            projects=None,
+            expires_at=None,
+            source=source,
+        )
+

@@ -14,37 +14,14 @@ from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy import select
-
 from nightwheels.core.filenames import parse_filename
-from nightwheels.db.models import User
-from nightwheels.errors import InvalidRequest, NightwheelsError, NotFound
-from nightwheels.services.auth import Principal
+from nightwheels.errors import InvalidRequest, NightwheelsError
+from nightwheels.services.auth import operator_principal
 from nightwheels.services.context import Services
 from nightwheels.services.publish import PublishOutcome, UploadRequest, publish_many
 from nightwheels.storage.staging import write_bytes_staged
 
 __all__ = ["publish_local"]
-
-
-def _operator(services: Services, owner: str) -> Principal:
-    with services.db.read() as session:
-        user = session.execute(select(User).where(User.name == owner)).scalar_one_or_none()
-    if user is None:
-        raise NotFound(
-            f"no user named {owner!r}: create one (nightwheels admin user create {owner})"
-        )
-    return Principal(
-        user_id=user.id,
-        user_name=user.name,
-        is_admin=True,
-        token_id=0,
-        token_name="admin publish",  # noqa: S106 - a name for the audit log, not a secret
-        permissions=frozenset({"upload"}),
-        projects=None,
-        expires_at=None,
-        source="admin publish",
-    )
 
 
 def publish_local(
@@ -61,7 +38,7 @@ def publish_local(
         raise InvalidRequest("an upload time needs a time zone (e.g. 2026-11-01T02:00:00Z)")
     if uploaded_at > datetime.now(uploaded_at.tzinfo):
         raise InvalidRequest(f"the upload time {uploaded_at.isoformat()} is in the future")
-    principal = _operator(services, owner)
+    principal = operator_principal(services.db, owner, "admin publish")
     uploads = []
     answers: list[PublishOutcome | None] = [None] * len(paths)
     places = []

@@ -36,11 +36,11 @@ from nightwheels.core.simple_index import (
     parse_index_page,
     parse_project_page,
 )
-from nightwheels.db.models import File, User
+from nightwheels.db.models import File
 from nightwheels.db.queries import LIVE, project_by_name
 from nightwheels.errors import InvalidRequest, NightwheelsError, NotFound, Unavailable
 from nightwheels.services import yank
-from nightwheels.services.auth import Principal
+from nightwheels.services.auth import Principal, operator_principal
 from nightwheels.services.context import Services
 from nightwheels.services.publish import PublishResult, UploadRequest, publish_many
 from nightwheels.storage.staging import StagedFile, StagingFile
@@ -159,29 +159,6 @@ class _Source:
                 f"sha256 mismatch: the source lists {remote.sha256} but served {staged.sha256}"
             )
         return staged
-
-
-def _owner_principal(services: Services, owner: str) -> Principal:
-    """The operator's authority, recorded under ``owner``: a mirror runs on the server
-    machine with the database in hand, as every local admin command does."""
-    with services.db.read() as session:
-        user = session.execute(select(User).where(User.name == owner)).scalar_one_or_none()
-        if user is None:
-            raise NotFound(
-                f"no user named {owner!r}: create one (nightwheels admin user create "
-                f"{owner}) or pass --owner with an existing user"
-            )
-        return Principal(
-            user_id=user.id,
-            user_name=user.name,
-            is_admin=True,
-            token_id=0,
-            token_name="mirror",  # noqa: S106 - a name for the audit log, not a secret
-            permissions=frozenset({"upload"}),
-            projects=None,
-            expires_at=None,
-            source="mirror",
-        )
 
 
 def _live_digests(services: Services, project: str, label: str) -> set[str]:
@@ -341,7 +318,7 @@ def mirror(
     label = validate_label(label)
     if versions is not None and versions < 1:
         raise InvalidRequest("--versions must be at least 1")
-    principal = _owner_principal(services, owner)
+    principal = operator_principal(services.db, owner, "mirror")
     report = MirrorReport(source=source_url, label=label)
     source = _Source(source_url, timeout)
     try:
