@@ -32,6 +32,7 @@ from nightwheels.core.simple_pages import FileEntry, ProjectListing
 from nightwheels.db.models import PendingFile, Project, UploadSession, utcnow
 from nightwheels.errors import Conflict, InvalidName, NotFound
 from nightwheels.services import audit, listing
+from nightwheels.services.audit import Actor
 from nightwheels.services.auth import Principal, require_upload
 from nightwheels.services.context import Services
 from nightwheels.services.publish import publish_pending
@@ -228,6 +229,36 @@ def _closing(session: Session, principal: Principal, public_id: str) -> UploadSe
     return found
 
 
+def _close(
+    session: Session,
+    found: UploadSession,
+    state: str,
+    actor: Actor,
+    now: datetime,
+    **details: object,
+) -> SessionInfo:
+    """End a session (published, cancelled or expired): audit it, drop its pending rows,
+    and answer how it read when it closed."""
+    found.state = state
+    found.closed_at = now
+    audit.record(
+        session,
+        actor,
+        f"session.{_ACTIONS[state]}",
+        project=found.project.name,
+        target=found.name,
+        upload_session=found.public_id,
+        files=len(found.files),
+        **details,
+    )
+    info = _info(found)
+    session.execute(delete(PendingFile).where(PendingFile.session_id == found.id))
+    return info
+
+
+_ACTIONS = {"published": "publish", "cancelled": "cancel", "expired": "expire"}
+
+
 def publish_session(services: Services, principal: Principal, public_id: str) -> SessionInfo:
     """Make every file of an open session live at once (one transaction, one serial)."""
 
@@ -236,21 +267,10 @@ def publish_session(services: Services, principal: Principal, public_id: str) ->
         if not found.files:
             raise Conflict(f"upload session {found.name!r} has no files to publish")
         serial = publish_pending(session, services, principal, found)
-        found.state = "published"
-        found.closed_at = utcnow()
-        audit.record(
-            session,
-            principal.actor,
-            "session.publish",
-            project=found.project.name,
-            target=found.name,
-            label=found.label,
-            upload_session=found.public_id,
-            files=len(found.files),
-            token=principal.token_name,
-        )
-        info = _info(found)
-        session.execute(delete(PendingFile).where(PendingFile.session_id == found.id))
+        info = _close(
+            session, found, "published", principal.actor, utcnow(),
+            label=found.label, token=principal.token_name,
+        )  # fmt: skip
         return info, found.project.name, serial
 
     info, project, serial = services.db.run_write(run)
@@ -267,21 +287,9 @@ def cancel_session(services: Services, principal: Principal, public_id: str) -> 
         _project(session, principal, found.project.name)
         if found.state != "open":
             raise Conflict(f"upload session {found.name!r} is already {found.state}")
-        found.state = "cancelled"
-        found.closed_at = utcnow()
-        audit.record(
-            session,
-            principal.actor,
-            "session.cancel",
-            project=found.project.name,
-            target=found.name,
-            upload_session=found.public_id,
-            files=len(found.files),
-            token=principal.token_name,
+        return _close(
+            session, found, "cancelled", principal.actor, utcnow(), token=principal.token_name
         )
-        info = _info(found)
-        session.execute(delete(PendingFile).where(PendingFile.session_id == found.id))
-        return info
 
     return services.db.run_write(run)
 
@@ -299,18 +307,7 @@ def expire_sessions(services: Services, now: datetime | None = None) -> list[str
             ).scalars()
         )
         for found in stale:
-            found.state = "expired"
-            found.closed_at = now
-            audit.record(
-                session,
-                audit.SYSTEM,
-                "session.expire",
-                project=found.project.name,
-                target=found.name,
-                upload_session=found.public_id,
-                files=len(found.files),
-            )
-            session.execute(delete(PendingFile).where(PendingFile.session_id == found.id))
+            _close(session, found, "expired", audit.SYSTEM, now)
         return [f"{found.project.name}/{found.name}" for found in stale]
 
     return services.db.run_write(run)
