@@ -276,4 +276,3 @@ def operator_principal(db: Database, owner: str, source: str) -> Principal:
             expires_at=None,
             source=source,
         )
-

@@ -17,9 +17,10 @@ from sqlalchemy.orm import Session
 
 from nightwheels.core.names import normalize_name
 from nightwheels.core.verdicts import Verdict, verdict
-from nightwheels.db.models import CompatNightly, CompatRun, File, KnownBadBuild, utcnow
+from nightwheels.db.models import CompatNightly, CompatRun, File, utcnow
 from nightwheels.db.queries import project_by_name
 from nightwheels.errors import NotFound
+from nightwheels.services.known_bad import known_bad_by_sha256
 
 __all__ = ["Build", "DownstreamVerdict", "build_verdicts"]
 
@@ -127,12 +128,7 @@ def build_verdicts(
         )
     for (index, _), item in sorted(seen.items()):
         builds[index][0].downstreams.append(item)
-    marks = {
-        row.sha256: row
-        for row in session.execute(
-            select(KnownBadBuild).where(KnownBadBuild.project_id == found.id)
-        ).scalars()
-    }
+    marks = known_bad_by_sha256(session, {sha for build, _ in builds for sha in build.sha256s})
     for build, _ in builds:
         mark = next((marks[sha] for sha in build.sha256s if sha in marks), None)
         if mark is not None:

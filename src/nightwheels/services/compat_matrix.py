@@ -15,18 +15,13 @@ from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
 
 from nightwheels.core.verdicts import Verdict, verdict
-from nightwheels.db.models import CompatNightly, CompatRun, KnownBadBuild, Project, utcnow
+from nightwheels.db.models import CompatNightly, CompatRun, Project, utcnow
 from nightwheels.services.compat import own_link
+from nightwheels.services.known_bad import KnownBad, known_bad_by_sha256
 
-__all__ = ["Cell", "KnownBad", "Matrix", "known_bad_by_sha256", "matrix"]
+__all__ = ["Cell", "Matrix", "matrix"]
 
 MAX_FILTER = 40
-
-
-@dataclass(frozen=True)
-class KnownBad:
-    reason: str
-    link: str | None
 
 
 @dataclass(frozen=True)
@@ -63,20 +58,7 @@ class Matrix:
         return self.cells.get((upstream, downstream))
 
     def count(self, upstream: str, state: Verdict) -> int:
-        return sum(
-            1 for (u, _), c in self.cells.items() if u == upstream and c.verdict == state
-        )
-
-
-def known_bad_by_sha256(session: Session, digests: set[str]) -> dict[str, KnownBad]:
-    if not digests:
-        return {}
-    rows = session.execute(
-        select(KnownBadBuild.sha256, KnownBadBuild.reason, KnownBadBuild.link).where(
-            KnownBadBuild.sha256.in_(sorted(digests))
-        )
-    )
-    return {sha: KnownBad(reason, link) for sha, reason, link in rows}
+        return sum(1 for (u, _), c in self.cells.items() if u == upstream and c.verdict == state)
 
 
 def _filters(python: str | None, platform: str | None):  # type: ignore[no-untyped-def]

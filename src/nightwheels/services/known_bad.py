@@ -22,9 +22,22 @@ from nightwheels.errors import InvalidRequest, NotFound
 from nightwheels.services import audit
 from nightwheels.services.auth import Principal, require_project_admin
 
-__all__ = ["Mark", "known_bad", "mark_known_bad", "unmark_known_bad"]
+__all__ = [
+    "KnownBad",
+    "Mark",
+    "known_bad",
+    "known_bad_by_sha256",
+    "mark_known_bad",
+    "unmark_known_bad",
+]
 
 MAX_REASON = 2000
+
+
+@dataclass(frozen=True)
+class KnownBad:
+    reason: str
+    link: str | None
 
 
 @dataclass(frozen=True)
@@ -53,7 +66,9 @@ def _project(session: Session, name: str) -> Project:
     return found
 
 
-def _files(session: Session, project: Project, version: str | None, sha256: list[str]) -> list[File]:
+def _files(
+    session: Session, project: Project, version: str | None, sha256: list[str]
+) -> list[File]:
     query = select(File).where(File.project_id == project.id)
     if sha256:
         query = query.where(File.sha256.in_([s.lower() for s in sha256]))
@@ -137,6 +152,18 @@ def unmark_known_bad(
             target=row.filename, sha256=row.sha256,
         )  # fmt: skip
     return sorted(removed)
+
+
+def known_bad_by_sha256(session: Session, digests: set[str]) -> dict[str, KnownBad]:
+    """The marks of these files (by sha256): one query, for the matrix, builds and alerts."""
+    if not digests:
+        return {}
+    rows = session.execute(
+        select(KnownBadBuild.sha256, KnownBadBuild.reason, KnownBadBuild.link).where(
+            KnownBadBuild.sha256.in_(sorted(digests))
+        )
+    )
+    return {sha: KnownBad(reason, link) for sha, reason, link in rows}
 
 
 def known_bad(session: Session, project_name: str) -> list[Mark]:

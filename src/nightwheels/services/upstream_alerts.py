@@ -33,7 +33,6 @@ from nightwheels.db.models import (
     AlertChannel,
     CompatNightly,
     CompatRun,
-    KnownBadBuild,
     Project,
     UpstreamAlert,
     utcnow,
@@ -45,6 +44,7 @@ from nightwheels.services.audit import Actor
 from nightwheels.services.auth import Principal, require_project_admin
 from nightwheels.services.compat import own_link
 from nightwheels.services.context import Services
+from nightwheels.services.known_bad import known_bad_by_sha256
 
 __all__ = [
     "KINDS",
@@ -377,13 +377,8 @@ def _deliver(
                 select(UpstreamAlert).where(UpstreamAlert.upstream == project)
             ).scalars()
         )
-        known = dict(
-            session.execute(
-                select(KnownBadBuild.sha256, KnownBadBuild.reason)
-                .join(Project, Project.id == KnownBadBuild.project_id)
-                .where(Project.name == project)
-            ).all()
-        )
+        marks = known_bad_by_sha256(session, {row.build_sha256 for row in rows})
+        known = {sha: mark.reason for sha, mark in marks.items()}
         session.expunge_all()
     due = [(row, action) for row in rows if (action := _due(row, channel.id)) is not None]
     if not due:
