@@ -26,7 +26,7 @@ from nightwheels.core.simple_pages import (
 from tests.support import clients
 from tests.support.access import Accounts, Api
 from tests.support.backends import SQLITE_ONLY, Backend
-from tests.support.server import LiveServer
+from tests.support.server import LiveServer, ServerFactory, wait_for
 from tests.support.uploads import post_wheel
 from tests.support.wheels import make_wheel
 
@@ -73,8 +73,8 @@ def _install(server: LiveServer, tool: str, tmp: Path) -> clients.subprocess.Com
     )  # fmt: skip
 
 
-@SQLITE_ONLY
-def test_status_as_pip_and_uv_see_it(server: LiveServer, backend: Backend, tmp_path: Path) -> None:
+def _people(server: LiveServer, backend: Backend) -> tuple[str, Api, Api]:
+    """Project ``demo``'s upload token, its admin alice's API and a site admin's API."""
     accounts = Accounts(server.data, backend)
     try:
         accounts.user("alice")
@@ -85,6 +85,12 @@ def test_status_as_pip_and_uv_see_it(server: LiveServer, backend: Backend, tmp_p
         root = Api(server, accounts.token("root"))
     finally:
         accounts.close()
+    return upload, alice, root
+
+
+@SQLITE_ONLY
+def test_status_as_pip_and_uv_see_it(server: LiveServer, backend: Backend, tmp_path: Path) -> None:
+    upload, alice, root = _people(server, backend)
     first = make_wheel(tmp_path / "a", "demo", "1.0")
     assert post_wheel(server, upload, first).status_code == 200
     page = f"{server.simple_url}demo/"
@@ -163,3 +169,50 @@ def test_cli_sets_and_shows_the_status(server: LiveServer, backend: Backend) -> 
     assert clients.run(base, env=env).stdout.strip() == "demo is archived: moved"
     bad = clients.run([*base, "--set", "gone"], env=env, check=False)
     assert bad.returncode != 0 and "Traceback" not in bad.stderr
+
+
+@SQLITE_ONLY  # the serial poll on PostgreSQL: tests/test_scale_out.py
+def test_a_quarantine_set_on_another_server_withholds_file_urls(
+    live_server: ServerFactory, backend: Backend, tmp_path: Path
+) -> None:
+    """Two servers on one database: a quarantine set through A withholds the files on B too,
+    whose file lookup had cached them, within the serial poll interval (PEP 792: no file
+    offered, by a URL someone kept either); lifting it serves them again, and a yank does
+    not withhold (PEP 592)."""
+    a = live_server()
+    # The same data directory and database; B polls the serial every 0.1 s.
+    b = live_server(name="data", env={"NIGHTWHEELS_SERIAL_POLL_INTERVAL": "0.1"})
+    upload, alice, root = _people(a, backend)
+    wheel = make_wheel(tmp_path / "w", "demo", "1.0")
+    assert post_wheel(a, upload, wheel).status_code == 200
+    assert wait_for(lambda: httpx.get(f"{b.simple_url}demo/").status_code == 200, timeout=5)
+    (entry,) = httpx.get(f"{b.simple_url}demo/", headers=JSON).json()["files"]
+    url = str(httpx.URL(f"{b.simple_url}demo/").join(entry["url"]))
+    urls = [url, url + ".metadata"]
+    for url in urls:  # B has looked the file up and cached where it is
+        assert httpx.get(url).status_code == 200
+    assert httpx.get(urls[0]).content == wheel.read_bytes()
+
+    set_status = alice.put("/projects/demo/status", {"status": "quarantined", "reason": "malware"})
+    assert set_status.status_code == 200, set_status.text
+    message = "project 'demo' is quarantined (malware): its files are not offered for download"
+    on_a = httpx.get(urls[0].replace(b.url, a.url))
+    assert (on_a.status_code, on_a.text.strip()) == (403, message)  # its own change: at once
+
+    def withheld_on_b() -> bool:
+        return all(httpx.get(url).status_code == 403 for url in urls)
+
+    assert wait_for(withheld_on_b, timeout=2)
+    answer = httpx.get(urls[0], headers={"Accept": "application/json"})
+    assert answer.json() == {"error": "project-quarantined", "message": message}
+    assert httpx.get(f"{b.simple_url}demo/", headers=JSON).json()["files"] == []
+
+    assert root.put("/projects/demo/status", {"status": "active"}).status_code == 200
+    assert wait_for(lambda: httpx.get(urls[0]).status_code == 200, timeout=2)
+    yank = a.cli("yank", "demo", "1.0", "--reason", "broken")  # yanked files stay installable
+    assert yank.returncode == 0, yank.stderr
+    assert wait_for(
+        lambda: httpx.get(f"{b.simple_url}demo/", headers=JSON).json()["files"][0]["yanked"],
+        timeout=2,
+    )
+    assert httpx.get(urls[0]).content == wheel.read_bytes()

@@ -74,6 +74,13 @@ class ProjectClosed(NightwheelsError):
     status = 409
 
 
+class ProjectQuarantined(NightwheelsError):
+    """A quarantined project (PEP 792) offers no file for download, by URL either."""
+
+    code = "project-quarantined"
+    status = 403
+
+
 class TooLarge(NightwheelsError):
     code = "too-large"
     status = 413

@@ -88,7 +88,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         services=services,
         pages=pages,
         asof=asof.AsOfPages(services, pages),
-        file_lookup=files.FileLookup(services),
+        file_lookup=files.FileLookup(services, pages),
         throttle=throttle,
         readiness=health.Readiness(services),
         background=background,

@@ -14,6 +14,7 @@ from starlette.responses import (
 from starlette.routing import Route
 
 from nightwheels.core.negotiation import etag_matches
+from nightwheels.server.pages import PageCache
 from nightwheels.server.state import app_state
 from nightwheels.services import listing
 from nightwheels.services.context import Services
@@ -28,31 +29,43 @@ FileInfo = tuple[str, int, str | None]  # sha256, size, metadata sha256
 
 
 class FileLookup:
-    """URL to blob. The mapping is immutable (content-addressed), so hits are cached."""
+    """URL to file, cached per process.
+
+    The bytes behind a URL never change, but whether they are served does: a quarantine
+    (PEP 792) withholds them, gc forgets the row. Every such change bumps the project's
+    serial, so an entry holds while the serial this process knows for its project (its own
+    changes at once, other processes' from the serial poll, as the simple pages learn them)
+    is not newer than the serial it was read at.
+    """
 
     MAX_ENTRIES = 65536
 
-    def __init__(self, services: Services) -> None:
+    def __init__(self, services: Services, pages: PageCache) -> None:
         self.services = services
-        self._cache: dict[tuple[str, str], FileInfo] = {}
+        self.pages = pages
+        self._cache: dict[tuple[str, str], listing.FileLocation] = {}
 
-    def cached(self, digest: str, filename: str) -> FileInfo | None:
-        return self._cache.get((digest, filename))
+    def cached(self, digest: str, filename: str) -> listing.FileLocation | None:
+        """A current entry (no I/O), else ``None``."""
+        hit = self._cache.get((digest, filename))
+        if hit is not None and self.pages.serials.get(hit.project, -1) <= hit.serial:
+            return hit
+        return None
 
-    def __call__(self, digest: str, filename: str) -> FileInfo | None:
-        key = (digest, filename)
-        hit = self._cache.get(key)
+    def __call__(self, digest: str, filename: str) -> listing.FileLocation | None:
+        hit = self.cached(digest, filename)
         if hit is not None:
             return hit
         with self.services.db.read() as session:
-            row = listing.find_file(session, digest, filename)
-            if row is None:
-                return None
-            info = (row.sha256, row.size, row.metadata_sha256)
+            found = listing.find_file(session, digest, filename)
+        key = (digest, filename)
+        if found is None:
+            self._cache.pop(key, None)
+            return None
         if len(self._cache) >= self.MAX_ENTRIES:
             self._cache.clear()
-        self._cache[key] = info
-        return info
+        self._cache[key] = found
+        return found
 
 
 async def serve_file(request: Request) -> Response:
@@ -69,9 +82,13 @@ async def serve_file(request: Request) -> Response:
     found = lookup.cached(digest, filename) or await run_in_threadpool(lookup, digest, filename)
     if found is None:
         return PlainTextResponse("not found\n", status_code=404)
-    sha256, size, metadata_sha256 = found
+    listing.check_offered(found)
     return await blob_response(
-        request, services, (sha256, size, metadata_sha256), filename, want_metadata
+        request,
+        services,
+        (found.sha256, found.size, found.metadata_sha256),
+        filename,
+        want_metadata,
     )
 
 

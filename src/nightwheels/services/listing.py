@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import and_, or_, select
@@ -11,6 +12,7 @@ from nightwheels.core.project_status import offers_files
 from nightwheels.core.simple_pages import FileEntry, ProjectListing
 from nightwheels.db.models import File, Project
 from nightwheels.db.queries import LIVE
+from nightwheels.errors import ProjectQuarantined
 
 
 def file_path(sha256: str, filename: str) -> str:
@@ -149,7 +151,21 @@ def labels_of(session: Session, names: list[str] | None = None) -> set[str]:
     return found
 
 
-def find_file(session: Session, digest_prefix: str, filename: str) -> File | None:
+@dataclass(frozen=True)
+class FileLocation:
+    """Where a file URL points, and what decides whether it is served: its project's
+    status, as of the project's ``serial`` (a cache of this is valid while that holds)."""
+
+    sha256: str
+    size: int
+    metadata_sha256: str | None
+    project: str
+    serial: int
+    status: str
+    status_reason: str | None
+
+
+def find_file(session: Session, digest_prefix: str, filename: str) -> FileLocation | None:
     """A file by URL, including replaced and pruned files still within history."""
     # A range on the sha256 index (a LIKE prefix cannot use a btree index on PostgreSQL
     # outside the C collation, nor on SQLite, whose LIKE ignores case): one index probe
@@ -157,8 +173,17 @@ def find_file(session: Session, digest_prefix: str, filename: str) -> File | Non
     digest_prefix = digest_prefix.lower()
     if not digest_prefix or any(c not in "0123456789abcdef" for c in digest_prefix):
         return None
-    return session.execute(
-        select(File)
+    row = session.execute(
+        select(
+            File.sha256,
+            File.size,
+            File.metadata_sha256,
+            Project.name,
+            Project.serial,
+            Project.status,
+            Project.status_reason,
+        )
+        .join(Project, Project.id == File.project_id)
         .where(
             File.sha256 >= digest_prefix,
             File.sha256 < digest_prefix + "g",
@@ -166,4 +191,16 @@ def find_file(session: Session, digest_prefix: str, filename: str) -> File | Non
             File.filename == filename,
         )
         .limit(1)
-    ).scalar_one_or_none()
+    ).first()
+    return FileLocation(*row) if row is not None else None
+
+
+def check_offered(found: FileLocation) -> None:
+    """PEP 792: a quarantined project offers no file for download, by a URL someone kept
+    either (its pages list none)."""
+    if not offers_files(found.status):
+        why = f" ({found.status_reason})" if found.status_reason else ""
+        raise ProjectQuarantined(
+            f"project {found.project!r} is {found.status}{why}: "
+            "its files are not offered for download"
+        )
