@@ -279,3 +279,30 @@ def test_prune_is_paced_by_the_cost_of_its_changes_not_a_fixed_rate(
         assert max(slept) <= 0.016
     finally:
         s.close()
+
+
+def test_a_purge_by_another_process_ends_a_servers_cached_file_url(services: Services) -> None:
+    """gc forgetting a row is a change a server learns from the serial poll: its file lookup
+    stops serving the URL, even where the bytes stay (another file has the same bytes)."""
+    from nightwheels.server.files import FileLookup
+    from nightwheels.server.pages import PageCache
+
+    services.settings.gc_grace_hours = 1
+    add_file(services, "demo", "1.0", content=b"shared")
+    expired = add_file(
+        services, "demo", "0.9", content=b"shared", removed_days_ago=40, removed_reason="pruned"
+    )
+    server = Services.from_settings(services.settings)  # a server process: its own caches
+    try:
+        pages = PageCache(server)
+        pages.refresh()
+        lookup = FileLookup(server, pages)
+        url = (expired.sha256[:32], expired.filename)
+        assert lookup(*url) is not None  # within history: served, and cached
+        assert gc.collect(services, SYSTEM).purged_rows == 1
+        assert services.store.exists(blob_key(expired.sha256))  # the bytes stay
+        pages.refresh()  # one tick of the serial poll
+        assert lookup.cached(*url) is None
+        assert lookup(*url) is None
+    finally:
+        server.close()

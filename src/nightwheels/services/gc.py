@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from nightwheels.db.models import File, PendingFile, Project, utcnow
 from nightwheels.db.queries import LIVE
-from nightwheels.services import audit, stats
+from nightwheels.services import audit, serials
 from nightwheels.services.audit import Actor
 from nightwheels.services.context import Services
 from nightwheels.storage.base import BlobStore, digest_from_key
@@ -114,7 +114,7 @@ def _purge_rows(services: Services, actor: Actor, cutoff: datetime) -> int:
     total = 0
     while True:
 
-        def run(session: Session) -> int:
+        def run(session: Session, changes: serials.Changes) -> int:
             rows = session.execute(
                 select(File.id, Project.name, Project.id)
                 .join(Project, Project.id == File.project_id)
@@ -130,13 +130,18 @@ def _purge_rows(services: Services, actor: Actor, cutoff: datetime) -> int:
             per_project: dict[str, int] = {}
             for _, name, _ in rows:
                 per_project[name] = per_project.get(name, 0) + 1
-            for project_id in sorted({r[2] for r in rows}):  # history counts and last upload
-                stats.refresh_project(session, project_id)
+            # The serial bump (which also recomputes history counts and last upload) tells
+            # every server's file lookup, through the serial poll, that these URLs are gone.
+            projects = session.execute(
+                select(Project).where(Project.id.in_({r[2] for r in rows})).order_by(Project.id)
+            ).scalars()
+            for project in projects:
+                changes.bump(project)
             for name, count in sorted(per_project.items()):
                 audit.record(session, actor, "files.purge", project=name, count=count)
             return len(rows)
 
-        purged = services.db.run_write(run)
+        purged = serials.write(services, run)
         total += purged
         if purged < PURGE_BATCH:
             return total
