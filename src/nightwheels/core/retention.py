@@ -183,11 +183,14 @@ def _parse_filename(filename: str, cache: ParseCache) -> tuple[str, str, frozens
 
 
 def _parse(project: str, record: FileRecord, cache: ParseCache) -> _Parsed:
-    where = f"project {project!r}, file {record.filename!r} (id {record.id})"
     try:
         name, version, tags = _parse_filename(record.filename, cache)
     except NightwheelsError as exc:
+        where = f"project {project!r}, file {record.filename!r} (id {record.id})"
         raise PruneAborted(f"{where}: {exc.message}; nothing was removed") from None
+    if name == project and version == record.version and record.uploaded_at.tzinfo is not None:
+        return _Parsed(record, tags)  # the usual case, without wording any message
+    where = f"project {project!r}, file {record.filename!r} (id {record.id})"
     if name != project:
         raise PruneAborted(f"{where}: the filename names project {name!r}; nothing was removed")
     if version != record.version:

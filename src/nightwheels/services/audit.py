@@ -7,6 +7,7 @@ pages backwards by id: ``before`` is the smallest id of the previous page.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -61,6 +62,34 @@ def record(
             "target": target,
             "details": details,
         },
+    )
+
+
+def record_each(
+    session: Session,
+    actor: Actor,
+    action: str,
+    events: Sequence[tuple[str | None, dict[str, Any]]],
+) -> None:
+    """:func:`record` one ``action`` per ``(project, details)``, in one statement (a prune
+    records one event for each of dozens of projects per transaction)."""
+    if not events:
+        return
+    at = utcnow()
+    session.execute(
+        _INSERT,
+        [
+            {
+                "at": at,
+                "actor": actor.name,
+                "source": actor.source,
+                "action": action,
+                "project": project,
+                "target": None,
+                "details": details,
+            }
+            for project, details in events
+        ],
     )
 
 

@@ -22,7 +22,7 @@ _state = IndexState.__table__
 _NEXT_SERIAL = (
     update(_state)
     .where(_state.c.id == 1)
-    .values(serial=_state.c.serial + 1)
+    .values(serial=_state.c.serial + bindparam("n"))
     .returning(_state.c.serial)
 )
 _projects = Project.__table__
@@ -42,16 +42,35 @@ def bump(session: Session, project: Project, uploads: Sequence[datetime] = ()) -
     lock, which is held from here to the commit; ``uploads`` (the upload times of files
     recorded in this transaction) are added to the per-day counts after it.
     """
-    if project.id is None or session.new or session.dirty:  # rows the aggregates must see
-        session.flush()
-    values = stats.aggregates(session, project.id)  # before the serial row is locked
-    serial = session.execute(_NEXT_SERIAL).scalar_one()
+    return bump_many(session, [project], uploads)[0]
+
+
+def bump_many(
+    session: Session, projects: Sequence[Project], uploads: Sequence[datetime] = ()
+) -> list[int]:
+    """:func:`bump` for several distinct projects in one transaction, each with a serial of
+    its own (in the order given), with a statement each for the aggregates, the serials
+    and the project rows, whatever the number of projects."""
+    if not projects:
+        return []
+    if any(p.id is None for p in projects) or session.new or session.dirty:
+        session.flush()  # rows the aggregates must see
+    ids = [p.id for p in projects]
+    if len(set(ids)) != len(ids):
+        raise ValueError("bump_many: a project appears twice")
+    values = stats.aggregates_of(session, ids)  # before the serial row is locked
+    last = session.execute(_NEXT_SERIAL, {"n": len(projects)}).scalar_one()
+    first = last - len(projects) + 1
     # Files recorded now, per day: like the serial, a row every upload updates, so its lock
     # is taken last too (both are held only from here to the commit).
     stats.count_uploads(session, uploads)
-    session.execute(_SET_PROJECT_SERIAL, {"project_id": project.id, "serial": serial, **values})
-    set_committed_value(project, "serial", serial)
-    return serial
+    rows = [
+        {"project_id": p.id, "serial": first + i, **values[p.id]} for i, p in enumerate(projects)
+    ]
+    session.execute(_SET_PROJECT_SERIAL, rows[0] if len(rows) == 1 else rows)
+    for row, project in zip(rows, projects, strict=True):
+        set_committed_value(project, "serial", row["serial"])
+    return [row["serial"] for row in rows]
 
 
 def current(session: Session) -> int:
@@ -72,9 +91,14 @@ class Changes:
 
     def bump(self, project: Project) -> int:
         """``bump`` the project's serial in this transaction; it is announced after the commit."""
-        serial = bump(self.session, project)
-        self.serials[project.name] = serial
-        return serial
+        return self.bump_many([project])[0]
+
+    def bump_many(self, projects: Sequence[Project]) -> list[int]:
+        """``bump_many`` in this transaction; announced after the commit."""
+        taken = bump_many(self.session, projects)
+        for project, serial in zip(projects, taken, strict=True):
+            self.serials[project.name] = serial
+        return taken
 
 
 def write(services: Services, fn: Callable[[Session, Changes], T]) -> T:

@@ -12,9 +12,10 @@ project, or a few rows in all, instead of every file row.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import bindparam, case, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -38,7 +39,7 @@ COLUMNS = (
 _files = File.__table__
 _projects = Project.__table__
 _live = LIVE
-_AGGREGATES = select(
+_AGGREGATE_COLUMNS = (
     func.count(case((_live, _files.c.id))),
     func.coalesce(func.sum(case((_live, _files.c.size), else_=0)), 0),
     func.count(func.distinct(case((_live, _files.c.version)))),
@@ -46,7 +47,14 @@ _AGGREGATES = select(
     func.coalesce(func.sum(case((~_live, _files.c.size), else_=0)), 0),
     func.max(_files.c.uploaded_at),
     func.max(case((_live, _files.c.uploaded_at))),
-).where(_files.c.project_id == bindparam("project_id"))
+)
+_AGGREGATES = select(*_AGGREGATE_COLUMNS).where(_files.c.project_id == bindparam("project_id"))
+# The same for several projects in one statement (a prune changes dozens per transaction).
+_AGGREGATES_OF = (
+    select(_files.c.project_id, *_AGGREGATE_COLUMNS)
+    .where(_files.c.project_id.in_(bindparam("project_ids", expanding=True)))
+    .group_by(_files.c.project_id)
+)
 _SET_AGGREGATES = (
     update(_projects)
     .where(_projects.c.id == bindparam("pid"))
@@ -71,12 +79,8 @@ def _aware(value: datetime | str | None) -> datetime | None:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-def aggregates(session: Session, project_id: int) -> dict[str, object]:
-    """One project's aggregates computed from its rows: the values of the ``projects``
-    columns (``serials.bump`` writes them with the serial, in one statement)."""
-    lf, lb, lv, hf, hb, last, last_live = session.execute(
-        _AGGREGATES, {"project_id": project_id}
-    ).one()
+def _values(row: Sequence[Any]) -> dict[str, object]:
+    lf, lb, lv, hf, hb, last, last_live = row
     return {
         "live_files": int(lf),
         "live_bytes": int(lb),  # PostgreSQL sums are Decimal
@@ -86,6 +90,23 @@ def aggregates(session: Session, project_id: int) -> dict[str, object]:
         "last_upload_at": _aware(last),
         "last_live_upload_at": _aware(last_live),
     }
+
+
+def aggregates(session: Session, project_id: int) -> dict[str, object]:
+    """One project's aggregates computed from its rows: the values of the ``projects``
+    columns (``serials.bump`` writes them with the serial, in one statement)."""
+    return _values(session.execute(_AGGREGATES, {"project_id": project_id}).one())
+
+
+def aggregates_of(session: Session, project_ids: Sequence[int]) -> dict[int, dict[str, object]]:
+    """:func:`aggregates` of several projects in one statement (a project without file
+    rows gets zeros)."""
+    found = {
+        row[0]: _values(row[1:])
+        for row in session.execute(_AGGREGATES_OF, {"project_ids": sorted(set(project_ids))})
+    }
+    empty = _values((0, 0, 0, 0, 0, None, None))
+    return {pid: found.get(pid, empty) for pid in project_ids}
 
 
 def refresh_project(session: Session, project_id: int) -> None:
