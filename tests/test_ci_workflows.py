@@ -155,9 +155,23 @@ def test_test_workflow(opts: WorkflowOptions) -> None:
     check_common(workflow, opts.test_cron)
     test, report = workflow["jobs"]["test"], workflow["jobs"]["report"]
     assert runs_project_code(test) and not runs_project_code(report)
-    assert report["permissions"] == {"issues": "write"}
     assert report["needs"] == "test" and "!cancelled()" in report["if"]
-    assert report["steps"][-1]["env"] == {"GITHUB_TOKEN": "${{ github.token }}"}
+    # The results reach the tracking issue and the server's compatibility record (the
+    # early-warning matrix and upstream alerts), with a report-only token or trusted publishing.
+    last = report["steps"][-1]
+    assert last["run"] == (
+        f'nightwheels report report.json --github "$GITHUB_REPOSITORY" --server {opts.server}'
+    )
+    if opts.trusted_publishing:
+        assert report["permissions"] == {"issues": "write", "id-token": "write"}
+        assert last["env"] == {"GITHUB_TOKEN": "${{ github.token }}"}
+        assert not SECRET.search(weekly_test_workflow(opts))
+    else:
+        assert report["permissions"] == {"issues": "write"}
+        assert last["env"] == {
+            "GITHUB_TOKEN": "${{ github.token }}",
+            "NIGHTWHEELS_TOKEN": "${{ secrets.NIGHTWHEELS_REPORT_TOKEN }}",
+        }
     installs = [s["run"] for s in test["steps"] if "pip install" in str(s.get("run"))]
     wheel = f"{opts.server}/-/client/nightwheels-{__version__}-py3-none-any.whl"
     assert installs == [f'python -m pip install "nightwheels[nightly] @ {wheel}"']
@@ -224,7 +238,9 @@ def test_ci_init_cli(tmp_path: Path, live: LiveServer) -> None:
     assert out.returncode == 0, out.stderr
     files = sorted(p.name for p in (root / ".github" / "workflows").iterdir())
     assert files == ["nightly-wheels.yml", "test-nightlies.yml"]
-    assert "NIGHTWHEELS_TOKEN" in out.stdout  # says what to do next
+    # Says what to do next: the upload secret, and the report token's.
+    assert "the repository secret NIGHTWHEELS_TOKEN" in out.stdout
+    assert "--permission report" in out.stdout and "NIGHTWHEELS_REPORT_TOKEN" in out.stdout
     workflow = yaml.safe_load((root / ".github/workflows/nightly-wheels.yml").read_text())
     assert f"github.repository == '{REPO}'" in workflow["jobs"]["build"]["if"]
 

@@ -22,6 +22,7 @@ from tests.support.server import LiveServer
 from tests.support.wheels import make_wheel
 
 VERSION = "0.3.0.dev202611250102"
+JSON = {"Accept": "application/vnd.pypi.simple.v1+json"}
 
 
 @pytest.fixture(scope="module")
@@ -109,3 +110,51 @@ def test_no_id_token_permission(live: LiveServer, tmp_path: Path) -> None:
         NIGHTWHEELS_SERVER=live.url,
     )
     assert out.returncode == 2 and "id-token: write" in out.stderr
+
+
+def test_report_with_trusted_publishing(live: LiveServer, issuer: Issuer, tmp_path: Path) -> None:
+    """`nightwheels report --server` in a job with `id-token: write` and no token secret (the
+    weekly workflow `ci init --trusted-publishing` writes): the downstream's registered
+    workflow reports its results to the compatibility record."""
+    from datetime import UTC, datetime
+
+    from nightwheels.nightly_testing.results import Nightly, Report
+
+    wheel = make_wheel(tmp_path / "dist", "octo", "0.4.0.dev202611250102")
+    with github_stand_in(issuer) as stand_in:
+        env = actions_env(stand_in, live)
+        assert nightwheels("upload", str(tmp_path / "dist"), **env).returncode == 0
+        (entry,) = [
+            f
+            for f in httpx.get(f"{live.simple_url}octo/", headers=JSON).json()["files"]
+            if f["filename"] == wheel.name
+        ]
+        report = Report(
+            project="octo",
+            created_at=datetime.now(UTC),
+            outcome="passed",
+            exit_code=0,
+            index_url=live.simple_url,
+            stable_index_url="https://pypi.org/simple/",
+            python="3.12.1",
+            platform="linux-x86_64",
+            nightlies=[
+                Nightly(
+                    name="octo",
+                    version="0.4.0.dev202611250102",
+                    filename=wheel.name,
+                    url=entry["url"],
+                    sha256=entry["hashes"]["sha256"],
+                )
+            ],
+        )
+        report.save(tmp_path / "report.json")
+        out = nightwheels("report", str(tmp_path / "report.json"), "--server", live.url, **env)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert f"recorded 1 nightlies on {live.url}" in out.stdout
+    runs = httpx.get(f"{live.url}/api/v1/compat/downstream/octo").json()["runs"]
+    assert [r["outcome"] for r in runs] == ["passed"]
+    assert "nwt_" not in out.stdout + out.stderr
+    # Neither a token nor an OIDC token: says both ways, exit 2.
+    none = nightwheels("report", str(tmp_path / "report.json"), "--server", live.url)
+    assert none.returncode == 2 and "id-token: write" in none.stderr

@@ -46,6 +46,8 @@ CIBUILDWHEEL = "cibuildwheel==4.3.5"
 BUILD_FILE = "nightly-wheels.yml"
 TEST_FILE = "test-nightlies.yml"
 TOKEN_SECRET = "NIGHTWHEELS_TOKEN"  # noqa: S105 - the name of a secret, not a secret
+# The report job's token: the ``report`` permission only, never the upload token.
+REPORT_TOKEN_SECRET = "NIGHTWHEELS_REPORT_TOKEN"  # noqa: S105 - a secret's name
 
 _REPOSITORY = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})/[A-Za-z0-9._-]{1,100}$")
 _CRON_FIELD = re.compile(r"^[0-9*/,-]+$")
@@ -308,7 +310,18 @@ jobs:
 
 
 def weekly_test_workflow(opts: WorkflowOptions) -> str:
-    """Weekly: test against nightlies (read-only), then report (issue-writing, no project code)."""
+    """Weekly: test against nightlies (read-only), then report (issue-writing, no project code)
+    to the tracking issue and to the server's compatibility record (what the early-warning
+    matrix and the upstream alerts are read from)."""
+    if opts.trusted_publishing:
+        report_permissions = (
+            "      issues: write\n"
+            "      id-token: write # trusted publishing: a short-lived token to report with\n"
+        )
+        report_env = ""
+    else:
+        report_permissions = "      issues: write\n"
+        report_env = f"          NIGHTWHEELS_TOKEN: ${{{{ secrets.{REPORT_TOKEN_SECRET} }}}}\n"
     nightly = f" --nightly {','.join(opts.nightlies)}" if opts.nightlies else ""
     nightly += "".join(f" --extra {e}" for e in opts.test_extras)
     nightly += "".join(f" --group {g}" for g in opts.test_groups)
@@ -357,13 +370,13 @@ jobs:
           retention-days: 14
 
   report:
-    name: Update the tracking issue
+    name: Report the results
     needs: test
-    # Separate from the tests: this job can write issues and runs no nightly code.
+    # Separate from the tests: this job can write issues and report, and runs no nightly code.
     if: ${{{{ !cancelled() && {opts.guard} }}}}
     runs-on: ubuntu-latest
     permissions:
-      issues: write
+{report_permissions}\
     steps:
       - uses: {DOWNLOAD_ARTIFACT}
         # No report when the test job stopped early: report files "could not run" then.
@@ -372,12 +385,12 @@ jobs:
           name: nightly-test-report
 """
         + _install_steps(opts)
-        + """\
-      - name: Open, update or close the tracking issue
-        run: nightwheels report report.json --github "$GITHUB_REPOSITORY"
+        + f"""\
+      - name: Update the tracking issue and the compatibility record
+        run: nightwheels report report.json --github "$GITHUB_REPOSITORY" --server {opts.server}
         env:
-          GITHUB_TOKEN: ${{ github.token }}
-"""
+          GITHUB_TOKEN: ${{{{ github.token }}}}
+{report_env}"""
     )
 
 

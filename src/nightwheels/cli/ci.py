@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from nightwheels.cli.exits import handle_errors
+
+if TYPE_CHECKING:
+    from nightwheels.ci.workflows import WorkflowOptions
 
 ci_app = typer.Typer(help="Continuous integration set-up.", no_args_is_help=True)
 
@@ -36,7 +40,7 @@ def init(
     trusted_publishing: bool = typer.Option(
         False,
         "--trusted-publishing",
-        help="upload with GitHub OIDC (id-token: write) instead of the NIGHTWHEELS_TOKEN secret",
+        help="upload and report with GitHub OIDC (id-token: write) instead of token secrets",
     ),
     action: str | None = typer.Option(
         None,
@@ -107,17 +111,31 @@ def init(
     )
     for path in written:
         typer.echo(f"wrote {path}")
-    if build or both:
-        if trusted_publishing:
-            typer.echo(
-                f"next: register the workflow as a trusted publisher: nightwheels project "
-                f"publisher add PROJECT --repository {opts.repository} --workflow {written[0].name}"
-            )
-        else:
-            typer.echo(
-                "next: add your upload token as the repository secret NIGHTWHEELS_TOKEN "
-                "(Settings > Secrets and variables > Actions)"
-            )
+    for path in written:
+        typer.echo(_next_step(path.name, opts))
+
+
+def _next_step(workflow: str, opts: WorkflowOptions) -> str:
+    """What the repository needs before ``workflow`` can upload or report."""
+    from nightwheels.ci.workflows import BUILD_FILE, REPORT_TOKEN_SECRET, TOKEN_SECRET
+
+    if opts.trusted_publishing:
+        does = "uploads" if workflow == BUILD_FILE else "reports results"
+        return (
+            f"next: {workflow} {does} with trusted publishing; register it as a trusted "
+            f"publisher: nightwheels project publisher add PROJECT --repository "
+            f"{opts.repository} --workflow {workflow}"
+        )
+    if workflow == BUILD_FILE:
+        return (
+            f"next: add your upload token as the repository secret {TOKEN_SECRET} "
+            "(Settings > Secrets and variables > Actions)"
+        )
+    return (
+        f"next: add a token with the report permission (nightwheels token create --permission "
+        f"report --project PROJECT) as the repository secret {REPORT_TOKEN_SECRET}: "
+        "test-nightlies.yml reports to the compatibility record with it"
+    )
 
 
 def _test_dependencies(project_dir: Path) -> tuple[tuple[str, ...], tuple[str, ...]]:

@@ -267,12 +267,13 @@ def register(app: typer.Typer) -> None:
         """Report a saved result: tracking issue, markdown file, compatibility record.
 
         Run it in a separate step from the tests, so the code under test never holds
-        the issue-writing token (GITHUB_TOKEN) or the server token (NIGHTWHEELS_TOKEN).
+        the issue-writing token (GITHUB_TOKEN) or the server token (NIGHTWHEELS_TOKEN, or
+        trusted publishing in a GitHub Actions job with id-token: write).
         A missing REPORT.json (the test step stopped before writing it) is reported as
         "could not run", with a link to this run.
         """
         from nightwheels.nightly_testing import markdown
-        from nightwheels.nightly_testing.compat_client import post_result
+        from nightwheels.nightly_testing.compat_client import post_result, report_token
         from nightwheels.nightly_testing.known_bad import fetch_known_bad, server_of
         from nightwheels.nightly_testing.results import load_report, missing_report
         from nightwheels.nightly_testing.tracking import update_tracking_issue
@@ -339,9 +340,8 @@ def register(app: typer.Typer) -> None:
             if server and not any(n.sha256 for n in report.nightlies):
                 typer.echo(f"nothing to record on {server}: the report names no nightly")
             elif server:
-                answer = post_result(
-                    server, os.environ.get("NIGHTWHEELS_TOKEN", ""), report, repository
-                )
+                token = report_token(server, report.project)
+                answer = post_result(server, token, report, repository)
                 typer.echo(
                     f"recorded {len(answer.get('recorded', []))} nightlies on {server}"
                     + (

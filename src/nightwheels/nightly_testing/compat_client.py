@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from typing import Any
 
 import httpx
@@ -49,6 +51,24 @@ def result_payload(report: Report, repository: str | None = None) -> dict[str, A
             if n.sha256
         ],
     }
+
+
+def report_token(server: str, project: str, env: Mapping[str, str] = os.environ) -> str:
+    """The token to report with: ``NIGHTWHEELS_TOKEN`` (one with the ``report`` permission),
+    else, in a GitHub Actions job with ``id-token: write``, one minted by trusted publishing
+    for a workflow registered as ``project``'s publisher."""
+    from nightwheels.upload.credentials import trusted_publishing_token
+
+    token = env.get("NIGHTWHEELS_TOKEN", "").strip()
+    if token:
+        return token
+    if env.get("ACTIONS_ID_TOKEN_REQUEST_URL"):
+        return trusted_publishing_token(server.rstrip("/"), env, project)
+    raise ProjectConfigError(
+        "no token for the nightwheels server: set NIGHTWHEELS_TOKEN to a token with the "
+        "'report' permission, or give this GitHub Actions job `permissions: id-token: write` "
+        "and register its workflow as the project's trusted publisher"
+    )
 
 
 def post_result(
