@@ -536,3 +536,55 @@ def test_cli_known_bad_and_alert_channels(world: World) -> None:
     assert gone.returncode == 0, gone.stderr
     rows = json.loads(cli(world, "alerts", "list", "upa", "--json", token=admin).stdout)
     assert all(str(c["id"]) != channel for c in rows)
+
+
+def test_an_alert_round_reads_each_upstreams_alerts_once(tmp_path: Path) -> None:
+    """Delivery reads an upstream's alerts and their known-bad marks once per round, not once
+    per channel (a project may have up to ten); every channel is still told (dry run)."""
+    from sqlalchemy import event
+
+    from nightwheels.db.models import AlertChannel, Project, UpstreamAlert
+    from nightwheels.services.audit import SYSTEM
+    from nightwheels.services.upstream_alerts import run_alerts
+    from tests.support.seed import open_services
+
+    services = open_services(tmp_path / "data")
+    try:
+        with services.db.write() as session:
+            for name in ("upa", "upb"):
+                project = Project(name=name, display_name=name)
+                session.add(project)
+                session.flush()
+                for i in range(3):
+                    session.add(
+                        AlertChannel(
+                            project_id=project.id, kind="webhook", created_by="root",
+                            target=f"https://hooks.example.org/{name}/{i}",
+                        )
+                    )  # fmt: skip
+                session.add(
+                    UpstreamAlert(
+                        upstream=name, build_sha256="ab" * 32, build_filename=f"{name}.whl",
+                        build_version="1.0.dev1", downstream="downa", failures_key="k",
+                        failures=["tests/test_x.py::test_y"],
+                    )
+                )  # fmt: skip
+        statements: list[str] = []
+
+        def record(*args: Any, **kwargs: Any) -> None:
+            statements.append(args[2])
+
+        engines = {services.db.read_engine, services.db.write_engine}
+        for engine in engines:
+            event.listen(engine, "before_cursor_execute", record)
+        try:
+            result = run_alerts(services, SYSTEM, {}, dry_run=True)
+        finally:
+            for engine in engines:
+                event.remove(engine, "before_cursor_execute", record)
+        assert len(result.deliveries) == 6 and not result.errors  # 2 upstreams x 3 channels
+        per_upstream = [s for s in statements if "WHERE upstream_alerts.upstream = " in s]
+        marks = [s for s in statements if "FROM known_bad" in s]
+        assert (len(per_upstream), len(marks)) == (2, 2), statements
+    finally:
+        services.close()

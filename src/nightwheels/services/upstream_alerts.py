@@ -354,9 +354,29 @@ def run_alerts(
             ).all()
         ]
         session.expunge_all()
+    by_project: dict[str, list[AlertChannel]] = {}
     for channel, project in channels:
-        _deliver(services, actor, senders, channel, project, now, dry_run, result)
+        by_project.setdefault(project, []).append(channel)
+    for project, its_channels in by_project.items():
+        rows, known = _project_alerts(services, project)  # once for all its channels
+        for channel in its_channels:
+            _deliver(services, actor, senders, channel, project, rows, known, now, dry_run, result)
     return result
+
+
+def _project_alerts(services: Services, project: str) -> tuple[list[UpstreamAlert], dict[str, str]]:
+    """An upstream's alerts, and the known-bad reasons of their builds (by sha256). Read
+    once per round: a delivery changes only its own channel's entry of ``deliveries``, which
+    no other channel reads, and ``_remember`` merges into the row as it is then."""
+    with services.db.read() as session:
+        rows = list(
+            session.execute(
+                select(UpstreamAlert).where(UpstreamAlert.upstream == project)
+            ).scalars()
+        )
+        marks = known_bad_by_sha256(session, {row.build_sha256 for row in rows})
+        session.expunge_all()
+    return rows, {sha: mark.reason for sha, mark in marks.items()}
 
 
 def _deliver(
@@ -365,21 +385,14 @@ def _deliver(
     senders: dict[str, Sender],
     channel: AlertChannel,
     project: str,
+    rows: list[UpstreamAlert],
+    known: dict[str, str],
     now: datetime,
     dry_run: bool,
     result: AlertsResult,
 ) -> None:
     info = _info(project, channel)
     sender = senders.get(channel.kind)
-    with services.db.read() as session:
-        rows = list(
-            session.execute(
-                select(UpstreamAlert).where(UpstreamAlert.upstream == project)
-            ).scalars()
-        )
-        marks = known_bad_by_sha256(session, {row.build_sha256 for row in rows})
-        known = {sha: mark.reason for sha, mark in marks.items()}
-        session.expunge_all()
     due = [(row, action) for row in rows if (action := _due(row, channel.id)) is not None]
     if not due:
         return
