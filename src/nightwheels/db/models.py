@@ -63,12 +63,17 @@ class Base(DeclarativeBase):
 
 
 class IndexState(Base):
-    """One row: the global serial, bumped by every change to any project."""
+    """One row: the global serial, bumped by every change to any project, and the index's
+    totals, which each bump changes by its project's difference (services/serials.py), so
+    that pages reporting them read one row whatever the number of projects."""
 
     __tablename__ = "index_state"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     serial: Mapped[int] = mapped_column(BigInteger, default=0)
+    projects: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    live_files: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    live_bytes: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
 
 class Project(Base):

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, TypeVar, cast
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -26,6 +26,26 @@ _NEXT_SERIAL = (
     .returning(_state.c.serial)
 )
 _projects = Project.__table__
+_ids = bindparam("project_ids", expanding=True)
+_mine = _projects.c.id.in_(_ids)
+# The index's totals move by the bumped projects' difference: their new aggregates less
+# what their rows hold until this transaction writes them. Run once the serial row is
+# locked, so that the rows read are what every earlier bump committed (PostgreSQL reads
+# each statement's rows as committed when it starts). A project counts from its first bump.
+_ADD_TOTALS = (
+    update(_state)
+    .where(_state.c.id == 1)
+    .values(
+        projects=_state.c.projects
+        + select(func.count()).where(_mine, _projects.c.serial == 0).scalar_subquery(),
+        live_files=_state.c.live_files
+        + bindparam("live_files")
+        - select(func.coalesce(func.sum(_projects.c.live_files), 0)).where(_mine).scalar_subquery(),
+        live_bytes=_state.c.live_bytes
+        + bindparam("live_bytes")
+        - select(func.coalesce(func.sum(_projects.c.live_bytes), 0)).where(_mine).scalar_subquery(),
+    )
+)
 _SET_PROJECT_SERIAL = (
     update(_projects)
     .where(_projects.c.id == bindparam("project_id"))
@@ -39,8 +59,9 @@ def bump(session: Session, project: Project, uploads: Sequence[datetime] = ()) -
     Plain UPDATE statements on the tables (no ORM flush: this runs on every upload); the
     loaded ``project`` is told its new serial without being marked changed. The project's
     aggregates (services/stats.py) are brought up to date first, outside the serial row's
-    lock, which is held from here to the commit; ``uploads`` (the upload times of files
-    recorded in this transaction) are added to the per-day counts after it.
+    lock, which is held from here to the commit; the index's totals (on the serial's row)
+    change by the project's difference under that lock, and ``uploads`` (the upload times
+    of files recorded in this transaction) are added to the per-day counts after it.
     """
     return bump_many(session, [project], uploads)[0]
 
@@ -61,6 +82,14 @@ def bump_many(
     values = stats.aggregates_of(session, ids)  # before the serial row is locked
     last = session.execute(_NEXT_SERIAL, {"n": len(projects)}).scalar_one()
     first = last - len(projects) + 1
+    session.execute(
+        _ADD_TOTALS,
+        {
+            "project_ids": ids,
+            "live_files": sum(cast(int, v["live_files"]) for v in values.values()),
+            "live_bytes": sum(cast(int, v["live_bytes"]) for v in values.values()),
+        },
+    )
     # Files recorded now, per day: like the serial, a row every upload updates, so its lock
     # is taken last too (both are held only from here to the commit).
     stats.count_uploads(session, uploads)

@@ -7,6 +7,10 @@ project, or a few rows in all, instead of every file row.
   are current in every transaction that changes a project (its cost is that of the
   project's rows, like the page re-render every change brings anyway).
 - Per day (``upload_days``): :func:`count_uploads` adds the files a transaction records.
+- For the index (``index_state``: projects, live files and bytes): each bump adds its
+  projects' difference to these under the serial row's lock, so :func:`totals` reads one
+  row. Anything that writes a project's aggregates other than through a bump (a migration,
+  a hand edit) leaves them to :func:`refresh_all`.
 """
 
 from __future__ import annotations
@@ -21,10 +25,19 @@ from sqlalchemy import bindparam, case, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from nightwheels.db.models import File, Project, UploadDay
+from nightwheels.db.models import File, IndexState, Project, UploadDay
 from nightwheels.db.queries import LIVE
 
-__all__ = ["IndexTotals", "count_uploads", "refresh_project", "totals", "uploads_per_day"]
+__all__ = [
+    "IndexTotals",
+    "aggregates_of",
+    "count_uploads",
+    "refresh_all",
+    "refresh_project",
+    "refresh_totals",
+    "totals",
+    "uploads_per_day",
+]
 
 # The aggregate columns of ``projects``, as :func:`aggregates` returns them.
 COLUMNS = (
@@ -169,15 +182,35 @@ class IndexTotals:
 
 
 def totals(session: Session) -> IndexTotals:
-    """Projects, live files and their bytes: one pass over the projects, none over files."""
+    """Projects, live files and their bytes: one row (``index_state``), which every serial
+    bump keeps current, whatever the number of projects (issue 19 item 1: summing a row a
+    project took 30 ms at 10,416 projects)."""
     projects, files, size = session.execute(
+        select(IndexState.projects, IndexState.live_files, IndexState.live_bytes).where(
+            IndexState.id == 1
+        )
+    ).one()
+    return IndexTotals(int(projects), int(files), int(size))
+
+
+def refresh_totals(session: Session) -> bool:
+    """Recompute the index's totals from the projects' aggregates; whether they were wrong."""
+    counted = session.execute(
         select(
-            func.count(Project.id),
+            func.count(Project.id).filter(Project.serial > 0),
             func.coalesce(func.sum(Project.live_files), 0),
             func.coalesce(func.sum(Project.live_bytes), 0),
         )
     ).one()
-    return IndexTotals(int(projects), int(files), int(size))
+    fresh = IndexTotals(*(int(v) for v in counted))
+    if fresh == totals(session):
+        return False
+    session.execute(
+        update(IndexState)
+        .where(IndexState.id == 1)
+        .values(projects=fresh.projects, live_files=fresh.files, live_bytes=fresh.bytes)
+    )
+    return True
 
 
 def rebuild_upload_days(session: Session) -> None:
@@ -197,8 +230,9 @@ def rebuild_upload_days(session: Session) -> None:
 
 
 def refresh_all(session: Session) -> int:
-    """Recompute every project's aggregates and the uploads per day (after rows were edited
-    by hand); returns the number of projects whose stored aggregates were wrong."""
+    """Recompute every project's aggregates, the index's totals and the uploads per day
+    (after rows were edited by hand); returns the number of projects whose stored
+    aggregates were wrong (plus one if the totals were)."""
     rebuild_upload_days(session)
     wrong = 0
     columns = (
@@ -217,4 +251,4 @@ def refresh_all(session: Session) -> int:
         if list(stored) != expected:
             wrong += 1
             refresh_project(session, project_id)
-    return wrong
+    return wrong + refresh_totals(session)
