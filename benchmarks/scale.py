@@ -627,8 +627,17 @@ def index_size(files: int, tmp: Path, args: argparse.Namespace) -> dict[str, Any
 
     data = tmp / f"sqlite-{files}" / "data"
     t0 = time.perf_counter()
-    seeded, names = _seed(data, files)
+    cached = args.seed_cache / f"sqlite-{files}" if args.seed_cache else None
+    if cached is not None and (cached / "seeded.json").exists():
+        shutil.copytree(cached / "data", data)  # a prune changes it: work on a copy
+        seeded, names = json.loads((cached / "seeded.json").read_text())
+    else:
+        seeded, names = _seed(data, files)
+        if cached is not None:
+            shutil.copytree(data, cached / "data")
+            (cached / "seeded.json").write_text(json.dumps([seeded, names]))
     out.update(seeded=seeded, projects=len(names), seed_s=round(time.perf_counter() - t0, 1))
+    parts = set(args.parts.split(","))
     env = {
         "NIGHTWHEELS_RETENTION_KEEP": str(SIZE_VERSIONS // 2),
         "NIGHTWHEELS_RETENTION_DAYS": "365",
@@ -641,8 +650,9 @@ def index_size(files: int, tmp: Path, args: argparse.Namespace) -> dict[str, Any
         t = time.perf_counter()
         assert httpx.get(live.url + "/simple/", timeout=120).status_code == 200
         out["first_simple_index_ms"] = round((time.perf_counter() - t) * 1000, 1)
-        out["pages"] = {p: _page_times(live.url, p, args.page_requests) for p in SUMMARY_PAGES}
-        checkpoint()
+        if "pages" in parts:
+            out["pages"] = {p: _page_times(live.url, p, args.page_requests) for p in SUMMARY_PAGES}
+            checkpoint()
         sample = names[:: max(1, len(names) // 200)]
         for name in sample:
             httpx.get(f"{live.url}/simple/{name}/")
@@ -655,7 +665,7 @@ def index_size(files: int, tmp: Path, args: argparse.Namespace) -> dict[str, Any
             looping: dict[str, Any] = {}
             # The reference: one more client looping on a cached simple page (the same
             # extra request rate, none of the summary work).
-            for path in [f"/simple/{names[0]}/", *SUMMARY_PAGES]:
+            for path in [f"/simple/{names[0]}/", *SUMMARY_PAGES] if "looping" in parts else []:
                 stop = threading.Event()
                 thread = threading.Thread(target=_looping, args=(live.url, path, stop))
                 start = time.time()
@@ -666,28 +676,34 @@ def index_size(files: int, tmp: Path, args: argparse.Namespace) -> dict[str, Any
                 thread.join()
                 p99 = load.p99(start, end)
                 looping[path] = {"p99_ms": p99, "ratio": round(p99 / idle, 2)}
-            out["simple_p99_with_one_looping_client"] = looping
-            checkpoint()
+            if looping:
+                out["simple_p99_with_one_looping_client"] = looping
+                checkpoint()
             # Item 6: prune half the index from another process, serving meanwhile.
-            time.sleep(1)
-            begin = time.time()
-            pruned = live.cli("prune", "--force")
-            end = time.time()
-            out["prune"] = {
-                "seconds": round(end - begin, 1),
-                "outcome": pruned.stderr.strip().splitlines()[-1],
-                "simple_p99_ms": load.p99(begin, end),
-                "p99_ratio": round(load.p99(begin, end) / idle, 2),
-            }
-            checkpoint()
+            if "prune" in parts:
+                time.sleep(1)
+                begin = time.time()
+                load_before = os.getloadavg()[0]
+                pruned = live.cli("prune", "--force", real=True)  # its own process, as cron runs it
+                end = time.time()
+                out["prune"] = {
+                    "seconds": round(end - begin, 1),
+                    "outcome": pruned.stderr.strip().splitlines()[-1],
+                    "simple_p99_ms": load.p99(begin, end),
+                    "p99_ratio": round(load.p99(begin, end) / idle, 2),
+                    "load_average_before": load_before,
+                    "load_average_after": os.getloadavg()[0],
+                }
+                checkpoint()
         finally:
             load.stop()
         # Item 7, reference: uploads on SQLite at this size.
-        out["uploads_sqlite"] = _upload_rate(live, tmp / f"up-s-{files}", 8, args.uploads)
-        checkpoint()
+        if "uploads" in parts:
+            out["uploads_sqlite"] = _upload_rate(live, tmp / f"up-s-{files}", 8, args.uploads)
+            checkpoint()
     finally:
         live.stop()
-    if args.postgres:
+    if args.postgres and "uploads" in parts:
         with fresh_database() as url:
             pg_data = tmp / f"pg-{files}" / "data"
             _seed(pg_data, files, database_url=url)
@@ -714,6 +730,17 @@ def index_size_main(argv: list[str]) -> None:
     parser.add_argument("--uploads", type=int, default=200)
     parser.add_argument("--no-postgres", dest="postgres", action="store_false")
     parser.add_argument("--output", type=Path, default=None)
+    parser.add_argument(
+        "--parts",
+        default="pages,looping,prune,uploads",
+        help="what to measure, comma-separated: pages, looping, prune, uploads",
+    )
+    parser.add_argument(
+        "--seed-cache",
+        type=Path,
+        default=None,
+        help="keep each size's seeded index here and start later runs from a copy of it",
+    )
     args = parser.parse_args(argv)
     sizes = [int(x) for x in args.sizes.split(",") if x]
     if args.with_500k:
@@ -727,6 +754,8 @@ def index_size_main(argv: list[str]) -> None:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     base = results[str(sizes[0])]
+    if "pages" not in base:
+        sizes = sizes[:1]  # no page times to compare
     results["ratios_to_smallest"] = {
         str(files): {
             page: round(
