@@ -152,6 +152,50 @@ def test_upload_imports_no_cli_framework_nor_server() -> None:
     assert sorted(imported & set(NOT_ON_THE_UPLOAD_PATH)) == []
 
 
+# Never imported by `nightwheels test` and `nightwheels report` (every nightly test job,
+# measured against doing it by hand in benchmarks/nightly_testing.py).
+NOT_ON_THE_NIGHTLY_TEST_PATH = (
+    *NOT_ON_THE_UPLOAD_PATH,
+    "fastapi",
+    "uvicorn",
+    "alembic",
+    "jinja2",
+    "jwt",
+    "boto3",
+    "pydantic_settings",
+)
+
+
+def test_nightly_test_and_report_import_no_cli_framework_nor_server(tmp_path: Path) -> None:
+    """`test` up to reading the index and writing its report, then `report`: argparse only."""
+    from tests.support.server import free_port
+
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "pyproject.toml").write_text(
+        '[project]\nname = "project"\nversion = "1"\ndependencies = ["comet"]\n'
+    )
+    closed = f"http://127.0.0.1:{free_port()}/simple/"
+    saved, markdown = tmp_path / "report.json", tmp_path / "report.md"
+    out, imported = imported_modules(
+        "-m", "nightwheels", "test", str(project), "--index", closed, "--stable-index", closed,
+        "--save", str(saved), "--markdown", str(markdown),
+        UV_CACHE_DIR=str(tmp_path / "uv"), XDG_CACHE_HOME=str(tmp_path / "xdg"),
+    )  # fmt: skip
+    assert out.returncode == 3, out.stderr  # the index cannot be read: could not install
+    assert "cannot read" in out.stderr and saved.is_file() and markdown.is_file()
+    assert {"nightwheels", "packaging"} <= imported
+    assert sorted(imported & set(NOT_ON_THE_NIGHTLY_TEST_PATH)) == []
+
+    out, imported = imported_modules(
+        "-m", "nightwheels", "report", str(tmp_path / "missing.json"),
+        "--markdown", str(tmp_path / "issue.md"),
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "issue.md").is_file()  # went as far as rendering it
+    assert sorted(imported & set(NOT_ON_THE_NIGHTLY_TEST_PATH)) == []
+
+
 def test_upload_usage() -> None:
     bad = nw(Path("unused"), "upload", "--jobs", "0")
     assert bad.returncode == 2

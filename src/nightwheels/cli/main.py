@@ -1,8 +1,10 @@
 """The ``nightwheels`` command.
 
-``nightwheels upload`` runs in every nightly CI job, so it goes straight to its own argparse
-parser: no typer, click or pydantic, and none of the Typer app's dozens of commands are
-built. Every other command runs through the Typer app in :mod:`nightwheels.cli.app`.
+The commands every CI job runs go straight to their own argparse parsers: ``upload`` (every
+nightly build), ``test`` and ``report`` (every nightly test run). No typer, click, rich or
+pydantic is loaded, and none of the Typer app's dozens of commands are built; their
+``--help`` alone loads typer. Every other command runs through the Typer app in
+:mod:`nightwheels.cli.app`.
 """
 
 from __future__ import annotations
@@ -11,20 +13,27 @@ import sys
 
 
 def main() -> None:
-    if sys.argv[1:2] == ["upload"]:
+    command, argv = sys.argv[1:2], sys.argv[2:]
+    if command == ["upload"]:
         from nightwheels.cli.upload import main as upload
         from nightwheels.cli.upload import show_help, wants_help
 
-        if wants_help(sys.argv[2:]):
+        if wants_help(argv):
             show_help()  # the rich layout of every other command (loads typer: help only)
-        sys.exit(upload(sys.argv[2:]))
-    if sys.argv[1:2] in (["test"], ["report"]) and sys.argv[2:3] != ["--help"]:
-        # The weekly nightly job's commands: their own small app (measured against
-        # doing it by hand, building every other command was most of the overhead).
-        from nightwheels.cli.nightly_testing import standalone_app
+        sys.exit(upload(argv))
+    if command in (["test"], ["report"]):
+        # Measured against doing it by hand (benchmarks/nightly_testing.py): building the
+        # Typer app, and typer's pydantic coercion of each option, were most of the overhead.
+        from nightwheels.cli import nightly_testing as nt
+        from nightwheels.cli.parsing import wants_help
 
-        standalone_app()(prog_name="nightwheels")
-        return
+        if command == ["test"]:
+            if wants_help(argv):
+                nt.show_test_help()
+            sys.exit(nt.main_test(argv))
+        if wants_help(argv):
+            nt.show_report_help()
+        sys.exit(nt.main_report(argv))
     from nightwheels.cli.app import app
 
     app()

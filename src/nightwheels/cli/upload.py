@@ -11,11 +11,13 @@ import argparse
 import os
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
 from nightwheels.cli.exits import EXIT_ERROR, EXIT_USAGE, echo, fail, handle_errors
+from nightwheels.cli.parsing import Parser, float_from, int_in, wants_help
+from nightwheels.cli.parsing import show_help as show_help_for
 from nightwheels.core.names import DEFAULT_LABEL
 from nightwheels.core.sizes import format_size
 from nightwheels.core.text import counted
@@ -35,44 +37,11 @@ EXITS = (
 )
 
 
-class _Parser(argparse.ArgumentParser):
-    """Usage errors as one line, ``error: ...``, and exit 2, like every other command."""
-
-    def error(self, message: str) -> NoReturn:
-        fail(message, EXIT_USAGE)
-
-
-def _int_in(low: int, high: int) -> Callable[[str], int]:
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a valid integer") from None
-        if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"{value} is not in the range {low}<=x<={high}")
-        return value
-
-    return parse
-
-
-def _float_from(low: float) -> Callable[[str], float]:
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a valid number") from None
-        if not value >= low:  # also refuses nan
-            raise argparse.ArgumentTypeError(f"{value} is not in the range x>={low}")
-        return value
-
-    return parse
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The options, one ``add_argument`` each."""
     from nightwheels.upload.client import MAX_BATCH
 
-    parser = _Parser(
+    parser = Parser(
         prog="nightwheels upload", description=SUMMARY, epilog=EXITS, allow_abbrev=False
     )
     add = parser.add_argument
@@ -112,14 +81,14 @@ def build_parser() -> argparse.ArgumentParser:
     add(
         "--jobs",
         "-j",
-        type=_int_in(1, 64),
+        type=int_in(1, 64),
         default=8,
         metavar="N",
         help="parallel uploads [1<=x<=64] [default: %(default)s]",
     )
     add(
         "--batch",
-        type=_int_in(1, MAX_BATCH),
+        type=int_in(1, MAX_BATCH),
         default=50,
         metavar="N",
         help="small files per request; 1: one file per request, the legacy upload that "
@@ -127,21 +96,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add(
         "--retries",
-        type=_int_in(0, 20),
+        type=int_in(0, 20),
         default=3,
         metavar="N",
         help="retries per file on network errors and 5xx [0<=x<=20] [default: %(default)s]",
     )
     add(
         "--backoff",
-        type=_float_from(0.0),
+        type=float_from(0.0),
         default=1.0,
         metavar="SECONDS",
         help="first retry wait in seconds (doubles each time) [x>=0.0] [default: %(default)s]",
     )
     add(
         "--timeout",
-        type=_float_from(1.0),
+        type=float_from(1.0),
         default=60.0,
         metavar="SECONDS",
         help="network timeout, seconds [x>=1.0] [default: %(default)s]",
@@ -277,62 +246,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130  # quietly, as the Typer commands do
 
 
-def _help_app() -> typer.Typer:
-    """A Typer command with the parser's arguments, for ``--help`` in every command's layout.
-
-    Built from :func:`build_parser`, so the two cannot drift apart; it only shows help: the
-    arguments are parsed by argparse either way.
-    """
-    import inspect
-
-    import typer
-    from rich.markup import escape
-
-    parser = build_parser()
-    formatter = parser._get_formatter()
-    parameters = []
-    for action in parser._actions:
-        if isinstance(action, argparse._HelpAction):
-            continue
-        text = escape(formatter._expand_help(action))  # "[default: 8]" is not markup
-        if not action.option_strings:
-            info: object = typer.Argument(None, help=text, metavar=action.metavar)
-            annotation: object = str | None
-        elif action.nargs == 0:  # a flag
-            info, annotation = typer.Option(False, *action.option_strings, help=text), bool
-        else:
-            info = typer.Option(None, *action.option_strings, help=text, metavar=action.metavar)
-            annotation = list[str] | None if action.option_strings == ["--label"] else str | None
-        parameters.append(
-            inspect.Parameter(
-                action.dest, inspect.Parameter.KEYWORD_ONLY, default=info, annotation=annotation
-            )
-        )
-
-    def upload_help(**_: object) -> None:
-        pass
-
-    upload_help.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
-    upload_help.__annotations__ = {p.name: p.annotation for p in parameters}
-    help_app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
-    help_app.command("upload", help=f"{SUMMARY}\n\n{escape(EXITS)}")(upload_help)
-    help_app.command("_")(upload_help)  # two commands: the help names the subcommand
-    return help_app
-
-
 def show_help() -> NoReturn:
     """``nightwheels upload --help``, in the layout of every other command."""
-    import typer
-
-    from nightwheels.cli import style
-
-    style.apply()
-    typer.main.get_command(_help_app())(["upload", "--help"], prog_name="nightwheels")
-    raise SystemExit(0)  # the line above exits after the help; this only reassures the types
-
-
-def wants_help(argv: Sequence[str]) -> bool:
-    return any(arg in ("-h", "--help") for arg in argv) and "--" not in argv
+    show_help_for(build_parser(), "upload", f"{SUMMARY}\n\n{EXITS}")
 
 
 def register(app: typer.Typer) -> None:

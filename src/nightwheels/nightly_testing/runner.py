@@ -12,7 +12,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -156,6 +156,7 @@ class NightlyTester:
         self._stable_versions: dict[NormalizedName, Version | None] = {}
         self._built = False
         self._stamp = BuildStamp(self.project.root, self.uv.env.get("UV_CACHE_DIR"))
+        self._ci_context: Future[tuple[str | None, str | None]] | None = None
 
     # --- environments -------------------------------------------------------------
 
@@ -217,7 +218,16 @@ class NightlyTester:
 
     # --- choosing the nightlies ---------------------------------------------------------
 
-    def _requested_names(self, target: Target, python: Path) -> list[NormalizedName]:
+    def _lookup(
+        self, target: Target, python: Callable[[], Path]
+    ) -> tuple[list[NormalizedName], dict[NormalizedName, IndexFile], list[MissingNightly]]:
+        """The dependencies wanted as nightlies, the nightly chosen for each, and the missing."""
+        names = self._requested_names(target, python)
+        chosen, missing = self._choose(names, target)
+        return names, chosen, missing
+
+    def _requested_names(self, target: Target, python: Callable[[], Path]) -> list[NormalizedName]:
+        """``python`` gives the test environment's interpreter (waiting for it if need be)."""
         options = self.options
         own = canonicalize_name(self.project.name)
         if options.stable_only:
@@ -240,7 +250,7 @@ class NightlyTester:
             return sorted(set(names))
         available = self.nightly_index.project_names()
         if options.all_available:
-            wanted = self.uv.compile_names(python, self._base_requirements())
+            wanted = self.uv.compile_names(python(), self._base_requirements())
         else:
             if "dependencies" in self.project.dynamic:
                 raise ProjectConfigError(
@@ -282,6 +292,10 @@ class NightlyTester:
     # --- the run ------------------------------------------------------------------------
 
     def run(self) -> Report:
+        # The run's URL and commit (``git rev-parse``) are found while the tests run.
+        context = ThreadPoolExecutor(max_workers=1)
+        self._ci_context = context.submit(ci_context, self.project.root)
+        context.shutdown(wait=False)
         try:
             return self._run()
         finally:
@@ -291,7 +305,8 @@ class NightlyTester:
                 shutil.rmtree(self.workdir, ignore_errors=True)
 
     def _report(self, target: Target | None, **fields: object) -> Report:
-        run_url, commit = ci_context(self.project.root)
+        context = self._ci_context
+        run_url, commit = context.result() if context else ci_context(self.project.root)
         outcome = str(fields["outcome"])
         fields.setdefault("exit_code", EXIT_CODES[outcome])
         return Report(
@@ -313,12 +328,20 @@ class NightlyTester:
         nightlies: list[Nightly] = []
         missing: list[MissingNightly] = []
         try:
-            python = self._new_env()
-            # The venv of the interpreter running us has its tags: no need to ask it.
-            target = probe(python, self.workdir) if self.options.python else current_target()
-            self.target = target
-            names = self._requested_names(target, python)
-            chosen, missing = self._choose(names, target)
+            if self.options.python:
+                python = self._new_env()
+                target = self.target = probe(python, self.workdir)
+                names, chosen, missing = self._lookup(target, lambda: python)
+            else:
+                # The venv of the interpreter running us has its tags: no need to ask it.
+                # uv creates the environment while the index is read (both wait on I/O).
+                target = self.target = current_target()
+                with ThreadPoolExecutor(max_workers=1) as pool:
+                    creating = pool.submit(self._new_env)
+                    try:
+                        names, chosen, missing = self._lookup(target, creating.result)
+                    finally:
+                        python = creating.result()  # its error first, as when sequential
             for name in sorted(chosen):
                 stable = self._stable_versions.get(name)
                 nightlies.append(
