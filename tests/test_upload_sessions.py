@@ -301,3 +301,32 @@ def test_an_expired_session_leaves_nothing_behind(tmp_path: Path) -> None:
         assert len(blobs_with_session - left) == 2  # the wheel and its metadata
     finally:
         services.close()
+
+
+def test_session_show_and_cancel_commands(live: tuple[LiveServer, str]) -> None:
+    """`nightwheels session show|cancel NAME --project P`: the parameters every session
+    command shares, in process (publish is run as a process above)."""
+    from tests.support.cli import nightwheels
+
+    server, token = live
+    opened = httpx.post(
+        f"{server.url}/api/v1/projects/demo/sessions",
+        json={"name": "nightly-7"},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert opened.status_code == 201, opened.text
+    env = {"NIGHTWHEELS_TOKEN": token}
+    args = ("nightly-7", "-p", "demo", "--server", server.url)
+    shown = nightwheels("session", "show", *args, **env)
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.splitlines() == [
+        "session 'nightly-7' of demo (label main): open, 0 files",
+        f"preview: {opened.json()['preview_url']}",
+    ]
+    cancelled = nightwheels("session", "cancel", *args, **env)
+    assert cancelled.returncode == 0, cancelled.stderr
+    assert cancelled.stdout.strip() == "session 'nightly-7' of demo (label main): cancelled, 0 files"
+    gone = nightwheels("session", "show", *args, **env)
+    assert gone.returncode == 1 and "no open upload session 'nightly-7'" in gone.stderr
+    no_project = nightwheels("session", "cancel", "nightly-7", "--server", server.url, **env)
+    assert no_project.returncode == 2 and "--project" in no_project.stderr

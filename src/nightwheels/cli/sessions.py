@@ -7,25 +7,19 @@ job ran ``nightwheels upload --session NAME``. Credentials as for ``upload``: ``
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
 import typer
 
 from nightwheels.cli.exits import handle_errors
 
+if TYPE_CHECKING:  # imported when a command runs: the CLI starts without them
+    from nightwheels.upload.credentials import Credentials
+    from nightwheels.upload.sessions import RemoteSession
+
 session_app = typer.Typer(
     help="Upload sessions: publish a night's files all at once.", no_args_is_help=True
-)
-
-ServerOption = typer.Option(
-    None, "--server", metavar="URL", help="server URL (env NIGHTWHEELS_SERVER)"
-)
-TokenOption = typer.Option(
-    None, "--token", help="upload token (prefer env NIGHTWHEELS_TOKEN); trusted publishing in CI"
-)
-ProjectOption = typer.Option(
-    ..., "--project", "-p", metavar="PROJECT", help="the session's project"
-)
-NameArgument = typer.Argument(
-    ..., metavar="NAME", help="the session's name (as given to upload --session)"
 )
 
 
@@ -44,51 +38,62 @@ def _describe(session: object) -> str:
     return f"session {session.name!r} of {session.project} (label {session.label}): {session.state}, {files}"
 
 
-@session_app.command("publish")
-@handle_errors
-def publish_command(
-    name: str = NameArgument,
-    project: str = ProjectOption,
-    server: str | None = ServerOption,
-    token: str | None = TokenOption,
-) -> None:
+Action = Callable[["Credentials", "RemoteSession"], list[str]]  # -> the lines to print
+
+
+def _command(verb: str, action: Action) -> None:
+    """``nightwheels session VERB NAME --project P [--server URL] [--token T]``: the one
+    parameter set of every session command; ``action``'s docstring is its help."""
+
+    @session_app.command(verb, help=action.__doc__)
+    @handle_errors
+    def command(
+        name: str = typer.Argument(
+            ..., metavar="NAME", help="the session's name (as given to upload --session)"
+        ),
+        project: str = typer.Option(
+            ..., "--project", "-p", metavar="PROJECT", help="the session's project"
+        ),
+        server: str | None = typer.Option(
+            None, "--server", metavar="URL", help="server URL (env NIGHTWHEELS_SERVER)"
+        ),
+        token: str | None = typer.Option(
+            None,
+            "--token",
+            help="upload token (prefer env NIGHTWHEELS_TOKEN); trusted publishing in CI",
+        ),
+    ) -> None:
+        creds, found = _session(server, token, project, name)
+        for line in action(creds, found):
+            typer.echo(line)
+
+    command.__name__ = f"{verb}_command"
+
+
+def _publish(creds: Credentials, found: RemoteSession) -> list[str]:
     """Make every file of the session live at once (all of them, or none)."""
     from nightwheels.upload import sessions
 
-    creds, found = _session(server, token, project, name)
     published = sessions.publish(creds, found.id)
-    typer.echo(
-        f"published {found.files} file{'' if found.files == 1 else 's'}: " + _describe(published)
-    )
+    files = f"{found.files} file{'' if found.files == 1 else 's'}"
+    return [f"published {files}: " + _describe(published)]
 
 
-@session_app.command("cancel")
-@handle_errors
-def cancel_command(
-    name: str = NameArgument,
-    project: str = ProjectOption,
-    server: str | None = ServerOption,
-    token: str | None = TokenOption,
-) -> None:
+def _cancel(creds: Credentials, found: RemoteSession) -> list[str]:
     """Drop the session and its files; nothing of it is ever listed."""
     from nightwheels.upload import sessions
 
-    creds, found = _session(server, token, project, name)
-    typer.echo(_describe(sessions.cancel(creds, found.id)))
+    return [_describe(sessions.cancel(creds, found.id))]
 
 
-@session_app.command("show")
-@handle_errors
-def show_command(
-    name: str = NameArgument,
-    project: str = ProjectOption,
-    server: str | None = ServerOption,
-    token: str | None = TokenOption,
-) -> None:
+def _show(creds: Credentials, found: RemoteSession) -> list[str]:
     """The session's state, files, and its preview index URL."""
-    _, found = _session(server, token, project, name)
-    typer.echo(_describe(found))
-    typer.echo(f"preview: {found.preview_url}")
+    return [_describe(found), f"preview: {found.preview_url}"]
+
+
+_command("publish", _publish)
+_command("cancel", _cancel)
+_command("show", _show)
 
 
 def register(app: typer.Typer) -> None:
