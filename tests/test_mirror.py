@@ -191,3 +191,21 @@ def test_cli_prints_one_summary_and_exits_1_on_a_failure(
     assert result.stdout.strip().startswith("mirrored 2 projects from ")
     assert "1 file copied" in result.stdout
     shutil.rmtree(data)
+
+
+def test_a_file_with_an_unparseable_name_is_skipped_with_its_project() -> None:
+    """The skip event names its project and why, as it is reported (made once, not remade)."""
+    from nightwheels.core.simple_index import RemoteFile
+    from nightwheels.services.mirror import _newest
+
+    files = [
+        RemoteFile("demo-1.0-py3-none-any.whl", "u1", "a" * 64),
+        RemoteFile("demo-2.0-py3-none-any.whl", "u2", "b" * 64),
+        RemoteFile("not a wheel.whl", "u3", "c" * 64),
+    ]
+    kept, (skipped,) = _newest("demo", files, 1)
+    assert [(r.filename, str(v)) for r, v in kept] == [("demo-2.0-py3-none-any.whl", "2.0")]
+    assert (skipped.project, skipped.filename, skipped.status) == (
+        "demo", "not a wheel.whl", "skipped",
+    )  # fmt: skip
+    assert skipped.detail

@@ -173,16 +173,17 @@ def _live_digests(services: Services, project: str, label: str) -> set[str]:
 
 
 def _newest(
-    files: list[RemoteFile], versions: int | None
+    project: str, files: list[RemoteFile], versions: int | None
 ) -> tuple[list[tuple[RemoteFile, Version]], list[FileEvent]]:
-    """Files with a parseable name, of the newest ``versions`` versions (all if None)."""
+    """Files with a parseable name, of the newest ``versions`` versions (all if None), and
+    the events of those skipped for their name."""
     kept: list[tuple[RemoteFile, Version]] = []
     skipped: list[FileEvent] = []
     for remote in files:
         try:
             dist = parse_filename(remote.filename)
         except NightwheelsError as exc:
-            skipped.append(FileEvent("", remote.filename, "skipped", detail=exc.message))
+            skipped.append(FileEvent(project, remote.filename, "skipped", detail=exc.message))
             continue
         kept.append((remote, dist.version))
     if versions is not None:
@@ -239,7 +240,7 @@ def _mirror_project(
 
     files, page_skips = source.files(project)
     report.warnings += [f"{project}: {why}" for why in page_skips]
-    candidates, unparseable = _newest(files, versions)
+    candidates, unparseable = _newest(project, files, versions)
     present = _live_digests(services, project, label)
     todo: list[tuple[RemoteFile, Version]] = []
     for remote, version in candidates:
@@ -257,7 +258,7 @@ def _mirror_project(
         else:
             todo.append((remote, version))
     for event in unparseable:
-        emit(FileEvent(project, event.filename, "skipped", detail=event.detail))
+        emit(event)
     on_plan(sum(1 for _ in todo))
     for batch in _batches(todo):
         uploads = []
