@@ -265,12 +265,16 @@ def main() -> None:
     }
     ref = args.baseline_ref or default_baseline_ref()
     previous: LiveServer | None = None
+    # What the previous version is and did, gathered here and recorded once, at the end.
+    baseline: dict[str, object] = {}
     t0 = time.perf_counter()
     if ref != "none":
         sha, python = install_baseline(ref, tmp / "baseline")
         build_corpus_with(python, tmp / "baseline" / f"nightwheels-{sha[:12]}", tmp / "base")
         shutil.copytree(tmp / "base", tmp / "data")
-        results["baseline"] = {"ref": ref, "commit": sha}
+        baseline["commit"] = sha
+        if ref != sha:  # a name (main, HEAD~1): the commit it meant then
+            baseline["ref"] = ref
         previous = LiveServer(data=tmp / "base", command=[str(python), "-m", "nightwheels"])
     else:
         services = build_corpus(tmp / "data")
@@ -289,10 +293,9 @@ def main() -> None:
             old_url = previous.url + PAGE
             old_html = httpx.get(old_url).content
             old_js = httpx.get(old_url, headers={"Accept": JSON}).content
-            results["baseline"] |= {  # type: ignore[operator]
-                "page_bytes": {"html": len(old_html), "json": len(old_js)},
-                "same_bytes": {"html": old_html == html, "json": old_js == js},
-            }
+            baseline["same_bytes"] = {"html": old_html == html, "json": old_js == js}
+            if old_html != html or old_js != js:  # the same bytes: page_bytes below says it
+                baseline["page_bytes"] = {"html": len(old_html), "json": len(old_js)}
         static = tmp / "static"
         (static / "simple" / "proj07").mkdir(parents=True)
         (static / "simple" / "proj07" / "index.html").write_bytes(html)
@@ -320,7 +323,7 @@ def main() -> None:
             bare_html = wrk(bare_url, args.duration, args.connections)
             bare_json = wrk(bare_url, args.duration, args.connections, accept=JSON)
             if previous is not None:
-                results["baseline"] |= against_previous(  # type: ignore[operator]
+                baseline |= against_previous(
                     url, old_url, args.duration, args.connections, args.rounds
                 )
                 previous.stop()
@@ -364,6 +367,8 @@ def main() -> None:
         if previous is not None:
             previous.stop()
         shutil.rmtree(tmp, ignore_errors=True)
+    if baseline:
+        results["baseline"] = baseline
     out = Path(__file__).parent / "results" / "simple_page.json"
     out.write_text(json.dumps(results, indent=2) + "\n")
     print(json.dumps(results, indent=2))
