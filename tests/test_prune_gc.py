@@ -124,6 +124,25 @@ def test_changes_after_planning_only_make_a_run_remove_less(services: Services) 
     assert files[0].filename in live_filenames(services, "demo")
 
 
+def test_a_project_changed_in_the_middle_of_a_batch_is_planned_again(
+    services: Services,
+) -> None:
+    """Only the project whose serial moved since planning is evaluated again; the others
+    of its transaction are applied as planned."""
+    files = {
+        name: [add_file(services, name, f"1.0.dev{n}", days_ago=10 - n) for n in range(4)]
+        for name in ("aaa", "bbb", "ccc")
+    }
+    plan = prune.build_plan(services, force=True)
+    retention.set_pinned(services, SYSTEM, "bbb", version="1.0.dev0")
+    result = prune.apply_plan(services, SYSTEM, plan, force=True)
+    assert sorted(result.removed) == ["aaa", "bbb", "ccc"]
+    assert [d.file.id for d in result.removed["bbb"]] == [files["bbb"][1].id]
+    assert result.skipped == {"bbb": 1}
+    assert files["bbb"][0].filename in live_filenames(services, "bbb")
+    assert len(live_filenames(services, "aaa")) == len(live_filenames(services, "ccc")) == 2
+
+
 def test_per_project_overrides(services: Services) -> None:
     for n in range(4):
         add_file(services, "keepall", f"1.0.dev{n}", days_ago=100 - n)
@@ -314,6 +333,10 @@ def test_prune_commits_many_projects_per_transaction(
         assert result.removed_count == 40 * 3 * 2 and len(result.removed) == 40
         assert len(commits) == 3  # 16 + 16 + 8 projects
         assert len(statements) < 40  # was 8 a project
+        # Nothing changed since planning: no project's files are read again (only the
+        # aggregates the serial bump keeps, one statement a batch).
+        reread = [s for s in statements if "FROM files" in s and "GROUP BY" not in s]
+        assert reread == []
         with s.db.read() as session:
             rows = session.execute(
                 select(Project.name, Project.serial, Project.live_files, Project.live_versions)

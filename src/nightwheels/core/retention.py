@@ -87,6 +87,7 @@ class ProjectPlan:
     decisions: tuple[Decision, ...]
     total: int  # live files of the project, all labels
     refused: str | None = None  # why the share guard kept everything
+    version: int | None = None  # ProjectInput.version
 
     @property
     def proposed(self) -> list[Decision]:
@@ -104,6 +105,9 @@ class ProjectInput:
     name: str  # normalised
     policy: Policy
     files: tuple[FileRecord, ...]
+    # What the caller knows the project's state by (its serial): the same version means
+    # the same files and policy, hence the same plan.
+    version: int | None = None
 
 
 @dataclass(frozen=True)
@@ -314,7 +318,7 @@ def plan_project(
         decisions = tuple(
             Decision(p.record, False, "project is exempt from retention") for p in parsed
         )
-        return ProjectPlan(project.name, decisions, total)
+        return ProjectPlan(project.name, decisions, total, version=project.version)
 
     by_label: dict[str, list[_Parsed]] = defaultdict(list)
     for p in parsed:
@@ -332,7 +336,7 @@ def plan_project(
             f"would remove {removing} of {total} files ({removing / total:.0%}), more than the "
             f"{project.policy.max_share:.0%} allowed without --force"
         )
-    return ProjectPlan(project.name, decisions, total, refused)
+    return ProjectPlan(project.name, decisions, total, refused, project.version)
 
 
 def _newest_version(files: list[_Parsed]) -> str:

@@ -3,10 +3,11 @@
 The plan is made from one read of every live file; nothing is written unless the whole plan
 was made without error. It is then applied a few dozen projects per short write transaction
 (each changed project gets a serial of its own), so uploads and page renders interleave
-with a long prune. Inside each transaction every project's rules are evaluated again on its
-current rows, and a file is removed only if both the plan and this fresh evaluation remove
-it: a concurrent upload, replace or prune can only make a run remove less, never break the
-rules' guarantees.
+with a long prune. Inside each transaction, a project changed since planning (its serial
+moved: every change moves it) has its rules evaluated again on its current rows, and a file
+is removed only if both the plan and this fresh evaluation remove it: a concurrent upload,
+replace or prune can only make a run remove less, never break the rules' guarantees. A
+project whose serial did not move has the rows it was planned on.
 
 Removing a file marks its row (``removed_reason='pruned'``): it leaves the simple pages at
 once, stays downloadable for the history window, and its bytes go with garbage collection.
@@ -32,6 +33,7 @@ from nightwheels.core.retention import (
     ParseCache,
     Plan,
     ProjectInput,
+    ProjectPlan,
     make_plan,
     plan_project,
 )
@@ -77,9 +79,12 @@ class PruneResult:
 def _inputs(
     session: Session, services: Services, names: Iterable[str] | None = None
 ) -> list[ProjectInput]:
+    # The serials are read before the files: a change committed in between (PostgreSQL
+    # reads each statement as committed when it starts) shows as a newer serial when the
+    # plan is applied, and the project is planned again then.
     query = select(
         Project.id, Project.name, Project.retention_keep, Project.retention_days,
-        Project.retention_exempt,
+        Project.retention_exempt, Project.serial,
     ).order_by(Project.name)  # fmt: skip
     if names is not None:
         wanted = sorted({normalize_name(n) for n in names})
@@ -102,6 +107,7 @@ def _inputs(
                 services.settings, p.retention_keep, p.retention_days, p.retention_exempt
             ),
             tuple(files.get(p.id, ())),
+            p.serial,
         )
         for p in projects
     ]
@@ -138,57 +144,70 @@ class _Applied:
 def _apply_batch(
     services: Services,
     actor: Actor,
-    batch: list[tuple[str, set[int]]],
+    batch: list[ProjectPlan],
     now: datetime,
     force: bool,
     cache: ParseCache,
 ) -> dict[str, _Applied]:
-    """Apply the plans of a few projects in one write transaction: re-plan each on its
-    current rows and remove what both plans remove; one serial bump per changed project."""
+    """Apply the plans of a few projects in one write transaction, one serial bump per
+    changed project. A project whose serial moved since planning (every change moves it)
+    is planned again on its current rows, and only what both plans remove is removed; one
+    whose serial did not has the rows it was planned on."""
 
     def run(session: Session, changes: serials.Changes) -> dict[str, _Applied]:
-        names = sorted(name for name, _ in batch)
         # Locked in name order (PostgreSQL), as every batch of every prune takes them.
         projects = {
             p.name: p
             for p in session.execute(
-                select(Project).where(Project.name.in_(names)).order_by(Project.name)
+                select(Project)
+                .where(Project.name.in_(sorted(plan.project for plan in batch)))
+                .order_by(Project.name)
                 .with_for_update()
             ).scalars()
-        }  # fmt: skip
+        }
+        moved = [
+            projects[plan.project]
+            for plan in batch
+            if plan.project in projects and projects[plan.project].serial != plan.version
+        ]
         files: dict[int, list[FileRecord]] = defaultdict(list)
-        for row in session.execute(
-            select(File.project_id, *_FILE_COLUMNS).where(
-                File.project_id.in_([p.id for p in projects.values()]), LIVE
-            )
-        ):
-            files[row[0]].append(FileRecord(*row[1:]))
+        if moved:
+            for row in session.execute(
+                select(File.project_id, *_FILE_COLUMNS).where(
+                    File.project_id.in_([p.id for p in moved]), LIVE
+                )
+            ):
+                files[row[0]].append(FileRecord(*row[1:]))
         applied: dict[str, _Applied] = {}
         changed: list[Project] = []
-        for name, planned in sorted(batch):
+        for plan in sorted(batch, key=lambda plan: plan.project):
+            name, planned = plan.project, plan.removals
             project = projects.get(name)
             if project is None:
                 applied[name] = _Applied([], len(planned), 0)
                 continue
-            fresh = plan_project(
-                ProjectInput(
-                    name,
-                    project_policy(
-                        services.settings,
-                        project.retention_keep,
-                        project.retention_days,
-                        project.retention_exempt,
+            if project.serial != plan.version:
+                fresh = plan_project(
+                    ProjectInput(
+                        name,
+                        project_policy(
+                            services.settings,
+                            project.retention_keep,
+                            project.retention_days,
+                            project.retention_exempt,
+                        ),
+                        tuple(files.get(project.id, ())),
                     ),
-                    tuple(files.get(project.id, ())),
-                ),
-                now,
-                force=force,
-                cache=cache,
-            )
-            removals = [d for d in fresh.removals if d.file.id in planned]
-            applied[name] = _Applied(
-                removals, len(planned) - len(removals), fresh.total - len(removals)
-            )
+                    now,
+                    force=force,
+                    cache=cache,
+                )
+                ids = {d.file.id for d in planned}
+                removals = [d for d in fresh.removals if d.file.id in ids]
+                total = fresh.total
+            else:
+                removals, total = planned, plan.total
+            applied[name] = _Applied(removals, len(planned) - len(removals), total - len(removals))
             if removals:
                 changed.append(project)
         if not changed:
@@ -224,18 +243,18 @@ def _apply_batch(
     return serials.write(services, run)
 
 
-def _batches(plan: Plan) -> Iterator[list[tuple[str, set[int]]]]:
-    batch: list[tuple[str, set[int]]] = []
+def _batches(plan: Plan) -> Iterator[list[ProjectPlan]]:
+    batch: list[ProjectPlan] = []
     files = 0
     for project in plan.projects:
-        planned = {d.file.id for d in project.removals}
+        planned = len(project.removals)
         if not planned:
             continue
-        if batch and (len(batch) >= BATCH_PROJECTS or files + len(planned) > BATCH_FILES):
+        if batch and (len(batch) >= BATCH_PROJECTS or files + planned > BATCH_FILES):
             yield batch
             batch, files = [], 0
-        batch.append((project.project, planned))
-        files += len(planned)
+        batch.append(project)
+        files += planned
     if batch:
         yield batch
 
