@@ -321,6 +321,8 @@ def test_only_a_downstreams_members_or_publisher_report_for_it(
     (row,) = world.call("GET", "/compat/upstream/up-lib", anywhere).json()["results"]
     assert row["downstream"] == "down-app" and row["culprit"] is True
     assert row["run_url"] is None and row["repository_url"] is None
+    history = world.call("GET", "/compat/downstream/down-app", anywhere).json()
+    assert history["project"] == "down-app" and history["runs"][0]["run_url"] is None
     page = world.request("GET", "http://testserver/project/up-lib/")
     assert "down-app" in page.text and "evil.example" not in page.text
 
@@ -334,6 +336,8 @@ def test_only_a_downstreams_members_or_publisher_report_for_it(
         (row,) = world.call("GET", "/compat/upstream/up-lib", anywhere).json()["results"]
         assert row["run_url"] == shown
         assert row["repository_url"] == "https://github.com/org/down-app"
+        (latest, *_) = world.call("GET", "/compat/downstream/down-app", anywhere).json()["runs"]
+        assert latest["run_url"] == shown  # the per-downstream history, by the same rule
     page = world.request("GET", "http://testserver/project/up-lib/")
     assert (
         'href="https://github.com/org/down-app"' in page.text and "down-app-evil" not in page.text

@@ -316,7 +316,36 @@ def upstream_status(session: Session, upstream: str) -> list[UpstreamRow]:
     ]
 
 
-def downstream_history(session: Session, downstream: str, limit: int = 50) -> list[CompatRun]:
+@dataclass(frozen=True)
+class HistoryNightly:
+    project: str
+    version: str
+    filename: str
+    sha256: str
+    uploaded_at: datetime | None
+    culprit: bool
+    first_bad: bool  # the bisect's first bad build (it may be an older file than the one tested)
+
+
+@dataclass(frozen=True)
+class HistoryRun:
+    """One reported run of a downstream, as shown."""
+
+    id: int
+    outcome: str
+    python: str
+    platform: str
+    tested_at: datetime
+    reported_at: datetime
+    run_url: str | None  # only inside the downstream's own repository, as everywhere
+    commit: str | None
+    tests_passed: int
+    tests_failed: int
+    culprits: list[str]
+    nightlies: list[HistoryNightly]
+
+
+def downstream_history(session: Session, downstream: str, limit: int = 50) -> list[HistoryRun]:
     name = normalize_name(downstream)
     runs = list(
         session.execute(
@@ -329,4 +358,34 @@ def downstream_history(session: Session, downstream: str, limit: int = 50) -> li
     )
     if not runs:
         raise NotFound(f"no results reported for {name!r}")
-    return runs
+    repository_url = session.execute(
+        select(Project.repository_url).where(Project.name == name)
+    ).scalar_one_or_none()
+    return [
+        HistoryRun(
+            id=run.id,
+            outcome=run.outcome,
+            python=run.python,
+            platform=run.platform,
+            tested_at=run.tested_at,
+            reported_at=run.reported_at,
+            run_url=own_link(run.run_url, repository_url),
+            commit=run.commit,
+            tests_passed=run.tests_passed,
+            tests_failed=run.tests_failed,
+            culprits=list(run.culprits),
+            nightlies=[
+                HistoryNightly(
+                    n.project,
+                    n.version,
+                    n.filename,
+                    n.sha256,
+                    n.uploaded_at,
+                    n.culprit,
+                    n.first_bad,
+                )
+                for n in run.nightlies
+            ],
+        )
+        for run in runs
+    ]

@@ -57,34 +57,9 @@ class UpstreamOut(BaseModel):
     results: list[compat.UpstreamRow]  # a dataclass of the service, validated by pydantic
 
 
-class RunNightly(BaseModel):
-    project: str
-    version: str
-    filename: str
-    sha256: str
-    uploaded_at: datetime | None
-    culprit: bool
-    first_bad: bool  # the bisect's first bad build (it may be an older file than the one tested)
-
-
-class DownstreamRun(BaseModel):
-    id: int
-    outcome: str
-    python: str
-    platform: str
-    tested_at: datetime
-    reported_at: datetime
-    run_url: str | None
-    commit: str | None
-    tests_passed: int
-    tests_failed: int
-    culprits: list[str]
-    nightlies: list[RunNightly]
-
-
 class DownstreamOut(BaseModel):
     project: str
-    runs: list[DownstreamRun]
+    runs: list[compat.HistoryRun]  # a dataclass of the service, validated by pydantic
 
 
 @router.post("/compat/results", status_code=status.HTTP_201_CREATED)
@@ -124,34 +99,4 @@ def upstream(name: str, session: ReadSession) -> UpstreamOut:
 @router.get("/compat/downstream/{name}")
 def downstream(name: str, session: ReadSession, limit: int = 50) -> DownstreamOut:
     runs = compat.downstream_history(session, name, limit)
-    return DownstreamOut(
-        project=runs[0].downstream,
-        runs=[
-            DownstreamRun(
-                id=r.id,
-                outcome=r.outcome,
-                python=r.python,
-                platform=r.platform,
-                tested_at=r.tested_at,
-                reported_at=r.reported_at,
-                run_url=r.run_url,
-                commit=r.commit,
-                tests_passed=r.tests_passed,
-                tests_failed=r.tests_failed,
-                culprits=list(r.culprits),
-                nightlies=[
-                    RunNightly(
-                        project=n.project,
-                        version=n.version,
-                        filename=n.filename,
-                        sha256=n.sha256,
-                        uploaded_at=n.uploaded_at,
-                        culprit=n.culprit,
-                        first_bad=n.first_bad,
-                    )
-                    for n in r.nightlies
-                ],
-            )
-            for r in runs
-        ],
-    )
+    return DownstreamOut(project=normalize_name(name), runs=runs)
