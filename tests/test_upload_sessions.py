@@ -64,6 +64,17 @@ def upload(
     )
 
 
+def open_session(server: LiveServer, token: str, name: str) -> dict[str, str]:
+    """Open upload session ``name`` of ``demo`` through the API; its description."""
+    opened = httpx.post(
+        f"{server.url}/api/v1/projects/demo/sessions",
+        json={"name": name},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert opened.status_code == 201, opened.text
+    return dict(opened.json())
+
+
 def session_cli(server: LiveServer, token: str, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "nightwheels", "session", *args],
@@ -84,13 +95,7 @@ def test_a_session_across_three_uploading_processes(
         make_wheel(folder, "demo", "1.0.dev2", tag)
         for folder, tag in zip(folders, TAGS, strict=True)
     ]
-    opened = httpx.post(
-        f"{server.url}/api/v1/projects/demo/sessions",
-        json={"name": "nightly-42"},
-        headers={"Authorization": f"Bearer {token}"},
-    )
-    assert opened.status_code == 201, opened.text
-    session = opened.json()
+    session = open_session(server, token, "nightly-42")
 
     # Two CI jobs with nightwheels upload, one with twine to the session's upload URL.
     jobs = [
@@ -198,11 +203,7 @@ def test_who_may_use_a_session(live: tuple[LiveServer, str], tmp_path: Path) -> 
     server, token = live
     server.create_user("mallory", admin=False)
     outsider = server.token("mallory", "other")
-    opened = httpx.post(
-        f"{server.url}/api/v1/projects/demo/sessions",
-        json={"name": "nightly-7"},
-        headers={"Authorization": f"Bearer {token}"},
-    ).json()
+    opened = open_session(server, token, "nightly-7")
     wheel = make_wheel(tmp_path / "w", "demo", "1.0.dev5")
     assert clients.twine_upload(opened["upload_url"], token, wheel).returncode == 0
     bearer = {"Authorization": f"Bearer {outsider}"}
@@ -309,24 +310,57 @@ def test_session_show_and_cancel_commands(live: tuple[LiveServer, str]) -> None:
     from tests.support.cli import nightwheels
 
     server, token = live
-    opened = httpx.post(
-        f"{server.url}/api/v1/projects/demo/sessions",
-        json={"name": "nightly-7"},
-        headers={"Authorization": f"Bearer {token}"},
-    )
-    assert opened.status_code == 201, opened.text
+    opened = open_session(server, token, "nightly-7")
     env = {"NIGHTWHEELS_TOKEN": token}
     args = ("nightly-7", "-p", "demo", "--server", server.url)
     shown = nightwheels("session", "show", *args, **env)
     assert shown.returncode == 0, shown.stderr
     assert shown.stdout.splitlines() == [
         "session 'nightly-7' of demo (label main): open, 0 files",
-        f"preview: {opened.json()['preview_url']}",
+        f"preview: {opened['preview_url']}",
     ]
     cancelled = nightwheels("session", "cancel", *args, **env)
     assert cancelled.returncode == 0, cancelled.stderr
-    assert cancelled.stdout.strip() == "session 'nightly-7' of demo (label main): cancelled, 0 files"
+    assert (
+        cancelled.stdout.strip() == "session 'nightly-7' of demo (label main): cancelled, 0 files"
+    )
     gone = nightwheels("session", "show", *args, **env)
     assert gone.returncode == 1 and "no open upload session 'nightly-7'" in gone.stderr
     no_project = nightwheels("session", "cancel", "nightly-7", "--server", server.url, **env)
     assert no_project.returncode == 2 and "--project" in no_project.stderr
+
+
+def test_a_quarantined_projects_open_session_offers_no_file(
+    live: tuple[LiveServer, str], tmp_path: Path
+) -> None:
+    """PEP 792: a session opened before the quarantine previews no file of it either: its
+    preview page lists none and its file URLs are refused (403, as /files/ URLs are)."""
+    from tests.support.access import Accounts, Api
+    from tests.support.cli import nightwheels
+
+    server, token = live
+    opened = open_session(server, token, "nightly-9")
+    folder = tmp_path / "job"
+    make_wheel(folder, "demo", "1.0.dev9")
+    env = {"NIGHTWHEELS_TOKEN": token, "NIGHTWHEELS_SERVER": server.url}
+    sent = nightwheels("upload", str(folder), "--session", "nightly-9", **env)
+    assert sent.returncode == 0, sent.stderr
+    preview = f"{opened['preview_url']}demo/"
+    page = httpx.get(preview, headers={"Accept": JSON}).json()
+    (entry,) = [f for f in page["files"] if "1.0.dev9" in f["filename"]]
+    url = str(httpx.URL(preview).join(entry["url"]))
+    assert httpx.get(url).status_code == 200
+
+    accounts = Accounts(server.data)
+    try:
+        admin = Api(server, accounts.token("alice", "demo"))
+    finally:
+        accounts.close()
+    answer = admin.put("/projects/demo/status", {"status": "quarantined", "reason": "malware"})
+    assert answer.status_code == 200, answer.text
+    assert httpx.get(preview, headers={"Accept": JSON}).json()["files"] == []
+    for refused in (httpx.get(url), httpx.get(url + ".metadata")):
+        assert refused.status_code == 403
+        assert refused.text.strip() == (
+            "project 'demo' is quarantined (malware): its files are not offered for download"
+        )

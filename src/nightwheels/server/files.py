@@ -82,7 +82,7 @@ async def serve_file(request: Request) -> Response:
     found = lookup.cached(digest, filename) or await run_in_threadpool(lookup, digest, filename)
     if found is None:
         return PlainTextResponse("not found\n", status_code=404)
-    listing.check_offered(found)
+    listing.check_offered(found.project, found.status, found.status_reason)
     return await blob_response(
         request,
         services,

@@ -195,12 +195,11 @@ def find_file(session: Session, digest_prefix: str, filename: str) -> FileLocati
     return FileLocation(*row) if row is not None else None
 
 
-def check_offered(found: FileLocation) -> None:
+def check_offered(project: str, status: str, reason: str | None) -> None:
     """PEP 792: a quarantined project offers no file for download, by a URL someone kept
     either (its pages list none)."""
-    if not offers_files(found.status):
-        why = f" ({found.status_reason})" if found.status_reason else ""
+    if not offers_files(status):
+        why = f" ({reason})" if reason else ""
         raise ProjectQuarantined(
-            f"project {found.project!r} is {found.status}{why}: "
-            "its files are not offered for download"
+            f"project {project!r} is {status}{why}: its files are not offered for download"
         )

@@ -28,6 +28,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from nightwheels.core.names import DEFAULT_LABEL, normalize_name, validate_label
+from nightwheels.core.project_status import offers_files
 from nightwheels.core.simple_pages import FileEntry, ProjectListing
 from nightwheels.db.models import PendingFile, Project, UploadSession, utcnow
 from nightwheels.errors import Conflict, InvalidName, NotFound
@@ -331,6 +332,8 @@ def preview_listing(
         if found.project.name != name:
             return None
         live = listing.load_listing(session, name, found.label, root=root)
+        if live is not None and not offers_files(live.status):
+            return live  # quarantined (PEP 792): the session's files are not offered either
         pending = {
             f.filename: FileEntry(
                 f.filename,
@@ -359,6 +362,8 @@ def pending_file(services: Services, public_id: str, filename: str) -> PendingFi
     """A file of an open session, for its preview index."""
     with services.db.read() as session:
         found = _preview_session(session, public_id)
+        project = found.project
+        listing.check_offered(project.name, project.status, project.status_reason)
         row = session.execute(
             select(PendingFile).where(
                 PendingFile.session_id == found.id, PendingFile.filename == filename
