@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -255,3 +256,37 @@ def test_export_refuses_damaged_bytes_and_bad_destinations(
     )
     assert not (dest / "simple" / "demo").exists()
     assert not (dest / ".nightwheels-export.json").exists()
+
+
+@SQLITE_ONLY
+def test_a_quarantined_projects_files_leave_the_export(
+    server: LiveServer, uploader: str, tmp_path: Path
+) -> None:
+    """PEP 792: the export's file URLs of a quarantined project are deleted (a static host
+    would serve them to whoever kept one); lifting the quarantine copies them again."""
+    from tests.support.access import Accounts, Api
+
+    wheel = make_wheel(tmp_path / "w", "demo", "1.0.dev1")
+    assert post_wheel(server, uploader, wheel).status_code == 200
+    dest = tmp_path / "export"
+    server.cli("export-static", str(dest))
+    exported = sorted(p.relative_to(dest) for p in (dest / "files").rglob("*") if p.is_file())
+    assert [p.name for p in exported] == [wheel.name, wheel.name + ".metadata"]
+
+    accounts = Accounts(server.data)
+    try:
+        accounts.user("root", admin=True)
+        root = Api(server, accounts.token("root"))
+    finally:
+        accounts.close()
+    assert root.put("/projects/demo/status", {"status": "quarantined"}).status_code == 200
+    out = server.cli("export-static", str(dest))
+    assert "2 files of quarantined projects deleted" in out.stdout
+    assert not any((dest / p).exists() for p in exported)
+    page = json.loads((dest / "simple" / "demo" / "index.json").read_text())
+    assert page["files"] == [] and page["project-status"] == {"status": "quarantined"}
+
+    assert root.put("/projects/demo/status", {"status": "active"}).status_code == 200
+    out = server.cli("export-static", str(dest))
+    assert "2 files copied" in out.stdout
+    assert all((dest / p).is_file() for p in exported)

@@ -64,4 +64,9 @@ def _report(result: ExportResult) -> None:
         f"exported serial {result.serial} to {result.destination}: "
         f"{result.pages} project pages written, {result.removed} removed, "
         f"{counted(result.files, 'file')} copied"
+        + (
+            f", {counted(result.withheld, 'file')} of quarantined projects deleted"
+            if result.withheld
+            else ""
+        )
     )

@@ -31,6 +31,7 @@ from typing import Any
 from sqlalchemy import select
 
 from nightwheels.core.names import DEFAULT_LABEL
+from nightwheels.core.project_status import offers_files
 from nightwheels.core.simple_pages import (
     JSON_TYPE,
     ProjectListing,
@@ -64,6 +65,7 @@ class ExportResult:
     pages: int = 0  # project pages written
     removed: int = 0  # project pages removed
     files: int = 0  # files and metadata files copied
+    withheld: int = 0  # files and metadata files deleted: their project is quarantined
     unchanged: bool = False
 
 
@@ -134,6 +136,18 @@ def _copy_files(services: Services, target: StaticTarget, found: ProjectListing,
     return len(copied)
 
 
+def _withhold_files(services: Services, target: StaticTarget, name: str, label: str) -> int:
+    """Delete every file of a quarantined project (PEP 792) that an export may hold: a static
+    host would otherwise serve a URL someone kept. Lifting the quarantine copies the listed
+    ones again."""
+    with services.db.read() as session:
+        paths = listing.file_paths_of(session, name, label)
+    present = [path for path in paths if target.exists(path)]
+    for path in present:
+        target.delete(path)
+    return len(present)
+
+
 def _tracks(services: Services, name: str) -> tuple[str, ...]:
     settings = services.settings
     return (settings.tracks_url.format(name=name),) if settings.pep708_tracks else ()
@@ -186,7 +200,9 @@ def export_static(
                     del have[name]
                     result.removed += 1
                 continue
-            if files_url is None:
+            if files_url is None and not offers_files(found.status):
+                result.withheld += _withhold_files(services, target, name, label)
+            elif files_url is None:
                 result.files += _copy_files(services, target, found, jobs)
             target.write_bytes(
                 page + "index.json", render_project_json(found), JSON_TYPE, PAGE_CACHE

@@ -151,6 +151,22 @@ def labels_of(session: Session, names: list[str] | None = None) -> set[str]:
     return found
 
 
+def file_paths_of(session: Session, name: str, label: str) -> list[str]:
+    """The paths (see :func:`file_path`) of every file of a project in a label, listed or
+    within history, with their ``.metadata`` files."""
+    rows = session.execute(
+        select(File.sha256, File.filename, File.metadata_sha256)
+        .join(Project, Project.id == File.project_id)
+        .where(Project.name == name, File.label == label)
+    )
+    paths: list[str] = []
+    for sha256, filename, metadata_sha256 in rows:
+        paths.append(file_path(sha256, filename))
+        if metadata_sha256:
+            paths.append(file_path(sha256, filename) + ".metadata")
+    return paths
+
+
 @dataclass(frozen=True)
 class FileLocation:
     """Where a file URL points, and what decides whether it is served: its project's
