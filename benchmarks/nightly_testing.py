@@ -7,6 +7,10 @@ of each (interleaved, so both see the same machine load), their ratio, whether t
 (dependency confusion), the start-up time of ``nightwheels test``/``report`` (``nightwheels
 report`` with nothing to do, less a bare interpreter), and the wall time and run count of a ``--bisect`` run.
 
+``steps_ms`` says where the time goes, in milliseconds (medians): the reference's steps
+from the timed runs, and ``nightwheels test``'s from as many untimed runs under
+``benchmarks/_steps.py``, which logs each child process and HTTP request it makes.
+
     .venv/bin/python benchmarks/nightly_testing.py [--repeat 3]
 """
 
@@ -20,6 +24,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections import defaultdict
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -33,6 +38,44 @@ def timed(fn) -> float:  # type: ignore[no-untyped-def]
     return time.perf_counter() - start
 
 
+def traced_steps(world, log: Path) -> dict[str, float]:  # type: ignore[no-untyped-def]
+    """One ``nightwheels test`` run under ``_steps.py``: seconds per step, in order."""
+    command = [
+        sys.executable, str(Path(__file__).with_name("_steps.py")), str(log), "-m", "nightwheels",
+        "test", str(world.downstream), "--index", world.server.simple_url,
+        "--stable-index", world.stable.url, "--extra", "test", "--group", "test",
+    ]  # fmt: skip
+    env = clean_env(UV_CACHE_DIR=str(world.uv_cache), XDG_CACHE_HOME=str(world.tmp / "xdg"))
+    launched = time.monotonic()
+    run(command, env=env, check=False, timeout=600)
+    ended = time.monotonic()
+    events = [json.loads(line) for line in log.read_text().splitlines()]
+
+    def span(*whats: str) -> tuple[float, float]:
+        chosen = [e for e in events if e["what"] in whats or (e["kind"] in whats)]
+        return min(e["start"] for e in chosen), max(e["end"] for e in chosen)
+
+    venv, reads = span("uv venv"), span("http")
+    both = (min(venv[0], reads[0]), max(venv[1], reads[1]))
+    install, tests = span("uv pip install"), span("pytest")
+    steps = {
+        "start-up: interpreter, imports, arguments": both[0] - launched,
+        "uv venv": venv[1] - venv[0],
+        f"index reads ({sum(e['kind'] == 'http' for e in events)} requests)": (reads[1] - reads[0]),
+        "uv venv and index reads, overlapped": both[1] - both[0],
+        "choosing the nightlies": install[0] - both[1],
+        "uv pip install": install[1] - install[0],
+        "reading the environment": tests[0] - install[1],
+        "pytest": tests[1] - tests[0],
+        "removing the venv, the report, exit": ended - tests[1],
+        "total": ended - launched,
+    }
+    git = [e for e in events if e["what"].startswith("git")]
+    if git:
+        steps["git rev-parse (while the rest runs)"] = git[0]["end"] - git[0]["start"]
+    return steps
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeat", type=int, default=3)
@@ -43,25 +86,38 @@ def main() -> None:
     uv = str(BIN / "uv")
     took_zeta: list[bool] = []
 
+    ref_steps: dict[str, list[float]] = defaultdict(list)
+
+    def step(name: str, fn):  # type: ignore[no-untyped-def]
+        start = time.perf_counter()
+        result = fn()
+        ref_steps[name].append(time.perf_counter() - start)
+        return result
+
     def reference() -> None:
         venv = tmp / "ref-venv"
-        shutil.rmtree(venv, ignore_errors=True)
-        run([uv, "venv", "-q", "--python", sys.executable, str(venv)], env=env)
-        run(
+        step("remove the last venv", lambda: shutil.rmtree(venv, ignore_errors=True))
+        step(
+            "uv venv",
+            lambda: run([uv, "venv", "-q", "--python", sys.executable, str(venv)], env=env),
+        )
+        step("uv pip install", lambda: run(
             [uv, "pip", "install", "-q", "--python", str(venv / "bin" / "python"),
              "--prerelease", "allow", "--index", world.server.simple_url,
              "--default-index", world.stable.url,
              f"downstream[test] @ {world.downstream.as_uri()}", "bolide", "pytest",
              "pytest-reportlog"],
             env=env,
-        )  # fmt: skip
-        frozen = run([uv, "pip", "freeze", "--python", str(venv / "bin" / "python")], env=env)
+        ))  # fmt: skip
+        frozen = step("uv pip freeze", lambda: run(
+            [uv, "pip", "freeze", "--python", str(venv / "bin" / "python")], env=env
+        ))  # fmt: skip
         took_zeta.append("zeta==9.0.0.dev0" in frozen.stdout)
-        run(
+        step("pytest", lambda: run(
             [str(venv / "bin" / "python"), "-m", "pytest", "-q",
              f"--report-log={tmp / 'ref.jsonl'}", "--continue-on-collection-errors"],
             env=env, cwd=world.downstream, check=False,
-        )  # fmt: skip
+        ))  # fmt: skip
 
     def nightwheels() -> None:
         world.test("--extra", "test", "--group", "test")
@@ -74,6 +130,12 @@ def main() -> None:
         for _ in range(args.repeat):  # interleaved: both see the same machine load
             ref.append(timed(reference))
             ours.append(timed(nightwheels))
+        ref_steps.clear()  # the breakdown: the reference again, and traced runs of ours
+        our_steps: dict[str, list[float]] = defaultdict(list)
+        for _ in range(args.repeat):
+            reference()
+            for name, took in traced_steps(world, tmp / "steps.jsonl").items():
+                our_steps[name].append(took)
         saved = tmp / "bisect.json"
         bisect_s = timed(
             lambda: world.test(
@@ -99,6 +161,12 @@ def main() -> None:
             "cli_startup_s": round(startup - bare, 2),
             "repeat": args.repeat,
             "load_average_1min": round(os.getloadavg()[0], 1),
+            "steps_ms": {
+                "reference": {k: round(1000 * statistics.median(v)) for k, v in ref_steps.items()},
+                "nightwheels": {
+                    k: round(1000 * statistics.median(v)) for k, v in our_steps.items()
+                },
+            },
             "bisect_s": round(bisect_s, 2),
             "bisect_package_runs": bisect["package_runs"],
             "bisect_build_runs": bisect["date_runs"],
