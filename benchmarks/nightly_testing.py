@@ -56,23 +56,24 @@ def traced_steps(world, log: Path) -> dict[str, float]:  # type: ignore[no-untyp
         return min(e["start"] for e in chosen), max(e["end"] for e in chosen)
 
     venv, reads = span("uv venv"), span("http")
-    both = (min(venv[0], reads[0]), max(venv[1], reads[1]))
     install, tests = span("uv pip install"), span("pytest")
-    steps = {
-        "start-up: interpreter, imports, arguments": both[0] - launched,
-        "uv venv": venv[1] - venv[0],
-        f"index reads ({sum(e['kind'] == 'http' for e in events)} requests)": (reads[1] - reads[0]),
-        "uv venv and index reads, overlapped": both[1] - both[0],
-        "choosing the nightlies": install[0] - both[1],
+    requests = sum(e["kind"] == "http" for e in events)
+    steps = {  # the path each step waits on, in order
+        "start-up: interpreter, arguments, until uv venv starts": venv[0] - launched,
+        "imports, the project, the options (uv venv runs meanwhile)": reads[0] - venv[0],
+        f"index reads ({requests} requests)": reads[1] - reads[0],
+        "waiting for uv venv": max(0.0, venv[1] - reads[1]),
+        "choosing the nightlies": install[0] - max(reads[1], venv[1]),
         "uv pip install": install[1] - install[0],
         "reading the environment": tests[0] - install[1],
         "pytest": tests[1] - tests[0],
         "removing the venv, the report, exit": ended - tests[1],
         "total": ended - launched,
+        "uv venv (alongside)": venv[1] - venv[0],
     }
     git = [e for e in events if e["what"].startswith("git")]
     if git:
-        steps["git rev-parse (while the rest runs)"] = git[0]["end"] - git[0]["start"]
+        steps["git rev-parse (alongside)"] = git[0]["end"] - git[0]["start"]
     return steps
 
 
