@@ -196,6 +196,23 @@ def test_nightly_test_and_report_import_no_cli_framework_nor_server(tmp_path: Pa
     assert sorted(imported & set(NOT_ON_THE_NIGHTLY_TEST_PATH)) == []
 
 
+def test_a_test_run_stopped_by_its_options_leaves_nothing_behind(tmp_path: Path) -> None:
+    """The first environment is started before the options are checked: it is removed."""
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "pyproject.toml").write_text('[project]\nname = "project"\nversion = "1"\n')
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    out = subprocess.run(
+        [sys.executable, "-m", "nightwheels", "test", str(project), "--extra", "nope",
+         "--index", "http://127.0.0.1:9/simple/"],
+        env=clean_env(TMPDIR=str(temp), UV_CACHE_DIR=str(tmp_path / "uv")),
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert out.returncode == 2 and "no extra 'nope'" in out.stderr, out.stderr
+    assert list(temp.iterdir()) == []
+
+
 def test_upload_usage() -> None:
     bad = nw(Path("unused"), "upload", "--jobs", "0")
     assert bad.returncode == 2

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import shutil
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -306,14 +307,12 @@ def main_test(argv: Sequence[str]) -> int:
 
 
 def _test(args: argparse.Namespace, unexpected: list[str], pytest_args: list[str]) -> int:
-    from nightwheels.nightly_testing import markdown
-    from nightwheels.nightly_testing.runner import NightlyTester, TestOptions, stopped_report
-    from nightwheels.nightly_testing.summary import summary_lines
-
     save: Path | None = args.save
     markdown_file: Path | None = args.markdown
 
     def write(report: Report) -> None:
+        from nightwheels.nightly_testing import markdown
+
         if save is not None:
             report.save(save)
         if markdown_file is not None:
@@ -321,6 +320,8 @@ def _test(args: argparse.Namespace, unexpected: list[str], pytest_args: list[str
             markdown_file.write_text(markdown.render(report), encoding="utf-8")
 
     def stop(message: str, code: int, outcome: str = "could-not-run") -> NoReturn:
+        from nightwheels.nightly_testing.runner import stopped_report
+
         if save is not None or markdown_file is not None:
             step = "install" if outcome == "install-error" else "configure"
             report = stopped_report(
@@ -344,6 +345,29 @@ def _test(args: argparse.Namespace, unexpected: list[str], pytest_args: list[str
             raise ProjectConfigError("--history-url must contain {when}")
         if not args.project_dir.is_dir():
             raise ProjectConfigError(f"{args.project_dir} is not a directory")
+        report = _run_tests(args, pytest_args)
+    except InstallFailed as exc:
+        stop(exc.message, EXIT_INSTALL, "install-error")
+    except NightwheelsError as exc:
+        stop(exc.message, EXIT_USAGE)
+    except OSError as exc:
+        stop(f"{exc.strerror or exc}: {exc.filename}" if exc.filename else str(exc), EXIT_USAGE)
+    from nightwheels.nightly_testing.summary import summary_lines
+
+    for line in summary_lines(report):
+        echo(line)
+    write(report)
+    return report.exit_code
+
+
+def _run_tests(args: argparse.Namespace, pytest_args: list[str]) -> Report:
+    from nightwheels.nightly_testing.environment import start_first_venv
+
+    # uv makes the first environment while the rest of the machinery is imported.
+    first_env = start_first_venv(args.uv, args.python, args.workdir)
+    try:
+        from nightwheels.nightly_testing.runner import NightlyTester, TestOptions
+
         options = TestOptions(
             project_dir=args.project_dir,
             index_url=args.index,
@@ -365,18 +389,14 @@ def _test(args: argparse.Namespace, unexpected: list[str], pytest_args: list[str
             max_builds=args.max_builds,
             timeout=args.timeout,
         )
-        tester = NightlyTester(options, log=lambda line: echo(line, err=True))
-        report = tester.run()
-    except InstallFailed as exc:
-        stop(exc.message, EXIT_INSTALL, "install-error")
-    except NightwheelsError as exc:
-        stop(exc.message, EXIT_USAGE)
-    except OSError as exc:
-        stop(f"{exc.strerror or exc}: {exc.filename}" if exc.filename else str(exc), EXIT_USAGE)
-    for line in summary_lines(report):
-        echo(line)
-    write(report)
-    return report.exit_code
+        tester = NightlyTester(options, log=lambda line: echo(line, err=True), first_env=first_env)
+    except BaseException:
+        if first_env is not None:
+            first_env.discard()
+            if args.workdir is None:
+                shutil.rmtree(first_env.workdir, ignore_errors=True)
+        raise
+    return tester.run()
 
 
 def main_report(argv: Sequence[str]) -> int:

@@ -12,22 +12,27 @@ recorded, refusing it if its bytes do not match the hash.
 
 from __future__ import annotations
 
-import importlib.metadata as md
 import json
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import packaging
-from packaging.tags import Tag
-from packaging.utils import NormalizedName, canonicalize_name
+from nightwheels.errors import InstallFailed, NightwheelsError, ProjectConfigError
 
-from nightwheels.errors import InstallFailed, ProjectConfigError
-from nightwheels.nightly_testing.selection import Target
+# Light at import: ``nightwheels test`` starts the first ``uv venv`` (:func:`start_first_venv`)
+# before it imports the rest (packaging, the index reader), which is imported meanwhile.
+if TYPE_CHECKING:
+    import importlib.metadata as md
+
+    from packaging.utils import NormalizedName
+
+    from nightwheels.nightly_testing.selection import Target
 
 # uv settings that could add an index, change which versions are eligible or redirect
 # sources; the environment must come only from the URLs on our command line.
@@ -171,17 +176,23 @@ class Uv:
             raise ProjectConfigError(f"cannot run uv ({self.binary}): {exc}") from None
 
     def create_venv(self, path: Path, python: str | None) -> Path:
-        args = [
-            "venv",
-            "--quiet",
-            "--no-config",
-            *(["--python", python] if python else []),
-            str(path),
-        ]
-        result = self._run(args)
-        if result.returncode != 0:
-            raise InstallFailed(f"uv could not create the environment:\n{_tail(result.stderr)}")
-        return _python_in(path)
+        return self.start_venv(path, python).wait()
+
+    def start_venv(self, path: Path, python: str | None) -> PendingVenv:
+        """``uv venv`` started: :meth:`PendingVenv.wait` gives the environment's interpreter."""
+        args = ["venv", "--quiet", "--no-config", *(["--python", python] if python else [])]
+        try:
+            process = subprocess.Popen(
+                [self.binary, *args, str(path)],
+                env=self.env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                cwd=self.workdir,
+            )
+        except OSError as exc:
+            raise ProjectConfigError(f"cannot run uv ({self.binary}): {exc}") from None
+        return PendingVenv(self.binary, self.workdir, path, process)
 
     def install(
         self,
@@ -239,6 +250,8 @@ class Uv:
         )
         if result.returncode != 0:
             raise InstallFailed(f"uv could not resolve the dependencies:\n{_tail(result.stderr)}")
+        from packaging.utils import canonicalize_name
+
         names = set()
         for line in result.stdout.splitlines():
             line = line.split("#", 1)[0].strip()
@@ -247,11 +260,63 @@ class Uv:
         return names
 
 
+class PendingVenv:
+    """A ``uv venv`` running in the background."""
+
+    TIMEOUT = 1800
+
+    def __init__(self, binary: str, workdir: Path, path: Path, process: subprocess.Popen[str]):
+        self.binary = binary
+        self.workdir = workdir
+        self.path = path
+        self._process = process
+
+    def wait(self) -> Path:
+        """The new environment's interpreter, once uv has made it."""
+        try:
+            _out, err = self._process.communicate(timeout=self.TIMEOUT)
+        except subprocess.TimeoutExpired:
+            self.discard()
+            raise InstallFailed(f"uv venv did not finish in {self.TIMEOUT} s") from None
+        if self._process.returncode != 0:
+            raise InstallFailed(f"uv could not create the environment:\n{_tail(err)}")
+        return _python_in(self.path)
+
+    def discard(self) -> None:
+        """Stop uv if it still runs (the run ended before it used the environment)."""
+        if self._process.poll() is None:
+            self._process.kill()
+        self._process.communicate()
+
+
+def start_first_venv(
+    uv: str | None, python: str | None, workdir: Path | None
+) -> PendingVenv | None:
+    """The first environment of ``nightwheels test``, started before the rest is imported.
+
+    ``workdir/env-1`` (a new temporary directory without ``workdir``), made by the uv that
+    :func:`find_uv` names. None when it cannot be started here: the run then creates it
+    itself, and reports any error where it always did.
+    """
+    try:
+        binary = find_uv(uv)
+        base = workdir or Path(tempfile.mkdtemp(prefix="nightwheels-test-"))
+        base.mkdir(parents=True, exist_ok=True)
+        path = base / "env-1"
+        if path.exists():
+            shutil.rmtree(path)
+        return Uv(binary, "", base).start_venv(path, python or sys.executable)
+    except (NightwheelsError, OSError):
+        return None
+
+
 def current_target() -> Target:
     """The wheel tags and marker values of the interpreter running nightwheels."""
     import platform
 
     from packaging import markers, tags
+
+    from nightwheels.nightly_testing.selection import Target
 
     return Target(
         platform.python_version(),
@@ -262,6 +327,11 @@ def current_target() -> Target:
 
 def probe(python: Path, workdir: Path) -> Target:
     """Ask an interpreter for its wheel tags and marker values (with our ``packaging``)."""
+    import packaging
+    from packaging.tags import Tag
+
+    from nightwheels.nightly_testing.selection import Target
+
     shim = workdir / "probe"
     if not (shim / "packaging").is_dir():
         shutil.copytree(
@@ -296,6 +366,8 @@ def _site_packages(python: Path) -> Path | None:
 
 
 def _from_metadata(dists: Iterable[md.Distribution]) -> dict[NormalizedName, Installed]:
+    from packaging.utils import canonicalize_name
+
     out: dict[NormalizedName, Installed] = {}
     for dist in dists:
         name = dist.metadata["Name"]
@@ -318,6 +390,10 @@ def installed(python: Path) -> dict[NormalizedName, Installed]:
     A virtual environment's site-packages is read here (no interpreter to start: it
     costs a second per run on a busy CI machine); any other interpreter is asked.
     """
+    import importlib.metadata as md
+
+    from packaging.utils import canonicalize_name
+
     site = _site_packages(python)
     if site is not None:
         return _from_metadata(md.distributions(path=[str(site)]))

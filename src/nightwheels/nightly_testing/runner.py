@@ -27,6 +27,7 @@ from nightwheels.nightly_testing import bisect as bisection
 from nightwheels.nightly_testing.buildstamp import BuildStamp
 from nightwheels.nightly_testing.environment import (
     Installed,
+    PendingVenv,
     Uv,
     bin_dir,
     current_target,
@@ -124,7 +125,13 @@ def _build(f: IndexFile) -> Build:
 class NightlyTester:
     """One invocation of ``nightwheels test``."""
 
-    def __init__(self, options: TestOptions, log: Callable[[str], None] = print) -> None:
+    def __init__(
+        self,
+        options: TestOptions,
+        log: Callable[[str], None] = print,
+        first_env: PendingVenv | None = None,
+    ) -> None:
+        """``first_env``: the first environment, started early (``start_first_venv``)."""
         self.options = options
         self.log = log
         self.project: Project = read_project(options.project_dir)
@@ -141,8 +148,12 @@ class NightlyTester:
         )
         uv_binary = find_uv(options.uv)
         self._own_workdir = options.workdir is None
-        base = options.workdir or Path(tempfile.mkdtemp(prefix="nightwheels-test-"))
-        base.mkdir(parents=True, exist_ok=True)
+        self._first_env = first_env
+        if first_env is not None:
+            base = first_env.workdir
+        else:
+            base = options.workdir or Path(tempfile.mkdtemp(prefix="nightwheels-test-"))
+            base.mkdir(parents=True, exist_ok=True)
         self.workdir = base
         self.uv = Uv(uv_binary, self.stable_index.url, self.workdir)
         self.env_count = 0
@@ -170,6 +181,9 @@ class NightlyTester:
 
     def _new_env(self) -> Path:
         self.env_count += 1
+        first, self._first_env = self._first_env, None
+        if first is not None and self.env_count == 1:
+            return first.wait()
         path = self.workdir / f"env-{self.env_count}"
         if path.exists():
             shutil.rmtree(path)
@@ -299,6 +313,8 @@ class NightlyTester:
         try:
             return self._run()
         finally:
+            if self._first_env is not None:  # stopped before the first environment
+                self._first_env.discard()
             self.nightly_index.close()
             self.stable_index.close()
             if self._own_workdir and not self.options.keep:
