@@ -19,6 +19,7 @@ from tests.support.cli import nightwheels
 from tests.support.oidc import Issuer
 from tests.support.proxy import FaultProxy
 from tests.support.server import LiveServer
+from tests.support.uploads import post_wheel
 from tests.support.wheels import make_wheel
 
 VERSION = "0.3.0.dev202611250102"
@@ -120,15 +121,19 @@ def test_report_with_trusted_publishing(live: LiveServer, issuer: Issuer, tmp_pa
 
     from nightwheels.nightly_testing.results import Nightly, Report
 
-    wheel = make_wheel(tmp_path / "dist", "octo", "0.4.0.dev202611250102")
+    # octo (the registered workflow's project) tested a nightly of its upstream, uplib.
+    people = Accounts(live.data)
+    try:
+        people.user("uplib-owner")
+        people.role("uplib", "uplib-owner", "admin")
+        upload = people.token("uplib-owner", "uplib", permission="upload")
+    finally:
+        people.close()
+    wheel = make_wheel(tmp_path / "dist", "uplib", "0.4.0.dev202611250102")
+    assert post_wheel(live, upload, wheel).status_code == 200
+    (entry,) = httpx.get(f"{live.simple_url}uplib/", headers=JSON).json()["files"]
     with github_stand_in(issuer) as stand_in:
         env = actions_env(stand_in, live)
-        assert nightwheels("upload", str(tmp_path / "dist"), **env).returncode == 0
-        (entry,) = [
-            f
-            for f in httpx.get(f"{live.simple_url}octo/", headers=JSON).json()["files"]
-            if f["filename"] == wheel.name
-        ]
         report = Report(
             project="octo",
             created_at=datetime.now(UTC),
@@ -140,7 +145,7 @@ def test_report_with_trusted_publishing(live: LiveServer, issuer: Issuer, tmp_pa
             platform="linux-x86_64",
             nightlies=[
                 Nightly(
-                    name="octo",
+                    name="uplib",
                     version="0.4.0.dev202611250102",
                     filename=wheel.name,
                     url=entry["url"],
