@@ -8,6 +8,7 @@ times the steps with ten times the rows.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -250,3 +251,35 @@ def test_the_project_list_is_built_off_the_request_path(index: Services) -> None
         assert cache.cached_index("main") is not None  # re-rendered by the poll, not a request
     finally:
         cache.stop()
+
+
+def test_a_request_during_the_first_project_list_build_waits_for_it(
+    index: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first /simple/ after start arrived while the poll thread was building the list
+    and built a second one beside it (527 ms at 100,000 files on a loaded machine, both
+    builds competing for the interpreter): it now waits for the one under way."""
+    import threading
+
+    from nightwheels.server.pages import PageCache
+
+    builds: list[int] = []
+    started = threading.Event()
+    real = listing.list_project_names
+
+    def slow(session: Session, label: str) -> list[str]:
+        builds.append(1)
+        started.set()
+        time.sleep(0.2)
+        return real(session, label)
+
+    monkeypatch.setattr(listing, "list_project_names", slow)
+    cache = PageCache(index)
+    cache.refresh()
+    warm = threading.Thread(target=cache.index, args=("main",))
+    warm.start()
+    assert started.wait(10)
+    pages = cache.index("main")  # the request, while the first build is under way
+    warm.join()
+    assert builds == [1]
+    assert b"proj00000" in next(iter(pages.values())).body

@@ -126,6 +126,7 @@ class PageCache:
         self._labels: set[str] | None = None
         self._labels_stale: set[str] = set()
         self._labels_lock = threading.Lock()
+        self._index_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         settings = services.settings
@@ -321,6 +322,16 @@ class PageCache:
         cached = self._indexes.get(label)
         if cached is not None and cached.serial == serial:
             return cached.pages
+        # One build at a time: a request that arrives while the poll thread builds the
+        # list at start waits for that build instead of making a second one beside it.
+        with self._index_lock:
+            cached = self._indexes.get(label)
+            if cached is not None and cached.serial >= serial:
+                return cached.pages
+            return self._build_index(label, cached)
+
+    def _build_index(self, label: str, cached: _Rendered | None) -> dict[str, Page]:
+        serial = self.global_serial
         with self.services.db.read() as session:
             changed = (
                 [n for n, s in list(self.serials.items()) if s > cached.serial]
