@@ -304,7 +304,7 @@ def test_scheduled_prune_in_the_server(tmp_path: Path) -> None:
         wheels = [make_wheel(tmp_path / str(n), "demo", f"1.0.dev{n}") for n in range(3)]
         for wheel in wheels:
             assert upload(live, token, wheel).status_code == 200
-        assert wait_for(lambda: set(listed(live.simple_url + "demo/")) == {wheels[2].name}, 10)
+        assert wait_for(lambda: set(listed(live.simple_url + "demo/")) == {wheels[2].name}, 60)
     finally:
         live.stop()
     audit = sqlite3.connect(live.data / "nightwheels.db").execute(
