@@ -470,3 +470,51 @@ def test_the_project_is_rebuilt_only_after_a_change(
     later = time.time() + 5
     os.utime(module, (later, later))  # an edit to the sources (uv keys on pyproject.toml)
     assert not stamp.current()
+
+
+def test_the_environment_is_read_as_importlib_metadata_reads_it(tmp_path: Path) -> None:
+    """``installed`` reads a venv's dist-info itself (no importlib.metadata import): the same
+    names, versions and PEP 610 URLs, whatever the headers look like."""
+    import importlib.metadata as md
+
+    from nightwheels.nightly_testing.environment import _read_site, installed
+
+    venv = tmp_path / "venv"
+    site = venv / "lib" / "python3.11" / "site-packages"
+    (venv / "pyvenv.cfg").parent.mkdir(parents=True)
+    (venv / "pyvenv.cfg").write_text("home = /usr/bin\n")
+    dists = {
+        "Comet-2.0.0.dev1.dist-info": (
+            "Metadata-Version: 2.1\r\nName: Comet\r\nVersion: 2.0.0.dev1\r\n"
+            "Summary: a summary\r\n  folded onto two lines\r\n\r\nName: not-this\n",
+            '{"url": "https://nightly.example/files/ab/comet.whl", "archive_info": {}}',
+        ),
+        "zeta_pkg-1.0.dist-info": ("Name: zeta_pkg\nVersion: 1.0\nRequires-Dist: x\n", None),
+        "broken_url-1.dist-info": ("Name: broken-url\nVersion: 1\n", "not json"),
+        "list_url-1.dist-info": ("Name: list-url\nVersion: 1\n", "[1]"),
+        "no_name-1.dist-info": ("Version: 1\n", None),
+        "no_metadata-1.dist-info": (None, None),
+        "utf8-1.dist-info": ("Name: utf8\nVersion: 1\nAuthor: Zoë\n", None),
+    }
+    for folder, (metadata, direct_url) in dists.items():
+        (site / folder).mkdir(parents=True)
+        if metadata is not None:
+            (site / folder / "METADATA").write_text(metadata, encoding="utf-8", newline="")
+        if direct_url is not None:
+            (site / folder / "direct_url.json").write_text(direct_url)
+    expected: dict[str, Installed] = {}
+    for dist in sorted(md.distributions(path=[str(site)]), key=lambda d: d._path.name):  # type: ignore[attr-defined]
+        if not dist.metadata["Name"]:
+            continue
+        text = dist.read_text("direct_url.json")
+        try:
+            url = json.loads(text).get("url") if text else None
+        except (ValueError, AttributeError):
+            url = None
+        expected[canonicalize_name(dist.metadata["Name"])] = Installed(dist.version, url)
+    assert _read_site(site) == expected
+    assert installed(venv / "bin" / "python") == expected
+    assert expected["comet"] == Installed(
+        "2.0.0.dev1", "https://nightly.example/files/ab/comet.whl"
+    )
+    assert set(expected) == {"comet", "zeta-pkg", "broken-url", "list-url", "utf8"}

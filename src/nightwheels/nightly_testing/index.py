@@ -11,7 +11,6 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from html.parser import HTMLParser
 from urllib.parse import urldefrag, urljoin, urlsplit
 
 from packaging.tags import Tag
@@ -105,27 +104,39 @@ def _parse_file(
     )
 
 
-class _LinkParser(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__()
-        self.links: list[dict[str, str | None]] = []
-        self._current: dict[str, str | None] | None = None
-        self._text: list[str] = []
+def _links(html: str) -> list[dict[str, str | None]]:
+    """The ``<a>`` elements of a PEP 503 page: their attributes, and ``#text``, their text.
 
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag == "a":
-            self._current = dict(attrs)
-            self._text = []
+    html.parser is loaded only for an HTML page (most indexes answer in JSON): importing it
+    was 3% of ``nightwheels test``'s start-up.
+    """
+    from html.parser import HTMLParser
 
-    def handle_data(self, data: str) -> None:
-        if self._current is not None:
-            self._text.append(data)
+    class LinkParser(HTMLParser):
+        def __init__(self) -> None:
+            super().__init__()
+            self.links: list[dict[str, str | None]] = []
+            self._current: dict[str, str | None] | None = None
+            self._text: list[str] = []
 
-    def handle_endtag(self, tag: str) -> None:
-        if tag == "a" and self._current is not None:
-            self._current["#text"] = "".join(self._text).strip()
-            self.links.append(self._current)
-            self._current = None
+        def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+            if tag == "a":
+                self._current = dict(attrs)
+                self._text = []
+
+        def handle_data(self, data: str) -> None:
+            if self._current is not None:
+                self._text.append(data)
+
+        def handle_endtag(self, tag: str) -> None:
+            if tag == "a" and self._current is not None:
+                self._current["#text"] = "".join(self._text).strip()
+                self.links.append(self._current)
+                self._current = None
+
+    parser = LinkParser()
+    parser.feed(html)
+    return parser.links
 
 
 @dataclass(frozen=True)
@@ -207,9 +218,8 @@ class SimpleIndex:
                 return {canonicalize_name(p["name"]) for p in projects}
             except (ValueError, KeyError, TypeError):
                 raise IndexUnavailable(f"{self.url} is not a valid PEP 691 JSON index") from None
-        parser = _LinkParser()
-        parser.feed(response.text)
-        return {canonicalize_name(str(link.get("#text") or "")) for link in parser.links} - {""}
+        links = _links(response.text)
+        return {canonicalize_name(str(link.get("#text") or "")) for link in links} - {""}
 
     def files(self, name: str, *, root: str | None = None) -> list[IndexFile] | None:
         """The files of project ``name``, or None when the index does not have it."""
@@ -237,9 +247,7 @@ class SimpleIndex:
                 if parsed is not None:
                     out.append(parsed)
             return out
-        parser = _LinkParser()
-        parser.feed(response.text)
-        for link in parser.links:
+        for link in _links(response.text):
             href = link.get("href")
             if not href:
                 continue
