@@ -141,6 +141,12 @@ def test_a_project_changed_in_the_middle_of_a_batch_is_planned_again(
     assert result.skipped == {"bbb": 1}
     assert files["bbb"][0].filename in live_filenames(services, "bbb")
     assert len(live_filenames(services, "aaa")) == len(live_filenames(services, "ccc")) == 2
+    with services.db.write() as session:  # totals and aggregates kept by every bump
+        live_bytes = session.execute(
+            select(func.sum(File.size)).where(File.removed_at.is_(None))
+        ).scalar_one()
+        assert stats.totals(session) == stats.IndexTotals(3, 7, int(live_bytes))
+        assert stats.refresh_all(session) == 0
 
 
 def test_per_project_overrides(services: Services) -> None:
