@@ -339,7 +339,7 @@ JUNK = ["", "x y", "..", "é", "1.0..0", "-", "a-b"]
 @st.composite
 def wheel_filenames(draw):  # type: ignore[no-untyped-def]
     parts = [
-        draw(st.sampled_from(["demo", "Demo_Pkg", "demo.x", "d_e", "other"])),
+        draw(st.sampled_from(["demo", "Demo_Pkg", "demo.x", "d_e", "d__e", "other"])),
         draw(st.sampled_from(["1.0", "1.0.dev0", "2!1.0+local", "1.0rc1.post2.dev3", "01.00"])),
     ]
     if draw(st.booleans()):
