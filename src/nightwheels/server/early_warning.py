@@ -87,9 +87,7 @@ async def project_feed(request: Request) -> Response:
         )
 
     body = await run_in_threadpool(load)
-    return Response(
-        body, media_type="application/atom+xml", headers={"Cache-Control": SHORT_CACHE}
-    )
+    return Response(body, media_type="application/atom+xml", headers={"Cache-Control": SHORT_CACHE})
 
 
 async def latest(request: Request) -> Response:
