@@ -29,6 +29,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import os
@@ -563,43 +564,205 @@ def _looping(url: str, path: str, stop: threading.Event) -> None:
             client.get(url + path)
 
 
-def _upload_rate(live: LiveServer, tmp: Path, clients: int, n: int) -> dict[str, float]:
-    from concurrent.futures import ThreadPoolExecutor
+def _cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU of these processes (all their threads), from /proc."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # gone: its time is lost, which only under-counts
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
 
-    live.create_user("bench-up", admin=True)
-    token = live.token("bench-up", "uprate")
-    wheels = [make_wheel(tmp / f"w{i}", "uprate", f"1.0.dev{i}") for i in range(n)]
-    bodies = [(w.name, w.read_bytes()) for w in wheels]
 
-    def send(i: int) -> float:
-        name, data = bodies[i]
-        t = time.perf_counter()
-        r = httpx.post(
-            live.upload_url,
-            auth=("__token__", token),
+def _postgres_backends(database: str) -> list[int]:
+    """The PostgreSQL server processes serving ``database`` (their title names it)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                title = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            except OSError:
+                continue
+            if title.startswith("postgres: ") and f" {database} " in title:
+                pids.append(int(entry.name))
+    return pids
+
+
+class _Uploads:
+    """Clients uploading distinct small wheels of one project to one server, in windows."""
+
+    def __init__(self, live: LiveServer, tmp: Path, database: str | None = None) -> None:
+        self.live, self.tmp, self.database = live, tmp, database
+        self.stats = None
+        if database:
+            import psycopg
+
+            self.stats = psycopg.connect(
+                f"host=127.0.0.1 user={pg_user()} dbname={database}", autocommit=True
+            )
+        live.create_user("bench-up", admin=True)
+        self.token = live.token("bench-up", "uprate")
+        self.made = 0
+        self.ready: list[tuple[str, str, bytes]] = []
+        self._prepare(1)
+        with httpx.Client(timeout=120) as client:
+            self._send(client, *self.ready.pop())  # creates the project
+
+    def _sessions(self) -> int:
+        """Connections the database has accepted so far (a pool that opens and closes
+        connections under load shows here)."""
+        assert self.stats is not None
+        row = self.stats.execute(
+            "SELECT sessions FROM pg_stat_database WHERE datname = %s", (self.database,)
+        ).fetchone()
+        return int(row[0]) if row else 0
+
+    def close(self) -> None:
+        if self.stats is not None:
+            self.stats.close()
+
+    def _prepare(self, n: int) -> None:
+        while len(self.ready) < n:
+            version = f"1.0.dev{self.made}"
+            wheel = make_wheel(self.tmp / f"w{self.made}", "uprate", version)
+            self.ready.append((version, wheel.name, wheel.read_bytes()))
+            self.made += 1
+
+    def _send(self, client: httpx.Client, version: str, name: str, data: bytes) -> None:
+        r = client.post(
+            self.live.upload_url,
+            auth=("__token__", self.token),
             data={
                 ":action": "file_upload",
                 "name": "uprate",
-                "version": f"1.0.dev{i}",
+                "version": version,
                 "sha256_digest": hashlib.sha256(data).hexdigest(),
             },
             files={"content": (name, data)},
-            timeout=120,
         )
         assert r.status_code == 200, r.text
-        return (time.perf_counter() - t) * 1000
 
-    send(0)  # creates the project
-    t0 = time.perf_counter()
-    with ThreadPoolExecutor(clients) as pool:
-        latencies = list(pool.map(send, range(1, n)))
-    seconds = time.perf_counter() - t0
-    return {
-        "uploads": n - 1,
-        "clients": clients,
-        "per_s": round((n - 1) / seconds, 1),
-        "p50_ms": round(statistics.median(latencies), 1),
+    def window(self, clients: int, seconds: float, expect_per_s: float) -> dict[str, float]:
+        """``clients`` threads uploading for ``seconds``; what finished within them counts."""
+        self._prepare(int(expect_per_s * seconds * 2) + 50)
+        wheels, self.ready = self.ready, []
+        latencies: list[float] = []
+        pids = [self.live.process.pid] if self.live.process else []
+        database = self.database
+
+        def client_loop() -> None:
+            with httpx.Client(timeout=120) as client:
+                while wheels:
+                    try:
+                        wheel = wheels.pop()
+                    except IndexError:
+                        break
+                    t = time.perf_counter()
+                    self._send(client, *wheel)
+                    done = time.perf_counter()
+                    if done > deadline:
+                        break
+                    latencies.append((done - t) * 1000)
+
+        threads = [threading.Thread(target=client_loop) for _ in range(clients)]
+        # The database's server processes come and go with the pool's connections: sample
+        # their CPU while the window runs, keeping each one's last value.
+        seen: dict[int, float] = {}
+        sampling = threading.Event()
+
+        def sample() -> None:
+            while database and not sampling.wait(0.2):
+                for pid in _postgres_backends(database):
+                    seen[pid] = _cpu_seconds([pid])
+
+        sample_once = threading.Thread(target=sample)
+        if database:
+            for pid in _postgres_backends(database):
+                seen[pid] = _cpu_seconds([pid])
+        db_before = dict(seen)
+        sessions = self._sessions() if database else 0
+        cpu_server = _cpu_seconds(pids)
+        deadline = time.perf_counter() + seconds
+        sample_once.start()
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        sampling.set()
+        sample_once.join()
+        n = len(latencies)
+        out = {
+            "uploads": n,
+            "per_s": round(n / seconds, 1),
+            "p50_ms": round(statistics.median(latencies), 1) if latencies else float("nan"),
+            # CPU per counted upload (the uploads still in flight at the end add a little)
+            "server_cpu_ms": round((_cpu_seconds(pids) - cpu_server) * 1000 / max(n, 1), 2),
+            "load_average": os.getloadavg()[0],
+        }
+        if database:
+            for pid in _postgres_backends(database):
+                seen[pid] = _cpu_seconds([pid])
+            used = sum(cpu - db_before.get(pid, 0.0) for pid, cpu in seen.items())
+            out["database_cpu_ms"] = round(used * 1000 / max(n, 1), 2)
+            out["connections_opened"] = self._sessions() - sessions - 1  # less this query's
+        return out
+
+
+def _upload_rounds(
+    servers: dict[str, tuple[LiveServer, str | None]], tmp: Path, args: argparse.Namespace
+) -> dict[str, Any]:
+    """Uploads from ``args.upload_clients`` clients to each server in turn, in windows of
+    ``args.upload_seconds``, the order alternating from round to round (so a change in the
+    machine's load falls on both); a round's ratio compares the two windows next to it."""
+    uploads = {name: _Uploads(live, tmp / name, db) for name, (live, db) in servers.items()}
+    names = list(servers)
+    for uploader in uploads.values():  # warm up: connections, statement caches
+        uploader.window(args.upload_clients, 1.0, 50)
+    windows: dict[str, list[dict[str, float]]] = {name: [] for name in names}
+    try:
+        for r in range(args.upload_rounds):
+            for name in names if r % 2 == 0 else names[::-1]:
+                last = windows[name][-1]["per_s"] if windows[name] else 50
+                windows[name].append(
+                    uploads[name].window(args.upload_clients, args.upload_seconds, last)
+                )
+    finally:
+        for uploader in uploads.values():
+            uploader.close()
+
+    def summary(values: list[float]) -> dict[str, float]:
+        return {
+            "median": round(statistics.median(values), 2),
+            "min": round(min(values), 2),
+            "max": round(max(values), 2),
+        }
+
+    out: dict[str, Any] = {
+        "clients": args.upload_clients,
+        "rounds": args.upload_rounds,
+        "seconds_per_window": args.upload_seconds,
     }
+    for name in names:
+        out[f"uploads_{name}"] = {
+            "per_s": summary([w["per_s"] for w in windows[name]]),
+            "p50_ms": summary([w["p50_ms"] for w in windows[name]]),
+            "server_cpu_ms": summary([w["server_cpu_ms"] for w in windows[name]]),
+            "windows": windows[name],
+        }
+        if "database_cpu_ms" in windows[name][0]:
+            out[f"uploads_{name}"]["database_cpu_ms"] = summary(
+                [w["database_cpu_ms"] for w in windows[name]]
+            )
+            out[f"uploads_{name}"]["connections_opened"] = sum(
+                w["connections_opened"] for w in windows[name]
+            )
+    if len(names) == 2:
+        a, b = names
+        ratios = [wb["per_s"] / wa["per_s"] for wa, wb in zip(windows[a], windows[b], strict=True)]
+        out[f"uploads_{b}_vs_{a}"] = summary(ratios) | {"rounds": [round(x, 2) for x in ratios]}
+    return out
 
 
 def _seed(data: Path, files: int, database_url: str | None = None) -> tuple[int, list[str]]:
@@ -707,27 +870,24 @@ def index_size(files: int, tmp: Path, args: argparse.Namespace) -> dict[str, Any
                 checkpoint()
         finally:
             load.stop()
-        # Item 7, reference: uploads on SQLite at this size.
+        # Item 7: uploads on SQLite and PostgreSQL at this size, in alternating windows.
         if "uploads" in parts:
-            out["uploads_sqlite"] = _upload_rate(live, tmp / f"up-s-{files}", 8, args.uploads)
+            with contextlib.ExitStack() as stack:
+                servers: dict[str, tuple[LiveServer, str | None]] = {"sqlite": (live, None)}
+                if args.postgres:
+                    url = stack.enter_context(fresh_database())
+                    pg_data = tmp / f"pg-{files}" / "data"
+                    _seed(pg_data, files, database_url=url)
+                    pg = LiveServer(
+                        data=pg_data, backend=Backend("postgres", database_url=url), in_thread=False
+                    )
+                    pg.start()
+                    stack.callback(pg.stop)
+                    servers["postgresql"] = (pg, url.rsplit("/", 1)[1])
+                out.update(_upload_rounds(servers, tmp / f"up-{files}", args))
             checkpoint()
     finally:
         live.stop()
-    if args.postgres and "uploads" in parts:
-        with fresh_database() as url:
-            pg_data = tmp / f"pg-{files}" / "data"
-            _seed(pg_data, files, database_url=url)
-            pg = LiveServer(
-                data=pg_data, backend=Backend("postgres", database_url=url), in_thread=False
-            )
-            pg.start()
-            try:
-                out["uploads_postgresql"] = _upload_rate(pg, tmp / f"up-p-{files}", 8, args.uploads)
-            finally:
-                pg.stop()
-        out["uploads_postgresql_vs_sqlite"] = round(
-            out["uploads_postgresql"]["per_s"] / out["uploads_sqlite"]["per_s"], 2
-        )
     return out
 
 
@@ -737,7 +897,9 @@ def index_size_main(argv: list[str]) -> None:
     parser.add_argument("--with-500k", action="store_true", help="also 500,000 files")
     parser.add_argument("--page-requests", type=int, default=15)
     parser.add_argument("--window", type=float, default=6.0, help="seconds per p99 window")
-    parser.add_argument("--uploads", type=int, default=200)
+    parser.add_argument("--upload-clients", type=int, default=8)
+    parser.add_argument("--upload-rounds", type=int, default=6, help="windows per backend")
+    parser.add_argument("--upload-seconds", type=float, default=5.0, help="seconds per window")
     parser.add_argument("--no-postgres", dest="postgres", action="store_false")
     parser.add_argument("--output", type=Path, default=None)
     parser.add_argument(
