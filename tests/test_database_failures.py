@@ -15,6 +15,7 @@ import shutil
 import socket
 import sqlite3
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -225,3 +226,41 @@ def test_database_outage_is_503_logged_once_and_recovery_logged(
     recovery = out["recovery logs"]
     assert len(recovery) == 1 and "recovered" in recovery[0]  # type: ignore[index]
     assert not DATABASE_OUTAGE.failing
+
+
+@pytest.mark.postgres
+def test_pooled_connections_closed_by_the_database_are_replaced() -> None:
+    """A restart closes every pooled connection. One idle for a moment is checked before it
+    is handed out and replaced; one in steady use is not checked (no round trip per
+    checkout), so the first statement on it fails as a 503, and the pool then replaces all
+    its connections made before that failure."""
+    from sqlalchemy import text
+
+    from nightwheels.db.engine import PING_AFTER_IDLE_S, Database
+    from nightwheels.db.failures import DatabaseUnavailable, database_error
+
+    with fresh_database() as url:
+        name = url.rsplit("/", 1)[1]
+        db = Database(url, pool_size=3)
+
+        def one() -> int:
+            with db.read() as session:
+                return session.execute(text("SELECT 1")).scalar_one()
+
+        def restart() -> None:
+            _pg_admin(
+                f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"
+            )
+
+        try:
+            assert one() == 1
+            restart()
+            time.sleep(PING_AFTER_IDLE_S + 0.1)
+            assert one() == 1  # checked, replaced: no error
+            restart()
+            with pytest.raises(Exception) as failed:  # in steady use: not checked
+                one()
+            assert isinstance(database_error(failed.value), DatabaseUnavailable)
+            assert one() == 1
+        finally:
+            db.dispose()

@@ -42,6 +42,8 @@ _PROJECT_AND_ROLE = (
     )
     .where(Project.name == bindparam("name"))
 )
+# The same, locking the project's row for the caller's write transaction (PostgreSQL).
+_PROJECT_AND_ROLE_LOCKED = _PROJECT_AND_ROLE.with_for_update(of=Project.__table__)
 
 
 @dataclass(frozen=True)
@@ -137,7 +139,7 @@ def authenticate_token(db: Database, token: str, source: str | None = None) -> P
     Most requests write nothing, so authenticated requests do not queue on the SQLite
     write lock; ``last_used_at`` is accurate to ``LAST_USED_RESOLUTION``.
     """
-    with db.read() as session:
+    with db.lookup() as session:
         principal, last_used = _authenticate(session, token, source)
     now = utcnow()
     if last_used is None or now - last_used > LAST_USED_RESOLUTION:
@@ -213,8 +215,12 @@ def require_project_admin(
         )
 
 
-def require_upload(session: Session, principal: Principal, project_name: str) -> Project | None:
+def require_upload(
+    session: Session, principal: Principal, project_name: str, *, lock: bool = False
+) -> Project | None:
     """Check that ``principal`` may upload to ``project_name``; return the project if it exists.
+
+    ``lock``: also lock the project's row until the transaction ends, in the same statement.
 
     A project that does not exist yet may be created by a site admin whose token names it
     (the SPEC's "first upload creates the listing"); others need a role on an existing one,
@@ -231,7 +237,8 @@ def require_upload(session: Session, principal: Principal, project_name: str) ->
             f"(it is scoped to: {scope})"
         )
     found = session.execute(
-        _PROJECT_AND_ROLE, {"name": project_name, "user_id": principal.user_id}
+        _PROJECT_AND_ROLE_LOCKED if lock else _PROJECT_AND_ROLE,
+        {"name": project_name, "user_id": principal.user_id},
     ).one_or_none()
     project, role = found if found is not None else (None, None)
     if principal.publisher_id is not None:

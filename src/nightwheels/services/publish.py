@@ -294,7 +294,10 @@ def _record(
     items: list[_Item],
 ) -> _Recorded:
     """Record the files of one project in the caller's transaction; one serial bump."""
-    project = require_upload(session, principal, name)
+    # Uploads to one project decide one after the other (PostgreSQL: a row lock, taken by
+    # the permission check's statement; SQLite writers are serialised already), so two can
+    # never both find an identity free.
+    project = require_upload(session, principal, name, lock=True)
     _check_open(project)
     if project is None:  # a site admin's first upload creates the listing
         assert items[0].meta is not None
@@ -303,9 +306,7 @@ def _record(
         assert user is not None
         set_role(session, principal.actor, user, project, Role.ADMIN)
         session.flush()
-    # Uploads to one project decide one after the other (PostgreSQL: a row lock; SQLite
-    # writers are serialised already), so two can never both find an identity free.
-    session.execute(_LOCK_PROJECT, {"project_id": project.id})
+        session.execute(_LOCK_PROJECT, {"project_id": project.id})  # another may have made it
     failures = _quota_failures(session, project, items)
     live = _live_files(session, project.id, items)
     replace = _allow_replace(services, project)
@@ -626,7 +627,7 @@ def publish_many(
             by_project.setdefault(item.dist.name, []).append(item)
         # Permission first: outsiders learn nothing about validation.
         projects: dict[str, Project | None] = {}
-        with services.db.read() as session:
+        with services.db.lookup() as session:  # decided again when recorded
             for name, items in by_project.items():
                 try:
                     projects[name] = require_upload(session, principal, name)
@@ -640,7 +641,7 @@ def publish_many(
                     item.meta = inspect_distribution(item.staged.source(), item.dist)
                 except NightwheelsError as exc:
                     answers[item.index] = exc
-        with services.db.read() as session:
+        with services.db.lookup() as session:
             for name, items in by_project.items():
                 if keep(items):
                     refuse(_precheck(session, services, projects[name], keep(items)))
