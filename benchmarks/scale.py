@@ -672,10 +672,27 @@ class _Uploads:
         seen: dict[int, float] = {}
         sampling = threading.Event()
 
+        waits: dict[str, int] = {}
+        samples = 0
+
         def sample() -> None:
-            while database and not sampling.wait(0.2):
-                for pid in _postgres_backends(database):
-                    seen[pid] = _cpu_seconds([pid])
+            nonlocal samples
+            while database and not sampling.wait(0.05):
+                # What the database's connections are doing (wait event "Lock/transactionid":
+                # on another transaction's row lock, the serial's; "IO/WALSync": a commit's
+                # flush; "idle in transaction": waiting for the server's next statement).
+                assert self.stats is not None
+                for state, kind, event in self.stats.execute(
+                    "SELECT state, wait_event_type, wait_event FROM pg_stat_activity"
+                    " WHERE datname = %s AND pid <> pg_backend_pid()",
+                    (database,),
+                ):
+                    key = f"{state}:{kind}/{event}" if kind and state != "idle" else str(state)
+                    waits[key] = waits.get(key, 0) + 1
+                samples += 1
+                if samples % 4 == 0:
+                    for pid in _postgres_backends(database):
+                        seen[pid] = _cpu_seconds([pid])
 
         sample_once = threading.Thread(target=sample)
         if database:
@@ -707,6 +724,10 @@ class _Uploads:
             used = sum(cpu - db_before.get(pid, 0.0) for pid, cpu in seen.items())
             out["database_cpu_ms"] = round(used * 1000 / max(n, 1), 2)
             out["connections_opened"] = self._sessions() - sessions - 1  # less this query's
+            # connections in each state, on average over the window
+            out["connections_by_state"] = {
+                k: round(v / max(samples, 1), 2) for k, v in sorted(waits.items())
+            }
         return out
 
 
