@@ -19,6 +19,7 @@ import pytest
 from sqlalchemy import select
 
 from nightwheels.db.models import File
+from nightwheels.services import stats
 from nightwheels.services.audit import SYSTEM
 from nightwheels.services.fsck import fsck
 from tests.support import clients
@@ -142,6 +143,8 @@ def test_concurrent_uploads_across_two_servers(
         assert index_problems(services) == []
         report = fsck(services, SYSTEM)  # the product's own check agrees: fsck clean
         assert report.problems == [] and report.rows == len(landed)
+        with services.db.write() as session:  # aggregates and index totals exact
+            assert stats.refresh_all(session) == 0
         with services.db.read() as session:
             rows = session.execute(select(File.filename, File.sha256, File.removed_at)).all()
     finally:

@@ -370,7 +370,7 @@ def _record(
     if rows:
         session.execute(_INSERT_FILE, rows)
     times = [row["uploaded_at"] for row in rows]
-    serial = serials.bump(session, project, uploads=times) if rows else None  # type: ignore[arg-type]
+    serial = serials.bump(session, project, uploads=times, locked=True) if rows else None  # type: ignore[arg-type]
     return _Recorded(project.name, serial, outcomes, failures)
 
 

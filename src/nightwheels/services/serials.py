@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, TypeVar, cast
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import bindparam, case, func, select, update
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
-from nightwheels.db.models import IndexState, Project
+from nightwheels.db.models import File, IndexState, Project, UploadDay
 from nightwheels.services import stats
 
 if TYPE_CHECKING:
@@ -53,7 +54,62 @@ _SET_PROJECT_SERIAL = (
 )
 
 
-def bump(session: Session, project: Project, uploads: Sequence[datetime] = ()) -> int:
+# PostgreSQL, one project whose row the caller has locked: the whole bump in one statement
+# (its aggregates, the serial and the totals, the day's count, the project's row), so that
+# the serial's row, which every change locks until its commit, is held for one round trip
+# and the commit instead of four and the commit. Each part of one statement reads the rows
+# as committed when it started; the project's own rows (``old``, ``agg``) cannot have
+# changed since, as the caller holds their project's lock (a file row changes only under
+# it), and the serial's row is read as its latest version once its lock is granted.
+_pid = bindparam("project_id")
+_agg = (
+    select(*(c.label(n) for c, n in zip(stats.AGGREGATE_COLUMNS, stats.COLUMNS, strict=True)))
+    .where(File.__table__.c.project_id == _pid)
+    .cte("agg")
+)
+_old = (
+    select(_projects.c.serial, _projects.c.live_files, _projects.c.live_bytes)
+    .where(_projects.c.id == _pid)
+    .cte("old")
+)
+_next = (
+    update(_state)
+    .where(_state.c.id == 1)
+    .values(
+        serial=_state.c.serial + 1,
+        projects=_state.c.projects
+        + select(case((_old.c.serial == 0, 1), else_=0)).scalar_subquery(),
+        live_files=_state.c.live_files
+        + select(_agg.c.live_files).scalar_subquery()
+        - select(_old.c.live_files).scalar_subquery(),
+        live_bytes=_state.c.live_bytes
+        + select(_agg.c.live_bytes).scalar_subquery()
+        - select(_old.c.live_bytes).scalar_subquery(),
+    )
+    .returning(_state.c.serial)
+    .cte("next")
+)
+_day_row = postgresql.insert(UploadDay.__table__).values(
+    day=bindparam("day"), files=bindparam("files")
+)
+_days = _day_row.on_conflict_do_update(
+    index_elements=["day"], set_={"files": UploadDay.__table__.c.files + _day_row.excluded.files}
+).cte("days")
+_BUMP_LOCKED_PG = (
+    update(_projects)
+    .where(_projects.c.id == _pid)
+    .values(
+        serial=select(_next.c.serial).scalar_subquery(),
+        **{c: select(_agg.c[c]).scalar_subquery() for c in stats.COLUMNS},
+    )
+    .returning(_projects.c.serial)
+    .add_cte(_days)
+)
+
+
+def bump(
+    session: Session, project: Project, uploads: Sequence[datetime] = (), *, locked: bool = False
+) -> int:
     """Take the next global serial for ``project``, in the caller's transaction.
 
     Plain UPDATE statements on the tables (no ORM flush: this runs on every upload); the
@@ -62,7 +118,18 @@ def bump(session: Session, project: Project, uploads: Sequence[datetime] = ()) -
     lock, which is held from here to the commit; the index's totals (on the serial's row)
     change by the project's difference under that lock, and ``uploads`` (the upload times
     of files recorded in this transaction) are added to the per-day counts after it.
+
+    ``locked``: the caller holds the project's row lock (``SELECT ... FOR UPDATE``), which
+    on PostgreSQL lets the whole bump be one statement (files recorded on one UTC day).
     """
+    days = {t.astimezone(UTC).date().isoformat() for t in uploads}
+    if locked and len(days) == 1 and session.get_bind().dialect.name == "postgresql":
+        if project.id is None or session.new or session.dirty:
+            session.flush()
+        params = {"project_id": project.id, "day": days.pop(), "files": len(uploads)}
+        serial = session.execute(_BUMP_LOCKED_PG, params).scalar_one()
+        set_committed_value(project, "serial", serial)
+        return int(serial)
     return bump_many(session, [project], uploads)[0]
 
 

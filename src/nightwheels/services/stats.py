@@ -52,7 +52,7 @@ COLUMNS = (
 _files = File.__table__
 _projects = Project.__table__
 _live = LIVE
-_AGGREGATE_COLUMNS = (
+AGGREGATE_COLUMNS = (
     func.count(case((_live, _files.c.id))),
     func.coalesce(func.sum(case((_live, _files.c.size), else_=0)), 0),
     func.count(func.distinct(case((_live, _files.c.version)))),
@@ -61,10 +61,10 @@ _AGGREGATE_COLUMNS = (
     func.max(_files.c.uploaded_at),
     func.max(case((_live, _files.c.uploaded_at))),
 )
-_AGGREGATES = select(*_AGGREGATE_COLUMNS).where(_files.c.project_id == bindparam("project_id"))
+_AGGREGATES = select(*AGGREGATE_COLUMNS).where(_files.c.project_id == bindparam("project_id"))
 # The same for several projects in one statement (a prune changes dozens per transaction).
 _AGGREGATES_OF = (
-    select(_files.c.project_id, *_AGGREGATE_COLUMNS)
+    select(_files.c.project_id, *AGGREGATE_COLUMNS)
     .where(_files.c.project_id.in_(bindparam("project_ids", expanding=True)))
     .group_by(_files.c.project_id)
 )
