@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import getpass
 import os
+import shutil
 import socket
 import sqlite3
 import subprocess
@@ -78,15 +79,41 @@ def _pg_admin(sql: str) -> None:
 
 
 @cache
+def _schema_digest() -> str:
+    """A digest of the migration files: the name of a template at the newest schema."""
+    import hashlib
+
+    import nightwheels.db.migrations as migrations
+
+    versions = sorted((Path(migrations.__file__).parent / "versions").glob("*.py"))
+    digest = hashlib.sha256(b"".join(p.name.encode() + p.read_bytes() for p in versions))
+    return digest.hexdigest()[:16]
+
+
+@cache
 def migrated_sqlite() -> Path:
-    """An empty index database at the newest schema, made once per test process."""
+    """An empty index database at the newest schema, to copy from: one per schema, shared by
+    every test process and run (built in a folder of its own and renamed into place when
+    complete; one folder per process was left behind in the temporary folder by every run)."""
     from nightwheels.db.migrate import upgrade
 
-    path = Path(tempfile.mkdtemp(prefix="nw-template-")) / "nightwheels.db"
-    upgrade(f"sqlite:///{path}")
-    with sqlite3.connect(path) as conn:  # one self-contained file to copy
-        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        conn.execute("PRAGMA journal_mode=DELETE")
+    final = Path(tempfile.gettempdir()) / f"nw-sqlite-template-{_schema_digest()}"
+    path = final / "nightwheels.db"
+    if path.exists():
+        return path
+    building = Path(tempfile.mkdtemp(prefix="nw-sqlite-building-"))
+    try:
+        upgrade(f"sqlite:///{building / 'nightwheels.db'}")
+        with sqlite3.connect(building / "nightwheels.db") as conn:  # one self-contained file
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            conn.execute("PRAGMA journal_mode=DELETE")
+        try:
+            building.rename(final)
+        except OSError:
+            if not path.exists():  # not a concurrent builder that finished first
+                raise
+    finally:
+        shutil.rmtree(building, ignore_errors=True)
     return path
 
 
@@ -95,14 +122,9 @@ def _migrated_template() -> str:
     """A database at the newest schema, to copy from: one per schema, shared by every test
     process and run (named by a digest of the migration files; built under a temporary name
     and renamed when complete, so a run killed while building it leaves nothing usable)."""
-    import hashlib
-
-    import nightwheels.db.migrations as migrations
     from nightwheels.db.migrate import upgrade
 
-    versions = sorted((Path(migrations.__file__).parent / "versions").glob("*.py"))
-    digest = hashlib.sha256(b"".join(p.name.encode() + p.read_bytes() for p in versions))
-    name = f"nw_template_{digest.hexdigest()[:16]}"
+    name = f"nw_template_{_schema_digest()}"
     if not _pg_exists(name):
         building = f"nw_building_{uuid.uuid4().hex[:12]}"
         _pg_admin(f"CREATE DATABASE {building}")
@@ -152,6 +174,7 @@ class MotoS3:
             s.bind(("127.0.0.1", 0))
             self.port = int(s.getsockname()[1])
         self.endpoint = f"http://127.0.0.1:{self.port}"
+        self._client: Any = None
         self._log = open(log_dir / "moto.log", "ab")  # noqa: SIM115 - closed in stop()
         self.process = subprocess.Popen(
             [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
@@ -173,17 +196,22 @@ class MotoS3:
         return {"AWS_ENDPOINT_URL": self.endpoint, **S3_CREDENTIALS}
 
     def client(self) -> Any:
-        import boto3
-        from botocore.config import Config
+        """The tests' S3 client, made once: boto3 takes 0.2 s of CPU to make one (it loads the
+        service's model), which every bucket, listing and check paid again. Clients are
+        thread-safe."""
+        if self._client is None:
+            import boto3
+            from botocore.config import Config
 
-        return boto3.session.Session().client(
-            "s3",
-            config=Config(signature_version="s3v4"),
-            endpoint_url=self.endpoint,
-            region_name="us-east-1",
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-        )
+            self._client = boto3.session.Session().client(
+                "s3",
+                config=Config(signature_version="s3v4"),
+                endpoint_url=self.endpoint,
+                region_name="us-east-1",
+                aws_access_key_id="testing",
+                aws_secret_access_key="testing",
+            )
+        return self._client
 
     @contextmanager
     def fresh_bucket(self) -> Iterator[str]:
