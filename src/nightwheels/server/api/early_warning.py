@@ -8,6 +8,7 @@ from datetime import datetime
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 
+from nightwheels.core.alerts import ChannelInfo
 from nightwheels.server.api.deps import AuthFirstRoute, PrincipalDep, ReadSession, ServicesDep
 from nightwheels.services import build_verdicts, compat_matrix, known_bad, upstream_alerts
 
@@ -159,33 +160,21 @@ class BuildRefIn(BaseModel):
     sha256: list[str] = Field(default_factory=list, max_length=200)
 
 
-class MarkOut(BaseModel):
-    project: str
-    filename: str
-    version: str
-    sha256: str
-    reason: str
-    link: str | None
-    marked_by: str
-    marked_at: datetime
-
-
 @router.get("/projects/{name}/known-bad")
-def list_known_bad(name: str, session: ReadSession) -> list[MarkOut]:
-    return [MarkOut(**m.__dict__) for m in known_bad.known_bad(session, name)]
+def list_known_bad(name: str, session: ReadSession) -> list[known_bad.Mark]:
+    return known_bad.known_bad(session, name)
 
 
 @router.post("/projects/{name}/known-bad", status_code=201)
 def mark(
     name: str, body: KnownBadIn, services: ServicesDep, principal: PrincipalDep
-) -> list[MarkOut]:
+) -> list[known_bad.Mark]:
     """Mark a build as a known regression (project admins): it stays installable."""
     with services.db.write() as session:
-        marks = known_bad.mark_known_bad(
+        return known_bad.mark_known_bad(
             session, principal, name, reason=body.reason, version=body.version,
             sha256=body.sha256, link=body.link,
         )  # fmt: skip
-        return [MarkOut(**m.__dict__) for m in marks]
 
 
 @router.post("/projects/{name}/known-bad/remove")
@@ -211,17 +200,6 @@ class ChannelIn(BaseModel):
     digest: bool = Field(default=False, description="one message a day instead of each alert")
 
 
-class ChannelOut(BaseModel):
-    id: int
-    project: str
-    kind: str
-    target: str
-    digest: bool
-    has_secret: bool  # the secret itself is never shown again
-    created_by: str
-    created_at: datetime
-
-
 class AlertOut(BaseModel):
     id: int
     upstream: str
@@ -239,24 +217,22 @@ class AlertOut(BaseModel):
 
 
 @router.get("/projects/{name}/alert-channels")
-def channels(name: str, session: ReadSession, principal: PrincipalDep) -> list[ChannelOut]:
-    """The project's alert channels (its admins only)."""
-    return [
-        ChannelOut(**c.__dict__) for c in upstream_alerts.list_channels(session, principal, name)
-    ]
+def channels(name: str, session: ReadSession, principal: PrincipalDep) -> list[ChannelInfo]:
+    """The project's alert channels (its admins only; a secret is never shown again)."""
+    return upstream_alerts.list_channels(session, principal, name)
 
 
 @router.post("/projects/{name}/alert-channels", status_code=201)
 def add_channel(
     name: str, body: ChannelIn, services: ServicesDep, principal: PrincipalDep
-) -> ChannelOut:
+) -> ChannelInfo:
     """Opt in to hearing when a downstream's bisect names one of this project's nightlies."""
     with services.db.write() as session:
         info = upstream_alerts.add_channel(
             session, principal, name, kind=body.kind, target=body.target,
             secret=body.secret, digest=body.digest,
         )  # fmt: skip
-        return ChannelOut(**info.__dict__)
+        return info
 
 
 @router.delete("/projects/{name}/alert-channels/{channel_id}", status_code=204)
