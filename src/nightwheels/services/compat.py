@@ -181,17 +181,7 @@ def record_result(session: Session, principal: Principal, result: ResultIn) -> R
         if file is None:
             ignored.append(n.filename)
             continue
-        run.nightlies.append(
-            CompatNightly(
-                project=project,
-                version=file.version,
-                filename=file.filename,
-                sha256=file.sha256,
-                uploaded_at=file.uploaded_at,
-                file_id=file.id,
-                culprit=project in culprits,
-            )
-        )
+        run.nightlies.append(_nightly(project, file, culprit=project in culprits))
         recorded.append(file.filename)
     _record_first_bad(session, run, result.first_bad, culprits)
     if not recorded:
@@ -212,6 +202,20 @@ def record_result(session: Session, principal: Principal, result: ResultIn) -> R
         culprits=sorted(culprits),
     )
     return Recorded(run.id, recorded, ignored)
+
+
+def _nightly(project: str, file: File, *, culprit: bool, first_bad: bool = False) -> CompatNightly:
+    """A tested nightly of the record: the index's file, as it was when tested."""
+    return CompatNightly(
+        project=project,
+        version=file.version,
+        filename=file.filename,
+        sha256=file.sha256,
+        uploaded_at=file.uploaded_at,
+        file_id=file.id,
+        culprit=culprit,
+        first_bad=first_bad,
+    )
 
 
 def _record_first_bad(
@@ -235,18 +239,7 @@ def _record_first_bad(
         ).scalar_one_or_none()
         if file is None:
             continue
-        run.nightlies.append(
-            CompatNightly(
-                project=project,
-                version=file.version,
-                filename=file.filename,
-                sha256=file.sha256,
-                uploaded_at=file.uploaded_at,
-                file_id=file.id,
-                culprit=True,
-                first_bad=True,
-            )
-        )
+        run.nightlies.append(_nightly(project, file, culprit=True, first_bad=True))
 
 
 @dataclass(frozen=True)
