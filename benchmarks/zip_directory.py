@@ -123,10 +123,7 @@ def main() -> None:
         result: dict[str, object] = {"entries": args.entries + 4, "bytes": size}
         result["read_wheel_metadata"] = in_process(wheel)
         result["zipfile_tenth_reference"] = zipfile_reference(tenth)
-        server = LiveServer(data=tmp / "data")
-        server.data.mkdir()
-        server.start()
-        try:
+        with LiveServer(data=tmp / "data") as server:
             server.create_user("alice")
             token = server.token("alice", "demo")
             digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
@@ -143,8 +140,6 @@ def main() -> None:
                 "vmhwm_before_mib": before,
                 "vmhwm_after_mib": after,
             }
-        finally:
-            server.stop()
         print(json.dumps(result, indent=2))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -23,14 +23,9 @@ from tests.test_ci_workflows import _evaluate, action, action_defaults
 
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    server = LiveServer(data=tmp_path_factory.mktemp("action") / "data")
-    server.data.mkdir()
-    server.start()
-    try:
+    with LiveServer(data=tmp_path_factory.mktemp("action") / "data") as server:
         server.create_user("alice")
         yield server
-    finally:
-        server.stop()
 
 
 def run_upload_step(**with_: str) -> subprocess.CompletedProcess[str]:

@@ -218,13 +218,8 @@ def test_repository_from_remote(url: str, repo: str | None) -> None:
 @pytest.fixture
 def live(tmp_path: Path) -> Any:
     """A live server on the embedded default (ci init asks it for its client)."""
-    server = LiveServer(data=tmp_path / "data")
-    server.data.mkdir()
-    server.start()
-    try:
+    with LiveServer(data=tmp_path / "data") as server:
         yield server
-    finally:
-        server.stop()
 
 
 def every_install(text: str) -> list[str]:

@@ -28,13 +28,8 @@ WHEEL = f"nightwheels-{__version__}-py3-none-any.whl"
 
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    server = LiveServer(data=tmp_path_factory.mktemp("client") / "data")
-    server.data.mkdir()
-    server.start()
-    try:
+    with LiveServer(data=tmp_path_factory.mktemp("client") / "data") as server:
         yield server
-    finally:
-        server.stop()
 
 
 def test_the_server_describes_and_serves_its_own_client(live: LiveServer) -> None:

@@ -95,10 +95,7 @@ def _manage_token(server: LiveServer, user: str, *projects: str) -> str:
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     tmp = tmp_path_factory.mktemp("early")
-    server = LiveServer(data=tmp / "data")
-    server.data.mkdir()
-    server.start()
-    try:
+    with LiveServer(data=tmp / "data") as server:
         server.create_user("root", admin=True)
         upload = server.token("root", "upa", "upb", "downa", "downb")
         files: dict[str, dict[str, str]] = {}
@@ -146,8 +143,6 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             outsider_token=_manage_token(server, "mallory"),
             tmp=tmp,
         )
-    finally:
-        server.stop()
 
 
 def nightly(world: World, label: str, name: str) -> dict[str, Any]:

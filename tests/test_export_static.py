@@ -160,10 +160,7 @@ def test_export_to_a_bucket_serves_pip_directly(
     tmp_path: Path, scaled: Backend, uv_cache: Path
 ) -> None:
     assert scaled.s3 is not None and scaled.bucket is not None
-    live = LiveServer(data=tmp_path / "data", backend=scaled)
-    live.data.mkdir()
-    live.start()
-    try:
+    with LiveServer(data=tmp_path / "data", backend=scaled) as live:
         live.create_user("alice")
         token = live.token("alice", "demo")
         clients.twine_upload(
@@ -174,8 +171,6 @@ def test_export_to_a_bucket_serves_pip_directly(
         dest = f"s3://{scaled.bucket}/export"
         out = live.cli("export-static", dest)
         assert "1 project pages written" in out.stdout
-    finally:
-        live.stop()
     client = scaled.s3.client()
     head = client.head_object(Bucket=scaled.bucket, Key="export/simple/demo/index.html")
     assert head["ContentType"] == "text/html; charset=utf-8"
@@ -198,14 +193,11 @@ def test_the_server_keeps_an_export_current(
     tmp_path: Path, backend: Backend, uv_cache: Path
 ) -> None:
     dest = tmp_path / "export"
-    live = LiveServer(
+    with LiveServer(
         data=tmp_path / "data",
         backend=backend,
         env={"NIGHTWHEELS_EXPORT_STATIC": str(dest), "NIGHTWHEELS_EXPORT_INTERVAL": "0.2"},
-    )
-    live.data.mkdir()
-    live.start()
-    try:
+    ) as live:
         assert wait_for(lambda: (dest / "simple" / "index.html").is_file(), timeout=5)
         live.create_user("alice")
         token = live.token("alice", "demo")
@@ -216,8 +208,6 @@ def test_the_server_keeps_an_export_current(
         # A change by another process (the admin CLI) is exported too.
         live.cli("yank", "demo", "1.0.dev1", "--reason", "old")
         assert wait_for(lambda: 'data-yanked="old"' in page.read_text(), timeout=5)
-    finally:
-        live.stop()
     with static_host(dest) as host:
         assert installed(tmp_path, f"{host}/simple/", "demo==1.0.dev1") == "W = 1\n"
 

@@ -58,14 +58,11 @@ def installed(server: LiveServer, tmp: Path) -> str:
 
 
 def test_replace_off_refuses_every_other_spelling(tmp_path: Path, backend: Backend) -> None:
-    live = LiveServer(
+    with LiveServer(
         data=tmp_path / "data",
         env={"NIGHTWHEELS_ALLOW_REPLACE": "false", "NIGHTWHEELS_ALLOW_SDIST": "true"},
         backend=backend,
-    )
-    live.data.mkdir()
-    live.start()
-    try:
+    ) as live:
         live.create_user("alice")
         token = live.token("alice", "proja")
         first, build_tag, spelling = spellings(tmp_path)
@@ -95,8 +92,6 @@ def test_replace_off_refuses_every_other_spelling(tmp_path: Path, backend: Backe
         assert out.returncode != 0
         assert "409" in out.stdout + out.stderr
         assert sorted(listed(live)) == sorted([first.name, sdist.name])
-    finally:
-        live.stop()
 
 
 def test_replace_on_keeps_one_file_per_version_and_tags(

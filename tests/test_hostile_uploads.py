@@ -40,16 +40,11 @@ def peak_rss_kb(server: LiveServer) -> int:
 @pytest.fixture(scope="module")
 def hostile(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LiveServer, str, int]]:
     root = tmp_path_factory.mktemp("hostile")
-    server = LiveServer(data=root / "data", in_thread=False)  # its memory is measured
-    server.data.mkdir()
-    server.start()
-    try:
+    with LiveServer(data=root / "data", in_thread=False) as server:  # its memory is measured
         server.create_user("alice")
         token = server.token("alice", "demo")
         httpx.get(server.simple_url, timeout=10)  # warm the page cache before the baseline
         yield server, token, peak_rss_kb(server)
-    finally:
-        server.stop()
 
 
 def form_part(name: str | bytes, value: bytes, filename: bytes | None = None) -> bytes:
@@ -384,10 +379,7 @@ def test_gigantic_headers_are_a_4xx_not_a_reset(hostile, head: bytes) -> None:
 
 def test_slow_headers_get_a_408(tmp_path: Path) -> None:
     """A client dribbling its headers (slowloris) is answered 408 and let go."""
-    server = LiveServer(data=tmp_path / "data", env={"NIGHTWHEELS_HEAD_TIMEOUT": "1.5"})
-    server.data.mkdir()
-    server.start()
-    try:
+    with LiveServer(data=tmp_path / "data", env={"NIGHTWHEELS_HEAD_TIMEOUT": "1.5"}) as server:
         with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
             sock.sendall(b"GET /simple/ HTTP/1.1\r\nHost: x\r\n")
             started = time.monotonic()
@@ -421,8 +413,6 @@ def test_slow_headers_get_a_408(tmp_path: Path) -> None:
             timeout=60,
         )
         assert response.status_code == 200, response.text
-    finally:
-        server.stop()
 
 
 def test_a_wheel_listing_millions_of_members_is_refused_from_its_end_record(

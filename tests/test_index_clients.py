@@ -145,12 +145,9 @@ def test_same_bytes_is_a_noop_and_new_bytes_replace(
 
 @SQLITE_ONLY
 def test_replace_forbidden_by_setting(tmp_path: Path, backend: Backend) -> None:
-    live = LiveServer(
+    with LiveServer(
         data=tmp_path / "data", env={"NIGHTWHEELS_ALLOW_REPLACE": "false"}, backend=backend
-    )
-    live.data.mkdir()
-    live.start()
-    try:
+    ) as live:
         live.create_user("alice")
         token = live.token("alice", "demo")
         clients.twine_upload(
@@ -164,8 +161,6 @@ def test_replace_forbidden_by_setting(tmp_path: Path, backend: Backend) -> None:
         response = post_wheel(live, token, again)
         assert response.status_code == 409
         assert "does not allow replacing" in response.text
-    finally:
-        live.stop()
 
 
 @SQLITE_ONLY
@@ -206,12 +201,9 @@ def test_sdists_refused_by_default(server: LiveServer, uploader: str, tmp_path: 
 def test_sdists_allowed_by_setting(tmp_path: Path, backend: Backend) -> None:
     from tests.support.wheels import make_sdist
 
-    live = LiveServer(
+    with LiveServer(
         data=tmp_path / "data", env={"NIGHTWHEELS_ALLOW_SDIST": "true"}, backend=backend
-    )
-    live.data.mkdir()
-    live.start()
-    try:
+    ) as live:
         live.create_user("alice")
         token = live.token("alice", "demo")
         sdist = make_sdist(tmp_path / "dist", "demo", "1.0.dev1")
@@ -221,8 +213,6 @@ def test_sdists_allowed_by_setting(tmp_path: Path, backend: Backend) -> None:
         ).json()
         assert [f["filename"] for f in page["files"]] == [sdist.name]
         assert page["files"][0]["core-metadata"] is not False
-    finally:
-        live.stop()
 
 
 @SQLITE_ONLY

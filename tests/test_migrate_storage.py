@@ -56,10 +56,7 @@ def migrate(live: LiveServer, *args: str, check: bool = True):  # type: ignore[n
 def test_there_and_back_again(tmp_path: Path, scaled: Backend) -> None:
     assert scaled.s3 is not None
     # An embedded index with history: a replaced file, a yanked one, a label, two projects.
-    embedded = LiveServer(data=tmp_path / "embedded")
-    embedded.data.mkdir()
-    embedded.start()
-    try:
+    with LiveServer(data=tmp_path / "embedded") as embedded:
         embedded.create_user("alice")
         token = embedded.token("alice", "demo", "other")
         upload(
@@ -79,8 +76,6 @@ def test_there_and_back_again(tmp_path: Path, scaled: Backend) -> None:
         upload(embedded, token, make_wheel(tmp_path / "5", "other", "2.0"), "2.0")
         embedded.cli("yank", "demo", "0.9", "--reason", "old")
         before = pages(embedded)
-    finally:
-        embedded.stop()
     source_counts = row_counts(embedded.backend, embedded.data)
     source_blobs = {p.name for p in embedded.blobs()}
     # Five wheels, five metadata files, two of them identical (same name and version).
@@ -92,10 +87,7 @@ def test_there_and_back_again(tmp_path: Path, scaled: Backend) -> None:
     assert "9 files copied" in out.stdout and "all digests verified" in out.stdout
     assert "5 files," in out.stdout
 
-    scaled_server = LiveServer(data=tmp_path / "scaled", backend=scaled)
-    scaled_server.data.mkdir()
-    scaled_server.start()
-    try:
+    with LiveServer(data=tmp_path / "scaled", backend=scaled) as scaled_server:
         assert pages(scaled_server) == before  # same pages, byte for byte: same ETags
         assert row_counts(scaled, scaled_server.data) == source_counts
         assert {p.name for p in scaled_server.blobs()} == source_blobs
@@ -119,8 +111,6 @@ def test_there_and_back_again(tmp_path: Path, scaled: Backend) -> None:
         assert (target / "demo" / "__init__.py").read_text() == "A = 3\n"
         after_upload = pages(scaled_server)
         scaled_counts = row_counts(scaled, scaled_server.data)
-    finally:
-        scaled_server.stop()
 
     # PostgreSQL + S3 -> a new embedded index.
     back = tmp_path / "back"
@@ -148,16 +138,11 @@ def test_there_and_back_again(tmp_path: Path, scaled: Backend) -> None:
 
 def test_damaged_bytes_stop_the_migration(tmp_path: Path, scaled: Backend) -> None:
     assert scaled.s3 is not None
-    embedded = LiveServer(data=tmp_path / "embedded", env=dict(scaled.s3.env))
-    embedded.data.mkdir()
-    embedded.start()
-    try:
+    with LiveServer(data=tmp_path / "embedded", env=dict(scaled.s3.env)) as embedded:
         embedded.create_user("alice")
         token = embedded.token("alice", "demo")
         wheel = make_wheel(tmp_path / "w", "demo", "1.0")
         upload(embedded, token, wheel, "1.0")
-    finally:
-        embedded.stop()
     key = blob_key(hashlib.sha256(wheel.read_bytes()).hexdigest())
     (embedded.data / "files" / key).write_bytes(b"bit rot")
 

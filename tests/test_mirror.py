@@ -37,10 +37,7 @@ JSON = "application/vnd.pypi.simple.v1+json"
 def source(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     """A live nightwheels with demo 1.0.dev1..3 (two tags for dev3, dev1 yanked), other 2.0."""
     root = tmp_path_factory.mktemp("source")
-    live = LiveServer(data=root / "data")
-    live.data.mkdir()
-    live.start()
-    try:
+    with LiveServer(data=root / "data") as live:
         live.create_user("alice", admin=True)
         token = live.token("alice", "demo", "other")
         wheels = root / "wheels"
@@ -52,8 +49,6 @@ def source(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
         assert post_wheel(live, token, make_wheel(wheels, "other", "2.0")).status_code == 200
         live.cli("yank", "demo", "1.0.dev1", "--reason", "broken build")
         yield live
-    finally:
-        live.stop()
 
 
 @pytest.fixture

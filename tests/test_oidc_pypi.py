@@ -47,16 +47,11 @@ def issuer() -> Iterator[Issuer]:
 
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory, issuer: Issuer) -> Iterator[LiveServer]:
-    server = LiveServer(
+    with LiveServer(
         data=tmp_path_factory.mktemp("oidc-pypi") / "data",
         env={"NIGHTWHEELS_OIDC_JWKS_URL": issuer.jwks_url},
-    )
-    server.data.mkdir()
-    server.start()
-    try:
+    ) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="module")

@@ -42,17 +42,14 @@ def fsck(server: LiveServer, *args: str) -> dict:  # type: ignore[type-arg]
 
 
 def test_prune_during_uploads_and_downloads(tmp_path: Path) -> None:
-    live = LiveServer(
+    with LiveServer(
         data=tmp_path / "data",
         env={
             "NIGHTWHEELS_PRUNE_INTERVAL": "0.2",  # the server prunes all the time
             "NIGHTWHEELS_RETENTION_KEEP": "2",
             "NIGHTWHEELS_PRUNE_MAX_SHARE": "1",
         },
-    )
-    live.data.mkdir()
-    live.start()
-    try:
+    ) as live:
         live.create_user("alice")
         token = live.token("alice", "demo")
         wheels = [
@@ -132,8 +129,6 @@ def test_prune_during_uploads_and_downloads(tmp_path: Path) -> None:
         assert {r for n, r in recorded.items() if n not in (wheels[-1].name, wheels[-2].name)} == {
             "pruned"
         }
-    finally:
-        live.stop()
     assert fsck(live)["unservable"] == 0
 
 

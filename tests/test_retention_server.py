@@ -288,25 +288,20 @@ def test_stale_and_pin_commands(
 
 
 def test_scheduled_prune_in_the_server(tmp_path: Path) -> None:
-    live = LiveServer(
+    with LiveServer(
         data=tmp_path / "data",
         env={
             "NIGHTWHEELS_PRUNE_INTERVAL": "0.3",
             "NIGHTWHEELS_RETENTION_KEEP": "1",
             "NIGHTWHEELS_PRUNE_MAX_SHARE": "1",
         },
-    )
-    live.data.mkdir()
-    live.start()
-    try:
+    ) as live:
         live.create_user("alice")
         token = live.token("alice", "demo")
         wheels = [make_wheel(tmp_path / str(n), "demo", f"1.0.dev{n}") for n in range(3)]
         for wheel in wheels:
             assert upload(live, token, wheel).status_code == 200
         assert wait_for(lambda: set(listed(live.simple_url + "demo/")) == {wheels[2].name}, 60)
-    finally:
-        live.stop()
     audit = sqlite3.connect(live.data / "nightwheels.db").execute(
         "SELECT actor, details FROM audit_events WHERE action = 'files.prune'"
     )

@@ -302,10 +302,7 @@ def test_serve_refuses_a_bucket_it_cannot_use(tmp_path: Path, moto_s3) -> None: 
 @pytest.mark.postgres
 def test_web_and_api_reads_on_postgresql(tmp_path: Path, scaled: Backend) -> None:
     """The browser tests run on SQLite; the pages' queries are checked here on PostgreSQL."""
-    live = LiveServer(data=tmp_path / "data", backend=scaled)
-    live.data.mkdir()
-    live.start()
-    try:
+    with LiveServer(data=tmp_path / "data", backend=scaled) as live:
         live.create_user("alice")
         token = live.token("alice", "demo")
         assert upload(live, token, make_wheel(tmp_path, "demo", "1.0.dev1"), "1.0.dev1").is_success
@@ -315,20 +312,15 @@ def test_web_and_api_reads_on_postgresql(tmp_path: Path, scaled: Backend) -> Non
         assert "demo-1.0.dev1-py3-none-any.whl" in httpx.get(live.url + "/project/demo/").text
         for path in ("/api/v1/projects", "/api/v1/projects/demo", "/-/metrics"):
             assert httpx.get(live.url + path).status_code == 200, path
-    finally:
-        live.stop()
 
 
 @pytest.mark.postgres
 def test_files_by_redirect_to_presigned_urls(
     tmp_path: Path, scaled: Backend, uv_cache: Path
 ) -> None:
-    live = LiveServer(
+    with LiveServer(
         data=tmp_path / "data", backend=scaled, env={"NIGHTWHEELS_REDIRECT_FILES": "true"}
-    )
-    live.data.mkdir()
-    live.start()
-    try:
+    ) as live:
         live.create_user("alice")
         token = live.token("alice", "demo")
         wheel = make_wheel(tmp_path / "w", "demo", "1.0.dev1", module_source="R = 1\n")
@@ -356,8 +348,6 @@ def test_files_by_redirect_to_presigned_urls(
             "--index-url", live.simple_url, "demo", cache=uv_cache,
         )  # fmt: skip
         assert (tmp_path / "uv-site" / "demo" / "__init__.py").is_file()
-    finally:
-        live.stop()
 
 
 @pytest.mark.postgres
@@ -365,14 +355,11 @@ def test_files_by_redirect_to_a_public_url(tmp_path: Path, scaled: Backend) -> N
     assert scaled.s3 is not None and scaled.bucket is not None
     scaled.s3.make_public(scaled.bucket)
     public = f"{scaled.s3.endpoint}/{scaled.bucket}/{scaled.prefix}"
-    live = LiveServer(
+    with LiveServer(
         data=tmp_path / "data",
         backend=scaled,
         env={"NIGHTWHEELS_REDIRECT_FILES": "1", "NIGHTWHEELS_STORAGE_PUBLIC_URL": public + "/"},
-    )
-    live.data.mkdir()
-    live.start()
-    try:
+    ) as live:
         live.create_user("alice")
         token = live.token("alice", "demo")
         wheel = make_wheel(tmp_path / "w", "demo", "1.0.dev1")
@@ -385,18 +372,13 @@ def test_files_by_redirect_to_a_public_url(tmp_path: Path, scaled: Backend) -> N
             response.headers["location"] == f"{public}/sha256/{digest[:2]}/{digest[2:4]}/{digest}"
         )
         assert httpx.get(response.headers["location"]).content == wheel.read_bytes()
-    finally:
-        live.stop()
 
 
 @pytest.mark.postgres
 def test_streamed_from_the_bucket_and_missing_bytes_are_410(
     tmp_path: Path, scaled: Backend
 ) -> None:
-    live = LiveServer(data=tmp_path / "data", backend=scaled)
-    live.data.mkdir()
-    live.start()
-    try:
+    with LiveServer(data=tmp_path / "data", backend=scaled) as live:
         live.create_user("alice")
         token = live.token("alice", "demo")
         wheel = make_wheel(tmp_path / "w", "demo", "1.0.dev1", payload=b"x" * 3_000_000)
@@ -416,8 +398,6 @@ def test_streamed_from_the_bucket_and_missing_bytes_are_410(
         gone = httpx.get(url)
         assert gone.status_code == 410
         assert "no longer stored" in gone.text
-    finally:
-        live.stop()
 
 
 def add_files(session: Any, project: Any, versions: list[str]) -> None:

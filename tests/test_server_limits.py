@@ -25,15 +25,10 @@ CHUNK = b"[" + b" " * (64 * 1024 - 2) + b"]"  # 64 KiB of one big JSON value, ne
 
 @pytest.fixture
 def live(tmp_path: Path) -> Iterator[LiveServer]:
-    server = LiveServer(  # a process: its memory is measured
+    with LiveServer(  # a process: its memory is measured
         data=tmp_path / "data", env={"NIGHTWHEELS_BODY_TIMEOUT": "1"}, in_thread=False
-    )
-    server.data.mkdir()
-    server.start()
-    try:
+    ) as server:
         yield server
-    finally:
-        server.stop()
 
 
 def _status(pid: int, field: str) -> int:
@@ -123,13 +118,8 @@ def test_400_mib_json_body_is_refused_while_read(live: LiveServer) -> None:
 def test_credentials_are_checked_before_the_body_is_read(tmp_path: Path) -> None:
     # A body timeout far longer than any answer may take, even on a loaded machine: an
     # answer that waited for the body would come after it (or not at all), not before.
-    live = LiveServer(data=tmp_path / "data", env={"NIGHTWHEELS_BODY_TIMEOUT": "120"})
-    live.data.mkdir()
-    live.start()
-    try:
+    with LiveServer(data=tmp_path / "data", env={"NIGHTWHEELS_BODY_TIMEOUT": "120"}) as live:
         _refused_before_the_body(live)
-    finally:
-        live.stop()
 
 
 def _refused_before_the_body(live: LiveServer) -> None:

@@ -30,25 +30,19 @@ def index(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[LiveServer, str]]:
     tmp = tmp_path_factory.mktemp("simple")
-    with open_backend(request) as backend:
-        live = LiveServer(data=tmp / "data", backend=backend)
-        live.data.mkdir()
-        live.start()
-        try:
-            live.create_user("alice")
-            token = live.token("alice", "Zope.Interface", "plain")
-            for version, tag in [
-                ("5.0.dev1", "py3-none-any"),
-                ("5.0.dev2", "cp312-cp312-manylinux_2_17_x86_64"),
-            ]:
-                wheel = make_wheel(
-                    tmp / version, "zope.interface", version, tag, requires_python=">=3.9,<4"
-                )
-                upload(live, token, wheel, "zope.interface", version)
-            upload(live, token, make_wheel(tmp / "p", "plain", "1.0"), "plain", "1.0")
-            yield live, token
-        finally:
-            live.stop()
+    with open_backend(request) as backend, LiveServer(data=tmp / "data", backend=backend) as live:
+        live.create_user("alice")
+        token = live.token("alice", "Zope.Interface", "plain")
+        for version, tag in [
+            ("5.0.dev1", "py3-none-any"),
+            ("5.0.dev2", "cp312-cp312-manylinux_2_17_x86_64"),
+        ]:
+            wheel = make_wheel(
+                tmp / version, "zope.interface", version, tag, requires_python=">=3.9,<4"
+            )
+            upload(live, token, wheel, "zope.interface", version)
+        upload(live, token, make_wheel(tmp / "p", "plain", "1.0"), "plain", "1.0")
+        yield live, token
 
 
 def get(live: LiveServer, path: str, **headers: str) -> httpx.Response:

@@ -31,18 +31,15 @@ def live(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, issuer: Issuer
 ) -> Iterator[LiveServer]:
     root = tmp_path_factory.mktemp("tp")
-    with open_backend(request) as backend:
-        server = LiveServer(
+    with (
+        open_backend(request) as backend,
+        LiveServer(
             data=root / "data",
             env={"NIGHTWHEELS_OIDC_JWKS_URL": issuer.jwks_url},
             backend=backend,
-        )
-        server.data.mkdir()
-        server.start()
-        try:
-            yield server
-        finally:
-            server.stop()
+        ) as server,
+    ):
+        yield server
 
 
 @pytest.fixture(scope="module")

@@ -19,14 +19,9 @@ from tests.support.wheels import make_wheel
 
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    server = LiveServer(data=tmp_path_factory.mktemp("reason") / "data")
-    server.data.mkdir()
-    server.start()
-    try:
+    with LiveServer(data=tmp_path_factory.mktemp("reason") / "data") as server:
         server.create_user("alice")
         yield server
-    finally:
-        server.stop()
 
 
 def test_twine_prints_the_servers_reason(live: LiveServer, tmp_path: Path) -> None:

@@ -33,17 +33,12 @@ TAGS = (
 @pytest.fixture
 def live(tmp_path: Path) -> Iterator[tuple[LiveServer, str]]:
     """A server where ``demo`` exists (yesterday's 1.0.dev1); alice's demo token."""
-    server = LiveServer(data=tmp_path / "data")
-    server.data.mkdir()
-    server.start()
-    try:
+    with LiveServer(data=tmp_path / "data") as server:
         server.create_user("alice", admin=True)
         token = server.token("alice", "demo")
         old = make_wheel(tmp_path / "old", "demo", "1.0.dev1")
         assert post_wheel(server, token, old).status_code == 200
         yield server, token
-    finally:
-        server.stop()
 
 
 def listed(server: LiveServer, url: str | None = None) -> set[str]:
@@ -176,10 +171,7 @@ def test_an_atomic_upload_is_never_half_visible(
 
 
 def test_an_atomic_upload_with_a_refused_file_publishes_nothing(tmp_path: Path) -> None:
-    server = LiveServer(data=tmp_path / "data", env={"NIGHTWHEELS_ALLOW_REPLACE": "false"})
-    server.data.mkdir()
-    server.start()
-    try:
+    with LiveServer(data=tmp_path / "data", env={"NIGHTWHEELS_ALLOW_REPLACE": "false"}) as server:
         server.create_user("alice", admin=True)
         token = server.token("alice", "demo")
         taken = make_wheel(tmp_path / "old", "demo", "1.0.dev4", TAGS[0])
@@ -195,8 +187,6 @@ def test_an_atomic_upload_with_a_refused_file_publishes_nothing(tmp_path: Path) 
         assert "refused (HTTP 409)" in result.stderr
         assert "nothing was published (--atomic)" in result.stderr
         assert listed(server) == before
-    finally:
-        server.stop()
 
 
 def test_who_may_use_a_session(live: tuple[LiveServer, str], tmp_path: Path) -> None:

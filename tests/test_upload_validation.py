@@ -195,17 +195,14 @@ def shared(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[LiveServer, str]]:
     """One server per backend for the module: every test leaves ``demo`` without files."""
-    with open_backend(request) as backend:
-        live = LiveServer(data=tmp_path_factory.mktemp("validation") / "data", backend=backend)
-        live.data.mkdir()
-        live.start()
-        try:
-            live.create_user("alice")
-            live.create_user("bob")
-            token = live.token("alice", "demo", "accepted")
-            yield live, token
-        finally:
-            live.stop()
+    with (
+        open_backend(request) as backend,
+        LiveServer(data=tmp_path_factory.mktemp("validation") / "data", backend=backend) as live,
+    ):
+        live.create_user("alice")
+        live.create_user("bob")
+        token = live.token("alice", "demo", "accepted")
+        yield live, token
 
 
 @pytest.fixture
@@ -357,12 +354,9 @@ def test_token_for_another_project_gets_403(
 
 @SQLITE_ONLY
 def test_size_limit(tmp_path: Path, backend: Backend) -> None:
-    live = LiveServer(
+    with LiveServer(
         data=tmp_path / "data", env={"NIGHTWHEELS_MAX_UPLOAD_SIZE": "100000"}, backend=backend
-    )
-    live.data.mkdir()
-    live.start()
-    try:
+    ) as live:
         live.create_user("alice")
         token = live.token("alice", "demo")
         wheel = make_wheel(tmp_path / "w", "demo", "1.0.dev1", payload=os.urandom(200_000))
@@ -377,8 +371,6 @@ def test_size_limit(tmp_path: Path, backend: Backend) -> None:
             post(live, token, small.name, small.read_bytes(), _form(version="1.0.dev2")).status_code
             == 200
         )
-    finally:
-        live.stop()
 
 
 def test_valid_upload_after_failures_is_listed(

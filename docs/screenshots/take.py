@@ -98,14 +98,9 @@ def sign_in(page: Page, server: LiveServer, user: str, path: str) -> None:
 def main() -> None:
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
-        server = LiveServer(data=tmp / "data")
-        server.data.mkdir()
-        server.start()
-        try:
+        with LiveServer(data=tmp / "data") as server:
             seed(server, tmp)
             shoot(server)
-        finally:
-            server.stop()
 
 
 def shoot(server: LiveServer) -> None:

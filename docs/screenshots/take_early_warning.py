@@ -62,14 +62,9 @@ def shoot(server: LiveServer) -> None:
 def main() -> None:
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
-        server = LiveServer(data=tmp / "data")
-        server.data.mkdir()
-        server.start()
-        try:
+        with LiveServer(data=tmp / "data") as server:
             seed(server, tmp)
             shoot(server)
-        finally:
-            server.stop()
 
 
 if __name__ == "__main__":

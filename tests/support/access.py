@@ -144,14 +144,11 @@ def live(
 ) -> Iterator[LiveServer]:
     """One live server per test module and backend (tests use distinct names)."""
     root = tmp_path_factory.mktemp("live")
-    with open_backend(request) as backend:
-        server = LiveServer(data=root / "data", backend=backend)
-        server.data.mkdir()
-        server.start()
-        try:
-            yield server
-        finally:
-            server.stop()
+    with (
+        open_backend(request) as backend,
+        LiveServer(data=root / "data", backend=backend) as server,
+    ):
+        yield server
 
 
 @pytest.fixture(scope="module")

@@ -99,6 +99,15 @@ class LiveServer:
         if not target.exists() and target.parent.is_dir():
             shutil.copyfile(migrated_sqlite(), target)
 
+    def __enter__(self) -> LiveServer:
+        """``with LiveServer(data=...) as server:``: its data folder made, started, stopped
+        at the end of the block."""
+        self.data.mkdir(exist_ok=True)
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
     def start(self, *extra: str) -> LiveServer:
         self.port = self.port or free_port()
         self._seed_database()

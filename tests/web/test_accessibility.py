@@ -17,10 +17,7 @@ PAGES = ["/", "/project/long-project-name-for-phones/", "/freshness/", "/search?
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     tmp = tmp_path_factory.mktemp("a11y")
-    server = LiveServer(data=tmp / "data")
-    server.data.mkdir()
-    server.start()
-    try:
+    with LiveServer(data=tmp / "data") as server:
         server.create_user("alice")
         token = server.token("alice", "long-project-name-for-phones", "other")
         publish(
@@ -36,8 +33,6 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
         backdate(server, "other", 27)
         server.cli("yank", "other", "1.0.dev0", "--reason", "bad build")
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.mark.parametrize("path", PAGES)

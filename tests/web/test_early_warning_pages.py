@@ -112,14 +112,9 @@ def seed(server: LiveServer, tmp: Path) -> None:
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     tmp = tmp_path_factory.mktemp("early-web")
-    server = LiveServer(data=tmp / "data")
-    server.data.mkdir()
-    server.start()
-    try:
+    with LiveServer(data=tmp / "data") as server:
         seed(server, tmp)
         yield server
-    finally:
-        server.stop()
 
 
 def verdicts(page: Page) -> dict[tuple[str, str], str]:

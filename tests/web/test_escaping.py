@@ -23,10 +23,7 @@ RAW_MARKERS = ("<script>window.__xss", "<img src=x", 'onerror="window')
 @pytest.fixture(scope="module")
 def hostile(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     tmp = tmp_path_factory.mktemp("hostile")
-    server = LiveServer(data=tmp / "data")
-    server.data.mkdir()
-    server.start()
-    try:
+    with LiveServer(data=tmp / "data") as server:
         server.cli("user", "create", "mallory", "--organisation", PAYLOAD)
         token = server.token("mallory", "evil")
         meta = metadata_text(
@@ -43,8 +40,6 @@ def hostile(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
             )
         db.dispose()
         yield server
-    finally:
-        server.stop()
 
 
 def _assert_escaped(html: str) -> None:

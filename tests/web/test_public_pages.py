@@ -23,10 +23,7 @@ TAGS = (LINUX, "cp313-cp313-macosx_11_0_arm64", "cp312-cp312-win_amd64")
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LiveServer, dict[str, Path]]]:
     tmp = tmp_path_factory.mktemp("site")
-    server = LiveServer(data=tmp / "data")
-    server.data.mkdir()
-    server.start()
-    try:
+    with LiveServer(data=tmp / "data") as server:
         server.create_user("alice")
         token = server.token("alice", "fresh-lib", "stale-lib", "gone-lib", "quiet-lib")
         wheels: dict[str, Path] = {}
@@ -46,8 +43,6 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LiveServer,
         _report(server, report, "stale-lib", "passed", wheels["linux"], False)
         _report(server, report, "gone-lib", "failed", wheels["linux"], True)
         yield server, wheels
-    finally:
-        server.stop()
 
 
 def _report(

@@ -24,10 +24,7 @@ PAYLOAD = '<script>window.__xss=1</script><img src=x onerror="window.__xss=2">'
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     tmp = tmp_path_factory.mktemp("signed-in")
-    server = LiveServer(data=tmp / "data")
-    server.data.mkdir()
-    server.start()
-    try:
+    with LiveServer(data=tmp / "data") as server:
         orgs = {"alice": "NumPy", "bob": "SciPy", "root": "Index"}
         for name, password in PASSWORDS.items():
             admin = ["--admin"] if name == "root" else []
@@ -38,8 +35,6 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
         token = server.token("alice", "demo")
         publish(server, token, tmp, "demo", "1.0.dev1")
         yield server
-    finally:
-        server.stop()
 
 
 def sign_in(page: Page, server: LiveServer, user: str, path: str = "/account/") -> None:
